@@ -1,0 +1,176 @@
+"""Command line of lab/virtlab. Every failure is one line naming the host and the step."""
+import argparse
+import json
+import os
+import sys
+import time
+
+from . import faults, guests
+from .lab import Lab
+from .proc import LabError
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="lab/virtlab", description=(
+        "Real libvirt hypervisors in Linux namespaces on one machine (see docs/lab.md)."))
+    sub = p.add_subparsers(dest="cmd", required=True)
+    up = sub.add_parser("up", help="build the lab, or repair what is missing (idempotent)")
+    up.add_argument("--hypervisors", type=int, help="number of hypervisors (default 3, or as now)")
+    up.add_argument("--firewall", action=argparse.BooleanOptionalAction, default=None,
+                    help="run dbus + firewalld on every hypervisor")
+    up.add_argument("--tcp", action=argparse.BooleanOptionalAction, default=None,
+                    help="libvirtd also listens on TCP 16509 (SSH is the default transport)")
+    sub.add_parser("down", help="remove everything the lab made")
+    st = sub.add_parser("status", help="health of every host; exit 1 if anything is unhealthy")
+    st.add_argument("--json", action="store_true")
+    ex = sub.add_parser("exec", help="run a command inside a host: exec HOST -- CMD...")
+    ex.add_argument("host")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+
+    g = sub.add_parser("guest", help="heartbeat guests").add_subparsers(dest="gcmd", required=True)
+    gc = g.add_parser("create", help="define and start a guest")
+    gc.add_argument("name")
+    gc.add_argument("--on", required=True, metavar="HOST")
+    gc.add_argument("--memory", type=int, default=128, metavar="MiB")
+    gc.add_argument("--dirty", metavar="MiB[,MiBps]", help="run the memory dirtier in the guest")
+    gc.add_argument("--storage", choices=("shared", "local"), default="shared")
+    gc.add_argument("--cpu-model", metavar="MODEL")
+    gc.add_argument("--network", action="append", default=[], metavar="NET",
+                    help="attach a NIC to this libvirt network (repeatable)")
+    gc.add_argument("--disk-mib", type=int, default=64)
+    gc.add_argument("--no-wait", action="store_true", help="do not wait for the first heartbeat")
+    for name, text in (("rm", "destroy and undefine everywhere, remove its files"),
+                       ("where", "hosts where the guest is running/defined"),
+                       ("heartbeat", "the guest's last heartbeat and the host it came from")):
+        c = g.add_parser(name, help=text)
+        c.add_argument("name")
+        if name != "rm":
+            c.add_argument("--json", action="store_true")
+
+    f = sub.add_parser("fault", help="inject faults").add_subparsers(dest="fcmd", required=True)
+    for name in ("link-down", "link-up", "clear", "stop-libvirtd", "start-libvirtd"):
+        f.add_parser(name).add_argument("host")
+    n = f.add_parser("netem", help="rate limit and packet loss on a host's link")
+    n.add_argument("host")
+    n.add_argument("--delay", type=int, default=0, metavar="MS")
+    n.add_argument("--loss", type=float, default=0.0, metavar="PCT")
+    n.add_argument("--rate", type=float, default=0.0, metavar="MBIT")
+    return p
+
+
+def main(argv):
+    args = parser().parse_args(argv)
+    if os.geteuid() != 0:
+        print("virtlab: must run as root (it creates namespaces, mounts and daemons)", file=sys.stderr)
+        return 1
+    try:
+        return COMMANDS[args.cmd](args)
+    except LabError as exc:
+        print("virtlab: %s" % exc, file=sys.stderr)
+        return 1
+
+
+def cmd_up(args):
+    lab = Lab()
+    started = time.monotonic()
+    changes = lab.up(args.hypervisors, args.firewall, args.tcp)
+    rows, healthy = lab.status()
+    took = time.monotonic() - started
+    if changes:
+        print("lab up in %.0fs: %d change(s)" % (took, len(changes)))
+    else:
+        print("lab already up and healthy: nothing changed (%.1fs)" % took)
+    if not healthy:
+        print_status(rows)
+        raise LabError("lab", "up", "built, but unhealthy (see table)")
+    return 0
+
+
+def cmd_down(args):
+    Lab().down()
+    print("lab down")
+    return 0
+
+
+def print_status(rows):
+    comps = []
+    for _, _, checks in rows:
+        comps += [c for c in checks if c not in comps]
+    print("%-10s %-13s %s" % ("HOST", "ADDRESS", " ".join("%-12s" % c for c in comps)))
+    for name, ip, checks in rows:
+        cells = [("ok" if checks[c] else "FAIL") if c in checks else "-" for c in comps]
+        print("%-10s %-13s %s" % (name, ip, " ".join("%-12s" % c for c in cells)))
+
+
+def cmd_status(args):
+    lab = Lab()
+    rows, healthy = lab.status()
+    if args.json:
+        print(json.dumps({"healthy": healthy, "firewall": lab.state.get("firewall"),
+                          "hosts": [{"name": n, "address": a, "checks": c} for n, a, c in rows]}, indent=1))
+    else:
+        if not lab.state["hypervisors"]:
+            print("no lab (run: lab/virtlab up)")
+        else:
+            print_status(rows)
+    return 0 if healthy else 1
+
+
+def cmd_exec(args):
+    cmd = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not cmd:
+        raise LabError(args.host, "exec", "no command given (exec HOST -- CMD...)")
+    h = Lab().host(args.host)
+    os.execvp("nsenter", h.enter() + cmd)
+
+
+def cmd_guest(args):
+    lab = Lab()
+    if args.gcmd == "create":
+        lab.lock()
+        guests.create(lab, args.name, args.on, args.memory, args.dirty, args.storage, args.cpu_model,
+                      args.network, args.disk_mib, wait=not args.no_wait)
+        print("%s running on %s" % (args.name, args.on))
+    elif args.gcmd == "rm":
+        lab.lock()
+        if not guests.remove(lab, args.name):
+            raise LabError("lab", "guest rm", "no guest named %s on any hypervisor" % args.name)
+        print("%s removed" % args.name)
+    elif args.gcmd == "where":
+        found = guests.locate(lab, args.name)
+        if args.json:
+            print(json.dumps([{"host": h, "state": s, "persistent": p} for h, s, p in found]))
+        for h, s, p in ([] if args.json else found):
+            print("%s %s %s" % (h, s, "persistent" if p else "transient"))
+        return 0 if found else 1
+    elif args.gcmd == "heartbeat":
+        hb = guests.heartbeat(lab, args.name)
+        if args.json:
+            print(json.dumps(hb))
+        elif hb["counter"]:
+            print("%s counter=%d host=%s uptime=%.1f boots=%d oops=%s age=%.1fs" % (
+                args.name, hb["counter"], hb["host"], hb["uptime"], len(hb["boots"]),
+                "YES" if hb["oops"] else "no", hb["age_s"]))
+        else:
+            print("%s: no heartbeat yet" % args.name)
+        return 0 if hb["counter"] else 1
+    return 0
+
+
+def cmd_fault(args):
+    lab = Lab()
+    lab.lock()
+    if args.fcmd in ("link-down", "link-up"):
+        faults.link(lab, args.host, up=args.fcmd == "link-up")
+    elif args.fcmd == "netem":
+        faults.netem(lab, args.host, args.delay, args.loss, args.rate)
+    elif args.fcmd == "clear":
+        faults.clear(lab, args.host)
+    else:
+        faults.libvirtd(lab, args.host, start=args.fcmd == "start-libvirtd")
+    print("%s %s" % (args.fcmd, args.host))
+    return 0
+
+
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "exec": cmd_exec,
+            "guest": cmd_guest, "fault": cmd_fault}

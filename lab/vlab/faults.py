@@ -1,0 +1,59 @@
+"""Faults for the fault-injection tests: cut a host's link, shape or drop its traffic,
+stop and start its libvirtd.
+
+This kernel has no sch_netem, so there is no way to add delay here: `netem --delay` is
+refused with that reason. Rate limits use tbf (both directions), loss uses nftables'
+random number generator in the host's namespace.
+"""
+from . import config
+from .proc import LabError, run
+
+FAULT_TABLE = "virtlab_fault"
+
+
+def link(lab, host, up):
+    h = lab.host(host)
+    run(["ip", "link", "set", config.netns_name(h.name), "up" if up else "down"],
+        host=h.name, step="link-up" if up else "link-down")
+
+
+def netem(lab, host, delay_ms=0, loss_pct=0.0, rate_mbit=0.0):
+    h = lab.host(host)
+    if delay_ms:
+        raise LabError(h.name, "fault netem", "--delay needs the kernel's sch_netem, which this kernel "
+                       "does not have; --loss and --rate work")
+    if not (0 <= loss_pct <= 100) or rate_mbit < 0:
+        raise LabError(h.name, "fault netem", "--loss takes 0-100 and --rate a positive Mbit/s figure")
+    clear(lab, host)
+    if rate_mbit:
+        rate = "%gmbit" % rate_mbit
+        # Shape both directions: the root-side veth end carries traffic to the host, eth0 from it.
+        for prefix, dev in (([], config.netns_name(h.name)), (["-n", config.netns_name(h.name)], "eth0")):
+            run(["tc"] + prefix + ["qdisc", "replace", "dev", dev, "root", "tbf", "rate", rate,
+                                   "burst", "64kb", "latency", "200ms"], host=h.name, step="fault rate")
+    if loss_pct:
+        per_mille = int(round(loss_pct * 10))
+        rules = "\n".join(
+            "add chain inet %s %s { type filter hook %s priority -10; }\n"
+            "add rule inet %s %s numgen random mod 1000 < %d drop" % (
+                FAULT_TABLE, hook, hook, FAULT_TABLE, hook, per_mille)
+            for hook in ("input", "output"))
+        h.run(["nft", "-f", "-"], step="fault loss", input="add table inet %s\n%s\n" % (FAULT_TABLE, rules))
+
+
+def clear(lab, host):
+    h = lab.host(host)
+    for prefix, dev in (([], config.netns_name(h.name)), (["-n", config.netns_name(h.name)], "eth0")):
+        run(["tc"] + prefix + ["qdisc", "del", "dev", dev, "root"], host=h.name, check=False)
+    h.run(["nft", "delete", "table", "inet", FAULT_TABLE], check=False)
+    run(["ip", "link", "set", config.netns_name(h.name), "up"], host=h.name, step="link-up")
+
+
+def libvirtd(lab, host, start):
+    h = lab.host(host, hypervisor=True)
+    if start:
+        lab.start_libvirtd(h)
+    else:
+        lab.drop_libvirt(h)
+        h.stop_daemon("libvirtd")
+    lab.save()

@@ -1,0 +1,266 @@
+"""Guest boot artefacts (built from Debian packages) and heartbeat guests on the hypervisors."""
+import hashlib
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from . import config
+from .proc import LabError, run, wait_for
+
+SRC = Path(__file__).resolve().parent / "guest_src"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+HEARTBEAT_RE = re.compile(r"VLHB (\d+) ([0-9a-f-]{36}) ([0-9.]+)")
+OOPS_RE = re.compile(r"(Oops|BUG:|Kernel panic|general protection fault|Call Trace:)")
+
+DOMAIN_XML = """<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>{memory}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{boot}/vmlinuz</kernel>
+    <initrd>{boot}/initrd.img</initrd>
+    <cmdline>console=ttyS0 loglevel=5 {extra}</cmdline>
+  </os>
+  {cpu}
+  <features><acpi/></features>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2' cache='none'/>
+      <source file='{disk}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    {interfaces}
+    <serial type='file'>
+      <source path='{heartbeat}' append='on'/>
+      <target port='0'/>
+    </serial>
+    <console type='file'>
+      <source path='{heartbeat}' append='on'/>
+      <target type='serial' port='0'/>
+    </console>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"""
+
+
+def _sources_digest():
+    h = hashlib.sha256()
+    for f in sorted(SRC.iterdir()):
+        h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _kernel_package():
+    res = run(["apt-cache", "depends", "linux-image-amd64"], step="find kernel package", check=False)
+    m = re.search(r"Depends: (linux-image-[0-9][^\s]*-amd64)", res.stdout)
+    if not m:
+        run(["apt-get", "update", "-q"], step="apt-get update", timeout=600)
+        res = run(["apt-cache", "depends", "linux-image-amd64"], step="find kernel package")
+        m = re.search(r"Depends: (linux-image-[0-9][^\s]*-amd64)", res.stdout)
+    if not m:
+        raise LabError("lab", "build guest", "no linux-image-*-amd64 package found by apt")
+    return m.group(1)
+
+
+def _download(packages, dest):
+    dest.mkdir(parents=True, exist_ok=True)
+    cmd = ["sh", "-c", 'cd "$0" && apt-get download "$@"', str(dest)] + packages
+    if run(cmd, step="download guest packages", check=False, timeout=600).returncode != 0:
+        run(["apt-get", "update", "-q"], step="apt-get update", timeout=600)
+        run(cmd, step="download guest packages", timeout=600)
+
+
+def build_artefacts(log=print):
+    """Kernel + busybox initramfs with the heartbeat init and the dirtier; rebuilt only when
+    our sources change. Nothing is downloaded except Debian packages."""
+    out = config.GUEST_ARTEFACTS
+    stamp = out / "stamp"
+    digest = _sources_digest()
+    if stamp.exists() and stamp.read_text() == digest and (out / "vmlinuz").exists():
+        return False
+    log("building guest kernel + initramfs from Debian packages")
+    kernel_pkg = _kernel_package()
+    debs = config.CACHE_DIR / "debs"
+    have = {p.name.split("_")[0] for p in debs.glob("*.deb")} if debs.exists() else set()
+    need = [p for p in (kernel_pkg, "busybox-static") if p not in have]
+    if need:
+        _download(need, debs)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        kdeb = sorted(debs.glob(kernel_pkg + "_*.deb"))[-1]
+        bdeb = sorted(debs.glob("busybox-static_*.deb"))[-1]
+        run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" --wildcards "./boot/vmlinuz-*"',
+             str(kdeb), str(tmp)], step="extract kernel")
+        shutil.copy2(next((tmp / "boot").glob("vmlinuz-*")), out / "vmlinuz")
+        root = tmp / "initramfs"
+        for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "etc"):
+            (root / d).mkdir(parents=True)
+        run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" ./bin/busybox', str(bdeb), str(root)],
+            step="extract busybox")
+        run(["gcc", "-static", "-O2", "-o", str(root / "bin" / "dirtier"), str(SRC / "dirtier.c")],
+            step="compile dirtier")
+        shutil.copy2(SRC / "init", root / "init")
+        os.chmod(root / "init", 0o755)
+        run(["sh", "-c", 'cd "$0" && find . | cpio -o -H newc --quiet | gzip -1 > "$1"',
+             str(root), str(out / "initrd.img")], step="pack initramfs")
+    stamp.write_text(digest)
+    return True
+
+
+def install_artefacts(hv):
+    """Copy kernel and initramfs to the hypervisor's local boot dir (same path everywhere)."""
+    changed = False
+    boot = hv.dir / "var-lib-libvirt" / "boot"
+    for name in ("vmlinuz", "initrd.img"):
+        src, dst = config.GUEST_ARTEFACTS / name, boot / name
+        if not dst.exists() or dst.read_bytes() != src.read_bytes():
+            shutil.copy2(src, dst)
+            changed = True
+    return changed
+
+
+def check_name(name):
+    if not NAME_RE.match(name or ""):
+        raise LabError("lab", "guest name", "%r is not a valid guest name (letters, digits, . _ -)" % name)
+
+
+def domain_xml(name, memory, dirty, storage, cpu_model, networks=()):
+    extra = "vl.dirty=%s" % dirty if dirty else ""
+    cpu = ""
+    if cpu_model:
+        cpu = ("<cpu mode='custom' match='exact' check='full'><model fallback='forbid'>%s</model></cpu>"
+               % cpu_model)
+    disk_dir = config.SHARED_DIR if storage == "shared" else config.LOCAL_DIR
+    interfaces = "\n    ".join(
+        "<interface type='network'><source network='%s'/><model type='virtio'/></interface>" % n
+        for n in networks)
+    return DOMAIN_XML.format(
+        name=name, memory=memory, boot=config.BOOT_DIR, extra=extra, cpu=cpu,
+        disk="%s/%s.qcow2" % (disk_dir, name), heartbeat="%s/%s.log" % (config.HEARTBEAT_DIR, name),
+        interfaces=interfaces)
+
+
+def locate(lab, name):
+    """[(host, state, persistent)] for every hypervisor that knows the domain."""
+    import libvirt
+    found = []
+    for hv in lab.hypervisors():
+        conn = lab.libvirt(hv)
+        try:
+            dom = conn.lookupByName(name)
+        except libvirt.libvirtError:
+            continue
+        state = dom.state()[0]
+        found.append((hv.name, STATE_NAMES.get(state, str(state)), bool(dom.isPersistent())))
+    return found
+
+
+STATE_NAMES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdown",
+               5: "shutoff", 6: "crashed", 7: "pmsuspended"}
+
+
+def create(lab, name, on, memory=128, dirty=None, storage="shared", cpu_model=None,
+           networks=(), disk_mib=64, wait=True):
+    check_name(name)
+    hv = lab.host(on, hypervisor=True)
+    if memory < 64 or memory > 16384:
+        raise LabError(on, "guest create", "--memory %d MiB is out of range (64-16384)" % memory)
+    if dirty and not re.match(r"^\d+(,\d+(\.\d+)?)?$", dirty):
+        raise LabError(on, "guest create", "--dirty takes MiB[,MiBps], e.g. 96,20")
+    if dirty and int(dirty.split(",")[0]) >= memory - 48:
+        raise LabError(on, "guest create", "--dirty working set must leave 48 MiB of the guest's %d MiB" % memory)
+    if locate(lab, name):
+        raise LabError(on, "guest create", "a guest named %s already exists (lab/virtlab guest rm %s)" % (name, name))
+    conn = lab.libvirt(hv)
+    disk_dir = config.SHARED_DIR if storage == "shared" else config.LOCAL_DIR
+    disk = "%s/%s.qcow2" % (disk_dir, name)
+    _remove_guest_files(lab, name)
+    hv.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "%dM" % disk_mib], step="create guest disk")
+    dom = None
+    try:
+        dom = conn.defineXML(domain_xml(name, memory, dirty, storage, cpu_model, networks))
+        dom.create()
+    except Exception as exc:
+        if dom is not None:
+            try:
+                dom.undefine()
+            except Exception:
+                pass
+        _remove_guest_files(lab, name)
+        raise LabError(on, "guest create", str(exc))
+    if wait:
+        wait_for(lambda: heartbeat(lab, name).get("counter", 0) > 0, 90, "guest %s heartbeat" % name, on, 0.5)
+    return name
+
+
+def _remove_guest_files(lab, name):
+    for hv in lab.hypervisors():
+        if not hv.anchor_alive():
+            continue
+        for path in ("%s/%s.qcow2" % (config.LOCAL_DIR, name), "%s/%s.log" % (config.HEARTBEAT_DIR, name),
+                     "%s/%s.qcow2" % (config.SHARED_DIR, name)):
+            hv.run(["rm", "-f", path], step="remove guest files", check=False)
+
+
+def remove(lab, name):
+    check_name(name)
+    import libvirt
+    found = False
+    for hv in lab.hypervisors():
+        conn = lab.libvirt(hv)
+        try:
+            dom = conn.lookupByName(name)
+        except libvirt.libvirtError:
+            continue
+        found = True
+        if dom.isActive():
+            dom.destroy()
+        if dom.isPersistent():
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+    _remove_guest_files(lab, name)
+    return found
+
+
+def heartbeat(lab, name):
+    """The guest's last heartbeat across all hypervisors' serial logs.
+
+    Returns {counter, host, boot_id, uptime, boots, oops, oops_lines, age_s}: `boots` lists the
+    distinct boot ids seen (more than one means the guest rebooted), `host` is where the newest
+    line was written (the host it runs on), `age_s` how long ago that file was last written.
+    """
+    check_name(name)
+    best = None
+    boots = []
+    oops = []
+    for hv in lab.hypervisors():
+        if not hv.anchor_alive():
+            continue
+        path = hv.dir / "var-lib-libvirt" / "heartbeat" / (name + ".log")
+        try:
+            data = path.read_text(errors="replace")
+            mtime = path.stat().st_mtime
+        except OSError:
+            continue
+        last = None
+        for line in data.splitlines():
+            m = HEARTBEAT_RE.search(line)
+            if m:
+                last = (int(m.group(1)), m.group(2), float(m.group(3)))
+                if m.group(2) not in boots:
+                    boots.append(m.group(2))
+            elif OOPS_RE.search(line):
+                oops.append("%s: %s" % (hv.name, line.strip()))
+        if last and (best is None or mtime > best[0] or (mtime == best[0] and last[0] > best[1][0])):
+            best = (mtime, last, hv.name)
+    if best is None:
+        return {"name": name, "counter": 0, "host": None, "boots": boots, "oops": bool(oops), "oops_lines": oops}
+    mtime, (counter, boot_id, uptime), host = best
+    return {"name": name, "counter": counter, "host": host, "boot_id": boot_id, "uptime": uptime,
+            "boots": boots, "oops": bool(oops), "oops_lines": oops[:20], "age_s": round(time.time() - mtime, 2)}

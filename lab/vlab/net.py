@@ -1,0 +1,70 @@
+"""The lab bridge in the root namespace and one veth per host into its network namespace."""
+import os
+
+from . import config
+from .proc import LabError, run
+
+
+def link_exists(name, netns=None):
+    cmd = ["ip", "link", "show", name]
+    if netns:
+        cmd = ["ip", "-n", netns] + cmd[1:]
+    return run(cmd, check=False).returncode == 0
+
+
+def ensure_bridge():
+    """Create the lab bridge with the gateway address; True if anything changed."""
+    changed = False
+    if not link_exists(config.BRIDGE):
+        run(["ip", "link", "add", config.BRIDGE, "type", "bridge"], step="create bridge")
+        changed = True
+    addr = "%s/%d" % (config.GATEWAY, config.PREFIX)
+    if addr not in run(["ip", "-o", "addr", "show", "dev", config.BRIDGE]).stdout:
+        taken = run(["ip", "-o", "addr", "show"]).stdout
+        if (" %s/" % config.GATEWAY) in taken:
+            raise LabError("lab", "create bridge", "address %s is already used by another interface" % config.GATEWAY)
+        run(["ip", "addr", "add", addr, "dev", config.BRIDGE], step="bridge address")
+        changed = True
+    if "state DOWN" in run(["ip", "link", "show", config.BRIDGE]).stdout:
+        run(["ip", "link", "set", config.BRIDGE, "up"], step="bridge up")
+        changed = True
+    return changed
+
+
+def remove_bridge():
+    if link_exists(config.BRIDGE):
+        run(["ip", "link", "del", config.BRIDGE], step="remove bridge")
+
+
+def netns_exists(host):
+    return os.path.exists("/run/netns/" + config.netns_name(host))
+
+
+def create_netns(host):
+    """A fresh network namespace with lo up and eth0 wired to the lab bridge."""
+    ns = config.netns_name(host)
+    veth = ns  # root-side end, e.g. vl-host-a (<= 15 chars)
+    run(["ip", "netns", "add", ns], host=host, step="create network namespace")
+    run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns],
+        host=host, step="create veth")
+    run(["ip", "link", "set", veth, "master", config.BRIDGE, "up"], host=host, step="attach veth")
+    run(["ip", "-n", ns, "link", "set", "lo", "up"], host=host, step="lo up")
+    run(["ip", "-n", ns, "addr", "add", "%s/%d" % (config.host_ip(host), config.PREFIX), "dev", "eth0"],
+        host=host, step="address eth0")
+    run(["ip", "-n", ns, "link", "set", "eth0", "up"], host=host, step="eth0 up")
+
+
+def delete_netns(host):
+    ns = config.netns_name(host)
+    if link_exists(ns):
+        run(["ip", "link", "del", ns], host=host, step="remove veth", check=False)
+    if netns_exists(host):
+        run(["ip", "netns", "del", ns], host=host, step="remove network namespace")
+
+
+def netns_pids(host):
+    """Every process in the host's network namespace (what down must end, ours or spawned by ours)."""
+    if not netns_exists(host):
+        return []
+    res = run(["ip", "netns", "pids", config.netns_name(host)], host=host, check=False)
+    return [int(p) for p in res.stdout.split()]
