@@ -1,0 +1,290 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 kvmops.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Running migrations through libvirt: the live job under the convergence engine, the cold
+steps, and the outcome check on both hosts that follows every attempt.
+
+The decisions live in pure modules (``_migration_flags``, ``_convergence``, ``_location``);
+this module only talks to libvirt and applies them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+    MigrationError,
+    OperationTimeoutError,
+    is_libvirt_error,
+    libvirt_error_details,
+    translate_libvirt_error,
+    translated,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
+    ActionKind,
+    JobSample,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._location import HostView, assess
+
+VIR_ERR_NO_DOMAIN = 42
+VIR_DOMAIN_JOB_STATS_COMPLETED = 1
+VIR_DOMAIN_JOB_NONE = 0
+MIGRATE_POSTCOPY_RESUME = 524288
+
+
+def read_view(conn, uuid, host):
+    """What `host`'s libvirtd says about the domain with this UUID (never raises)."""
+    if conn is None:
+        return HostView(host, reachable=False)
+    try:
+        dom = conn.lookupByUUIDString(uuid)
+    except Exception as exc:  # libvirtError: absent, or the host is unreachable
+        if is_libvirt_error(exc) and libvirt_error_details(exc)['libvirt_error_code'] == VIR_ERR_NO_DOMAIN:
+            return HostView(host, exists=False)
+        return HostView(host, reachable=False)
+    try:
+        state, reason = dom.state(0)
+        persistent = bool(dom.isPersistent())
+        try:
+            job_active = dom.jobInfo()[0] != VIR_DOMAIN_JOB_NONE
+        except Exception:  # no job API answer while the domain changes state: treat as none
+            job_active = False
+    except Exception:  # the domain vanished between lookup and state (migrated away)
+        return HostView(host, exists=False)
+    return HostView(host, exists=True, state=state, reason=reason, persistent=persistent, job_active=job_active)
+
+
+class Outcome:
+    """Where the guest ended up after an attempt, what we repaired, and what we could not."""
+
+    def __init__(self, location, repairs, src_view, dst_view):
+        self.location = location
+        self.repairs = repairs
+        self.src_view = src_view
+        self.dst_view = dst_view
+
+    def as_dict(self):
+        data = self.location.as_dict()
+        data['source'] = self.src_view.as_dict()
+        data['destination'] = self.dst_view.as_dict()
+        data['repairs'] = self.repairs
+        if self.location.problem:
+            data['problem'] = self.location.problem
+        return data
+
+
+def verify_and_repair(client, src_conn, dst_conn, uuid, src_host, dst_host, want_persistent,
+                      want_undefine_source, source_was_paused_by_user, dest_defined_before, dest_volumes_created=()):
+    """Look at both hosts, apply the repair steps of ``_location.assess``, look again.
+
+    This runs after every attempt (success, failure, abort, timeout): the result the module
+    reports is what libvirt says on both hosts afterwards, never the migration's return code.
+    """
+    src_view = read_view(src_conn, uuid, src_host)
+    dst_view = read_view(dst_conn, uuid, dst_host)
+    location = assess(src_view, dst_view, want_persistent, want_undefine_source,
+                      source_was_paused_by_user, dest_defined_before)
+    repairs = []
+    for action, side, why in location.steps:
+        conn, host = (src_conn, src_host) if side == 'source' else (dst_conn, dst_host)
+        entry = {'action': action, 'host': host, 'why': why}
+        try:
+            dom = conn.lookupByUUIDString(uuid)
+            if action == 'destroy':
+                dom.destroy()
+            elif action == 'undefine':
+                dom.undefineFlags(0)
+            elif action == 'resume':
+                dom.resume()
+            elif action == 'define_persistent':
+                conn.defineXML(dom.XMLDesc(0))
+            entry['done'] = True
+        except Exception as exc:  # recorded and reported: the final look below tells the truth
+            entry['done'] = False
+            entry['error'] = str(exc)
+        repairs.append(entry)
+    if location.verdict == 'source' and dst_conn is not None:
+        for path in dest_volumes_created:
+            try:
+                dst_conn.storageVolLookupByPath(path).delete(0)
+                repairs.append({'action': 'delete_volume', 'host': dst_host, 'path': path, 'done': True,
+                                'why': 'volume pre-created for the storage copy of the failed attempt'})
+            except Exception as exc:  # reported; the volume may be gone already
+                repairs.append({'action': 'delete_volume', 'host': dst_host, 'path': path, 'done': False,
+                                'error': str(exc)})
+    if repairs:
+        src_view = read_view(src_conn, uuid, src_host)
+        dst_view = read_view(dst_conn, uuid, dst_host)
+        location = assess(src_view, dst_view, want_persistent, want_undefine_source,
+                          source_was_paused_by_user, True)
+    return Outcome(location, repairs, src_view, dst_view)
+
+
+class LiveJob:
+    """One peer-to-peer migration job driven by the convergence engine.
+
+    ``migrateToURI3`` blocks until the job ends, so it runs in a thread (libvirt-python
+    releases the GIL) while this thread samples ``jobStats()`` and applies the engine's
+    actions. A hard deadline guards against an engine that never aborts.
+    """
+
+    def __init__(self, dom, dest_uri, spec, engine, poll_interval=0.5, hard_timeout_s=None,
+                 clock=time.monotonic, sleep=time.sleep, on_sample=None):
+        self.dom = dom
+        self.dest_uri = dest_uri
+        self.spec = spec
+        self.engine = engine
+        self.poll_interval = poll_interval
+        self.hard_timeout_s = hard_timeout_s
+        self.clock = clock
+        self.sleep = sleep
+        self.on_sample = on_sample
+        self.samples = []
+        self.action_errors = []
+        self.error = None
+        self.postcopy_started = False
+        self._started_job = False
+
+    def _migrate(self):
+        try:
+            self.dom.migrateToURI3(self.dest_uri, self.spec.params, self.spec.flags)
+        except Exception as exc:  # handed to the main thread, which reports it
+            self.error = exc
+
+    def run(self):
+        start = self.clock()
+        worker = threading.Thread(target=self._migrate, name='kvmops-migrate')
+        worker.daemon = True
+        worker.start()
+        aborted_hard = False
+        while worker.is_alive():
+            worker.join(self.poll_interval)
+            if not worker.is_alive():
+                break
+            t_ms = int((self.clock() - start) * 1000)
+            try:
+                stats = self.dom.jobStats(0)
+            except Exception:  # the job may end between is_alive() and jobStats()
+                continue
+            sample = JobSample.from_job_stats(stats, t_ms)
+            if not sample.is_running or sample.job_type == VIR_DOMAIN_JOB_NONE:
+                continue
+            actions = []
+            if not self._started_job:
+                self._started_job = True
+                actions += self.engine.initial_actions(t_ms)
+            actions += self.engine.observe(sample)
+            self.samples.append(_compact(sample))
+            if self.on_sample:
+                self.on_sample(sample)
+            for action in actions:
+                self._apply(action)
+            if (self.hard_timeout_s and not aborted_hard and not self.postcopy_started
+                    and self.clock() - start > self.hard_timeout_s):
+                aborted_hard = True
+                self._abort('hard timeout of %ss reached' % self.hard_timeout_s)
+        self.duration_s = self.clock() - start
+        return self.error is None
+
+    def _apply(self, action):
+        try:
+            if action.kind == ActionKind.SET_MAX_DOWNTIME:
+                self.dom.migrateSetMaxDowntime(int(action.value), 0)
+            elif action.kind == ActionKind.START_POSTCOPY:
+                self.dom.migrateStartPostCopy(0)
+                self.postcopy_started = True
+            elif action.kind == ActionKind.ABORT:
+                self.dom.abortJob()
+        except Exception as exc:  # e.g. the job finished a moment ago; recorded for the report
+            self.action_errors.append({'action': action.kind, 't_ms': action.t_ms, 'error': str(exc)})
+
+    def _abort(self, why):
+        try:
+            self.dom.abortJob()
+        except Exception as exc:  # reported; the outcome check decides what happened
+            self.action_errors.append({'action': 'abort', 'error': '%s: %s' % (why, exc)})
+
+    def error_message(self):
+        if self.error is None:
+            return None
+        if is_libvirt_error(self.error):
+            return libvirt_error_details(self.error)['libvirt_error_message']
+        return str(self.error)
+
+
+def _compact(sample):
+    """The figures of a sample worth returning (the full stream can be long)."""
+    return {'t_ms': sample.t_ms, 'pass': sample.memory_iteration, 'remaining': sample.remaining,
+            'processed': sample.data_processed, 'dirty_rate_bps': sample.dirty_rate_bps,
+            'bandwidth_bps': sample.memory_bps, 'throttle': sample.auto_converge_throttle}
+
+
+def completed_stats(dom):
+    """Statistics of the last completed job on this domain (either side), or {}."""
+    if dom is None:
+        return {}
+    try:
+        return dict(dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED))
+    except Exception:  # not kept by this libvirt, or the domain is gone
+        return {}
+
+
+def stats_report(completed, samples, duration_s):
+    """Sizes in bytes, times in ms, rates in bytes/s: the `stats` of the module result."""
+    last = samples[-1] if samples else {}
+    dirty = [s['dirty_rate_bps'] for s in samples if s.get('dirty_rate_bps')]
+    passes = completed.get('memory_iteration') or last.get('pass') or 0
+    elapsed = completed.get('time_elapsed') or int(duration_s * 1000)
+    transferred = completed.get('data_processed') or last.get('processed')
+    return {
+        'total_time_ms': elapsed,
+        'downtime_ms': completed.get('downtime'),
+        'data_transferred_bytes': transferred,
+        'memory_transferred_bytes': completed.get('memory_processed'),
+        'disk_transferred_bytes': completed.get('disk_processed'),
+        'memory_total_bytes': completed.get('memory_total'),
+        'passes': passes,
+        'throughput_bps': completed.get('memory_bps') or (
+            int(transferred * 1000 / elapsed) if transferred and elapsed else None),
+        'dirty_rate_bps': max(dirty) if dirty else None,
+        'samples': len(samples),
+    }
+
+
+def shutdown_guest(dom, timeout_s, force, clock=time.monotonic, sleep=time.sleep):
+    """Graceful shutdown (ACPI) within timeout_s, then destroy if `force`. Returns how it stopped."""
+    with translated('Shutting down the guest'):
+        if not dom.isActive():
+            return 'already_off'
+        dom.shutdown()
+    deadline = clock() + timeout_s
+    while clock() < deadline:
+        if not dom.isActive():
+            return 'shutdown'
+        sleep(1)
+    if not force:
+        raise OperationTimeoutError(
+            'The guest did not shut down within %ss; nothing was moved (it may still be shutting down)' % timeout_s,
+            remedy='Raise shutdown_timeout, make the guest honour ACPI shutdown, or set force_shutdown: true.')
+    with translated('Forcing the guest off'):
+        dom.destroy()
+    return 'forced'
+
+
+def migration_error(job_message, location, advice=None):
+    """The failed-migration error, with where the guest is now."""
+    where = ', '.join(location.running_on) or 'no host'
+    msg = 'Migration failed: %s. The guest now runs on %s.' % (job_message, where)
+    if location.problem:
+        msg += ' ' + location.problem + '.'
+    return MigrationError(msg, remedy=advice)
+
+
+def translate(exc, action):
+    """Typed error for an exception raised by a libvirt call (others propagate)."""
+    if is_libvirt_error(exc):
+        return translate_libvirt_error(exc, action)
+    return exc

@@ -1,0 +1,324 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 kvmops.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The virt_migrate manager: validate, connect, decide idempotence, run, verify, report.
+
+Order matters: every check that can fail runs before anything is touched, so bad input
+changes nothing; the outcome check on both hosts runs after every attempt.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+    DomainNotFoundError,
+    InvalidInputError,
+    MigrationError,
+    translated,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
+    ConvergenceEngine,
+    Policy,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._location import PAUSED, PAUSED_USER, assess
+from ansible_collections.kvmops.migration.plugins.module_utils._migration import (
+    LiveJob,
+    completed_stats,
+    migration_error,
+    read_view,
+    shutdown_guest,
+    stats_report,
+    verify_and_repair,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import (
+    MigrationOptionsError,
+    build_migration,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
+    Disk,
+    copy_volume,
+    disks_of,
+    ensure_dest_pool,
+    is_shared,
+    volume_exists,
+)
+
+GIB = 1024 ** 3
+URI_RE = re.compile(r'^[a-z][a-z0-9+]*://[^\s]*$')
+HOST_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[?[0-9A-Fa-f:.]+\]?$')
+
+
+def dest_uri(dest, transport):
+    """The libvirt URI of the destination: `dest` itself if it is a URI, else built from the host name."""
+    if '://' in dest:
+        if not URI_RE.match(dest):
+            raise InvalidInputError('dest=%r is not a valid libvirt URI' % dest,
+                                    remedy='Use a host name (host-b) or a URI such as qemu+ssh://host-b/system.')
+        return dest
+    if not HOST_RE.match(dest):
+        raise InvalidInputError('dest=%r is neither a host name nor a libvirt URI' % dest,
+                                remedy='Use a host name (host-b) or a URI such as qemu+ssh://host-b/system.')
+    return 'qemu+%s://%s/system' % (transport, dest)
+
+
+def default_timeout_s(memory_bytes, disk_bytes=0):
+    """120 s plus 60 s per GiB to move: generous for a healthy link, bounded for a sick one."""
+    return int(120 + 60 * (memory_bytes + disk_bytes) / GIB)
+
+
+class MigrationManager:
+    def __init__(self, kvm):
+        self.kvm = kvm
+        self.p = kvm.params
+        self.client = kvm.client
+        self.result = {'changed': False, 'mode': self.p['mode']}
+
+    # -- steps -----------------------------------------------------------------------
+    def run(self):
+        uri = dest_uri(self.p['dest'], self.p['transport'])
+        self._check_numbers()
+        src_conn = self.client.conn
+        self.src_host = src_conn.getHostname()
+        self.result['source'] = self.src_host
+        dst_host_guess = self.p['dest'] if '://' not in self.p['dest'] else None
+        if dst_host_guess and dst_host_guess.split('.')[0] in (self.src_host.split('.')[0], 'localhost'):
+            raise InvalidInputError('dest=%s is the source host itself' % self.p['dest'],
+                                    remedy='Name another hypervisor as dest.')
+        dst_conn = self.client.open_peer(uri)
+        self.dst_host = dst_conn.getHostname()
+        self.result['destination'] = {'host': self.dst_host, 'uri': uri}
+        if self._host_uuid(src_conn) == self._host_uuid(dst_conn):
+            raise InvalidInputError('dest %s is the same host as the source (same libvirt host UUID)' % uri,
+                                    remedy='Name another hypervisor as dest; if it is another machine, give it '
+                                           'a distinct host_uuid in libvirtd.conf.')
+        dom, dest_dom = self._find_domain(src_conn, dst_conn)
+        if dom is None:
+            return self._already_there(src_conn, dst_conn, dest_dom)
+        self.uuid = dom.UUIDString()
+        self.result['uuid'] = self.uuid
+        state, reason = dom.state(0)
+        self.paused_by_user = state == PAUSED and reason == PAUSED_USER
+        self.domain_active = bool(dom.isActive())
+        self.domain_persistent = bool(dom.isPersistent())
+        if self.domain_persistent is False and self.p['persistent'] and self.p['mode'] != 'offline':
+            raise InvalidInputError(
+                'domain %s is transient but persistent=true would make it persistent on %s' % (dom.name(), self.dst_host),
+                remedy='Set persistent: false (and undefine_source: false) to keep it transient, or define it first.')
+        spec = self._spec(dom)
+        disks = disks_of(dom.XMLDesc(0))
+        storage = self._storage_plan(src_conn, dst_conn, disks)
+        self.dest_defined_before = read_view(dst_conn, self.uuid, self.dst_host).exists
+        plan = {'dest_uri': uri, 'flags': spec.flag_names, 'params': spec.params, 'notes': spec.notes,
+                'storage': storage, 'max_downtime_ms': spec.max_downtime_ms}
+        self.result.update(flags=spec.flag_names, params=spec.params)
+        if self.kvm.check_mode:
+            self.result.update(changed=True, plan=plan,
+                               msg='Would migrate %s from %s to %s (%s)' % (dom.name(), self.src_host, self.dst_host, self.p['mode']))
+            self.result['location'] = verify_and_repair_readonly(src_conn, dst_conn, self.uuid, self.src_host, self.dst_host)
+            return self.result
+        if self.p['mode'] == 'live':
+            return self._live(dom, src_conn, dst_conn, uri, spec, storage)
+        return self._cold_or_offline(dom, src_conn, dst_conn, uri, storage)
+
+    def _check_numbers(self):
+        p = self.p
+        problems = []
+        if p['timeout'] is not None and not 1 <= p['timeout'] <= 7 * 86400:
+            problems.append('timeout=%s must be between 1 and 604800 seconds' % p['timeout'])
+        if not 0.05 <= p['poll_interval'] <= 60:
+            problems.append('poll_interval=%s must be between 0.05 and 60 seconds' % p['poll_interval'])
+        if not 1 <= p['shutdown_timeout'] <= 86400:
+            problems.append('shutdown_timeout=%s must be between 1 and 86400 seconds' % p['shutdown_timeout'])
+        if problems:
+            raise InvalidInputError('; '.join(problems), remedy='Fix the numbers; nothing was changed.')
+
+    @staticmethod
+    def _host_uuid(conn):
+        xml = conn.getCapabilities()
+        m = re.search(r'<uuid>([^<]+)</uuid>', xml)
+        return m.group(1) if m else None
+
+    def _lookup(self, conn):
+        return self.client.lookup_domain(name=self.p['name'], uuid=self.p['uuid'], conn=conn)
+
+    def _find_domain(self, src_conn, dst_conn):
+        """(source domain or None, destination domain or None); neither => DomainNotFoundError."""
+        try:
+            return self._lookup(src_conn), None
+        except DomainNotFoundError as src_missing:
+            try:
+                return None, self._lookup(dst_conn)
+            except DomainNotFoundError:
+                raise src_missing
+
+    def _already_there(self, src_conn, dst_conn, dest_dom):
+        """The guest is only on the destination: done already (or, offline, defined there)."""
+        self.uuid = dest_dom.UUIDString()
+        outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
+                                    self.p['persistent'], self.p['undefine_source'], False, True)
+        wanted_active = self.p['mode'] == 'live'
+        if wanted_active and self.dst_host not in outcome.location.running_on:
+            raise MigrationError('%s is only on %s and not running there; nothing to migrate' % (
+                dest_dom.name(), self.dst_host), remedy='Start it there, or use mode=offline for shut-off guests.')
+        changed = bool(outcome.repairs) and not self.kvm.check_mode
+        self.result.update(changed=changed, location=outcome.as_dict(), uuid=self.uuid,
+                           msg='%s is already on %s' % (dest_dom.name(), self.dst_host))
+        return self.result
+
+    def _spec(self, dom):
+        options = dict(self.p)
+        if self.p['mode'] == 'cold':
+            options.update(mode='offline', copy_storage='none', domain_active=False)
+        else:
+            options['domain_active'] = self.domain_active
+        options['domain_persistent'] = self.domain_persistent
+        for key in ('bandwidth', 'max_downtime', 'auto_converge', 'auto_converge_initial', 'auto_converge_increment',
+                    'allow_postcopy', 'postcopy_bandwidth', 'compression', 'parallel_connections', 'tls',
+                    'migrate_uri', 'listen_address', 'unsafe'):
+            if options['mode'] == 'offline' and key in options:
+                options[key] = None
+        try:
+            return build_migration(options)
+        except MigrationOptionsError as exc:
+            raise InvalidInputError(str(exc), remedy='Fix the options; nothing was changed.')
+
+    def _storage_plan(self, src_conn, dst_conn, disks):
+        """Which disks are shared, which will be copied; refuse a live migration that would need a copy."""
+        plan = []
+        selected = self.p['migrate_disks']
+        known = {d.target for d in disks}
+        for dev in selected or []:
+            if dev not in known:
+                raise InvalidInputError('migrate_disks names %s, which is not a disk of this guest (%s)' % (
+                    dev, ', '.join(sorted(known)) or 'none'), remedy='Use the target names from the domain XML.')
+        shared_dirs = {}
+        for disk in disks:
+            if disk.readonly:
+                plan.append(dict(disk.as_dict(), shared=None, action='skip (read-only)'))
+                continue
+            if disk.directory not in shared_dirs:
+                shared_dirs[disk.directory] = is_shared(src_conn, dst_conn, disk.directory, self.src_host, self.dst_host)
+            shared = shared_dirs[disk.directory]
+            copying = self.p['copy_storage'] != 'none' and (not selected or disk.target in selected)
+            if self.p['mode'] == 'cold':
+                action = 'keep (shared)' if shared else 'copy (cold)'
+            elif self.p['mode'] == 'offline':
+                action = 'keep'
+            elif copying:
+                action = 'copy (%s)' % self.p['copy_storage']
+            elif shared:
+                action = 'keep (shared)'
+            else:
+                raise InvalidInputError(
+                    'disk %s (%s) is not on storage shared with %s, and no storage copy was requested' % (
+                        disk.target, disk.path, self.dst_host),
+                    remedy='Set copy_storage: all to copy it during the live migration, use mode: cold, or '
+                           'move it to shared storage first (virt_blockcopy).')
+            plan.append(dict(disk.as_dict(), shared=shared, action=action))
+        return plan
+
+    # -- live --------------------------------------------------------------------------
+    def _live(self, dom, src_conn, dst_conn, uri, spec, storage):
+        created = self._prepare_copy_targets(dst_conn, storage)
+        memory = dom.info()[2] * 1024
+        copied = sum(src_conn.storageVolLookupByPath(d['path']).info()[1]
+                     for d in storage if d['action'].startswith('copy') and volume_exists(src_conn, d['path']))
+        timeout_s = self.p['timeout'] or default_timeout_s(memory, copied)
+        policy = Policy(max_downtime_ms=self.p['max_downtime'], allow_postcopy=self.p['allow_postcopy'],
+                        completion_timeout_ms=timeout_s * 1000, **(self.p['policy'] or {}))
+        engine = ConvergenceEngine(policy, spec.postcopy_enabled, spec.auto_converge_enabled)
+        job = LiveJob(dom, uri, spec, engine, poll_interval=self.p['poll_interval'], hard_timeout_s=timeout_s + 60)
+        job.run()
+        outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
+                                    self.p['persistent'], self.p['undefine_source'], self.paused_by_user,
+                                    self.dest_defined_before, created)
+        dest_dom = None
+        if self.dst_host in outcome.location.running_on:
+            try:
+                dest_dom = dst_conn.lookupByUUIDString(self.uuid)
+            except Exception:  # gone again: reported by the location
+                dest_dom = None
+        stats = stats_report(completed_stats(dest_dom), job.samples, job.duration_s)
+        self.result.update(stats=stats, policy_actions=[a.as_dict() for a in engine.actions],
+                           policy_summary=engine.summary(), location=outcome.as_dict(), timeout_s=timeout_s)
+        if job.action_errors:
+            self.result['policy_action_errors'] = job.action_errors
+        moved = outcome.location.verdict == 'destination'
+        self.result['changed'] = moved or bool(outcome.repairs)
+        if moved:
+            self.result['msg'] = 'Migrated %s from %s to %s in %.1f s (downtime %s ms)' % (
+                dom.name(), self.src_host, self.dst_host, stats['total_time_ms'] / 1000.0, stats['downtime_ms'])
+            if job.error is not None:
+                self.result['msg'] += '; libvirt reported an error (%s) but the guest runs on %s' % (
+                    job.error_message(), self.dst_host)
+            return self.result
+        gave_up = engine.state == 'aborting'
+        reason = job.error_message() or 'the job ended without moving the guest'
+        advice = engine.advice() if gave_up else None
+        error = migration_error(reason, outcome.location, advice)
+        error.details.update(self.result)
+        raise error
+
+    def _prepare_copy_targets(self, dst_conn, storage):
+        """Pools on the destination for disks to copy; return the volume paths libvirt will create."""
+        created = []
+        for disk in storage:
+            if not disk['action'].startswith('copy'):
+                continue
+            directory = disk['path'].rsplit('/', 1)[0]
+            ensure_dest_pool(dst_conn, directory, self.dst_host)
+            if volume_exists(dst_conn, disk['path']):
+                raise InvalidInputError('%s already exists on %s; a storage copy would overwrite it' % (
+                    disk['path'], self.dst_host), remedy='Remove the stale volume on the destination first.')
+            created.append(disk['path'])
+        return created
+
+    # -- cold / offline --------------------------------------------------------------
+    def _cold_or_offline(self, dom, src_conn, dst_conn, uri, storage):
+        name = dom.name()
+        was_running = self.domain_active
+        stopped = None
+        if self.p['mode'] == 'cold' and was_running:
+            stopped = shutdown_guest(dom, self.p['shutdown_timeout'], self.p['force_shutdown'])
+        copies = []
+        for disk in storage:
+            if disk['action'] == 'copy (cold)':
+                copies.append(copy_volume(src_conn, dst_conn, _disk_from(disk), self.src_host, self.dst_host))
+        spec = self._spec_offline()
+        with translated('Moving the definition of %s to %s' % (name, self.dst_host)):
+            dom.migrateToURI3(uri, spec.params, spec.flags)
+        dest_dom = dst_conn.lookupByUUIDString(self.uuid)
+        if was_running and self.p['mode'] == 'cold':
+            with translated('Starting %s on %s' % (name, self.dst_host)):
+                dest_dom.create()
+        outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
+                                    self.p['persistent'], self.p['undefine_source'], False, self.dest_defined_before)
+        self.result.update(changed=True, location=outcome.as_dict(), shutdown=stopped, copied_disks=copies,
+                           msg='Moved %s from %s to %s (%s%s)' % (
+                               name, self.src_host, self.dst_host, self.p['mode'],
+                               ', restarted there' if was_running and self.p['mode'] == 'cold' else ''))
+        return self.result
+
+    def _spec_offline(self):
+        options = dict(self.p, mode='offline', copy_storage='none', domain_active=False,
+                       domain_persistent=self.domain_persistent, migrate_disks=None)
+        for key in ('bandwidth', 'max_downtime', 'auto_converge_initial', 'auto_converge_increment',
+                    'postcopy_bandwidth', 'compression', 'parallel_connections', 'migrate_uri', 'listen_address'):
+            options[key] = None
+        options.update(auto_converge=False, allow_postcopy=False, tls=False, unsafe=False)
+        return build_migration(options)
+
+
+def _disk_from(entry):
+    return Disk(entry['target'], entry['path'], entry['format'], entry['readonly'], entry['device'])
+
+
+def verify_and_repair_readonly(src_conn, dst_conn, uuid, src_host, dst_host):
+    """Where the guest is now, without repairing anything (check mode)."""
+    src = read_view(src_conn, uuid, src_host)
+    dst = read_view(dst_conn, uuid, dst_host)
+    return assess(src, dst).as_dict()
+

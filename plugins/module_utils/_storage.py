@@ -1,0 +1,203 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 kvmops.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Guest disks as libvirt sees them, and storage on the destination, through the API only.
+
+``disks_of(xml)`` lists a domain's disks. ``is_shared(...)`` proves that a directory is the
+same storage on both hosts: it writes a small probe volume through the source pool and
+looks for it through a pool at the same path on the destination. ``ensure_dest_pool``
+gives the destination a directory pool at a disk's directory, which libvirt needs to
+pre-create volumes for storage-copy migration ("Storage pool not found" otherwise).
+``copy_volume`` streams a volume between hosts (cold migration of non-shared disks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+import xml.etree.ElementTree as ET
+
+from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+    MigrationError,
+    translated,
+)
+
+STREAM_CHUNK = 1024 * 1024
+
+
+class Disk:
+    """One disk of a domain: target dev, source path (file disks), format, read-only."""
+
+    def __init__(self, target, path, fmt, readonly, device):
+        self.target = target
+        self.path = path
+        self.format = fmt
+        self.readonly = readonly
+        self.device = device
+
+    @property
+    def directory(self):
+        return os.path.dirname(self.path) if self.path else None
+
+    def as_dict(self):
+        return {'target': self.target, 'path': self.path, 'format': self.format,
+                'readonly': self.readonly, 'device': self.device}
+
+
+def disks_of(domain_xml):
+    """Disks with a file or block source (cdroms without media and network disks are skipped)."""
+    root = ET.fromstring(domain_xml)
+    disks = []
+    for disk in root.findall('./devices/disk'):
+        source = disk.find('source')
+        target = disk.find('target')
+        driver = disk.find('driver')
+        path = None
+        if source is not None:
+            path = source.get('file') or source.get('dev')
+        if not path or target is None:
+            continue
+        disks.append(Disk(target.get('dev'), path, driver.get('type') if driver is not None else 'raw',
+                          disk.find('readonly') is not None or disk.get('device') == 'cdrom', disk.get('device')))
+    return disks
+
+
+def _pool_for_dir(conn, directory, refresh=True):
+    """The active pool whose target path is `directory`, or None."""
+    for pool in conn.listAllStoragePools(0):
+        try:
+            path = ET.fromstring(pool.XMLDesc(0)).findtext('./target/path')
+        except ET.ParseError:
+            continue
+        if path and os.path.normpath(path) == os.path.normpath(directory):
+            if not pool.isActive():
+                continue
+            if refresh:
+                pool.refresh(0)
+            return pool
+    return None
+
+
+def pool_name_for(directory):
+    return 'kvmops-%s' % hashlib.sha256(directory.encode()).hexdigest()[:10]
+
+
+def ensure_dest_pool(conn, directory, host):
+    """Make sure `conn` has an active dir pool at `directory`; return (pool, created)."""
+    pool = _pool_for_dir(conn, directory, refresh=False)
+    if pool is not None:
+        return pool, False
+    xml = "<pool type='dir'><name>%s</name><target><path>%s</path></target></pool>" % (
+        pool_name_for(directory), directory)
+    with translated('Creating a storage pool at %s on %s' % (directory, host)):
+        pool = conn.storagePoolDefineXML(xml, 0)
+        pool.build(0)
+        pool.create(0)
+        pool.setAutostart(1)
+    return pool, True
+
+
+class _PoolAt:
+    """The active pool at `directory`, or a transient one made for the duration (no lasting change)."""
+
+    def __init__(self, conn, directory, host):
+        self.conn, self.directory, self.host = conn, directory, host
+        self.transient = None
+
+    def __enter__(self):
+        pool = _pool_for_dir(self.conn, self.directory)
+        if pool is None:
+            xml = "<pool type='dir'><name>%s-probe</name><target><path>%s</path></target></pool>" % (
+                pool_name_for(self.directory), self.directory)
+            with translated('Opening %s on %s as a transient storage pool' % (self.directory, self.host)):
+                pool = self.transient = self.conn.storagePoolCreateXML(xml, 0)
+        return pool
+
+    def __exit__(self, *exc):
+        if self.transient is not None:
+            try:
+                self.transient.destroy()
+            except Exception:  # a transient pool vanishes with its host's libvirtd anyway
+                pass
+        return False
+
+
+def is_shared(src_conn, dst_conn, directory, src_host, dst_host):
+    """True when `directory` is the same storage on both hosts, proven with a probe volume:
+    written through the source's pool, looked up through a pool at the same path on the
+    destination. Pools made for the probe are transient; the probe is always deleted."""
+    name = '.kvmops-probe-%s' % uuid.uuid4().hex[:12]
+    xml = ("<volume><name>%s</name><capacity unit='bytes'>4096</capacity>"
+           "<target><format type='raw'/></target></volume>" % name)
+    with _PoolAt(src_conn, directory, src_host) as src_pool:
+        with translated('Writing a storage probe in %s on %s' % (directory, src_host)):
+            probe = src_pool.createXML(xml, 0)
+        try:
+            try:
+                with _PoolAt(dst_conn, directory, dst_host) as dst_pool:
+                    dst_pool.storageVolLookupByName(name)
+                    return True
+            except Exception:  # no such directory there, or no probe in it: not the same storage
+                return False
+        finally:
+            probe.delete(0)
+
+
+def volume_exists(conn, path):
+    try:
+        conn.storageVolLookupByPath(path)
+        return True
+    except Exception:  # libvirtError: no volume with that path
+        return False
+
+
+def copy_volume(src_conn, dst_conn, disk, src_host, dst_host):
+    """Stream a volume from the source host to the same path on the destination (cold migration).
+    On any failure the partial destination volume is deleted; the source is never touched."""
+    dst_pool, _ = ensure_dest_pool(dst_conn, disk.directory, dst_host)
+    if volume_exists(dst_conn, disk.path):
+        raise MigrationError('%s already exists on %s; refusing to overwrite it' % (disk.path, dst_host),
+                             remedy='Remove or rename the file on the destination, or use shared storage.')
+    with _PoolAt(src_conn, disk.directory, src_host) as src_pool:
+        with translated('Finding %s on %s' % (disk.path, src_host)):
+            src_vol = src_pool.storageVolLookupByName(os.path.basename(disk.path))
+            _kind, capacity, _alloc = src_vol.info()
+        xml = ("<volume><name>%s</name><capacity unit='bytes'>%d</capacity>"
+               "<target><format type='%s'/></target></volume>" % (
+                   os.path.basename(disk.path), capacity, disk.format or 'raw'))
+        with translated('Copying %s from %s to %s' % (disk.path, src_host, dst_host)):
+            dst_vol = dst_pool.createXML(xml, 0)
+            try:
+                copied = _stream(src_conn, dst_conn, src_vol, dst_vol)
+            except Exception:
+                dst_vol.delete(0)
+                raise
+    return {'path': disk.path, 'bytes': copied}
+
+
+def _stream(src_conn, dst_conn, src_vol, dst_vol):
+    down = src_conn.newStream(0)
+    up = dst_conn.newStream(0)
+    src_vol.download(down, 0, 0, 0)
+    dst_vol.upload(up, 0, 0, 0)
+    copied = 0
+    try:
+        while True:
+            chunk = down.recv(STREAM_CHUNK)
+            if not chunk:
+                break
+            up.send(chunk)
+            copied += len(chunk)
+        down.finish()
+        up.finish()
+    except Exception:
+        for stream in (down, up):
+            try:
+                stream.abort()
+            except Exception:  # already finished or broken: nothing more to undo
+                pass
+        raise
+    return copied

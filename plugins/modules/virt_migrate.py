@@ -1,0 +1,428 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 kvmops.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: virt_migrate
+short_description: Live, cold and offline migration of a libvirt guest that converges and never loses it
+version_added: 0.1.0
+description:
+  - Moves a libvirt/KVM guest from the host the module runs on to another host.
+  - C(live) migration runs peer to peer (the source libvirtd drives it) under a convergence
+    policy that watches the job's statistics every O(poll_interval) seconds: it raises the
+    allowed downtime step by step up to O(max_downtime), lets QEMU throttle the guest
+    (auto-converge), switches to post-copy only when O(allow_postcopy=true), and aborts
+    cleanly at the completion timeout, with advice on what would make the guest converge.
+  - After every attempt, successful or not, the module looks at B(both) hosts and repairs
+    what a failed attempt left behind (a paused source is resumed, an incoming copy on the
+    destination is destroyed, a definition left on the source after a switch-over is
+    removed), then reports where the guest runs and where it is defined. It never trusts
+    the migration's return code alone.
+  - Idempotent. A guest already running (or, for O(mode=offline), defined) on the destination
+    and absent from the source is reported as C(changed=false).
+  - Bad input gets a clear message and changes nothing; check mode validates everything it
+    can (flags, parameters, destination connection, storage) and reports the plan.
+author:
+  - kvmops.migration contributors
+extends_documentation_fragment:
+  - kvmops.migration.connection
+attributes:
+  check_mode:
+    support: full
+    details: Validates and connects to both hosts, returns the plan; moves nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    details: Runs on the source hypervisor; needs libvirt-python there.
+options:
+  name:
+    description: Name of the domain to migrate. One of O(name) or O(uuid) is required.
+    type: str
+  uuid:
+    description: UUID of the domain to migrate.
+    type: str
+  dest:
+    description:
+      - The destination host, as a host name (the connection URI is then
+        C(qemu+<transport>://<dest>/system)) or a full libvirt URI such as C(qemu+tls://host-b/system).
+    type: str
+    required: true
+  transport:
+    description: Transport of the libvirt connection to O(dest) when O(dest) is a host name.
+    type: str
+    choices: [ssh, tls, tcp]
+    default: ssh
+  mode:
+    description:
+      - C(live) moves the running guest while it keeps running (pre-copy, optionally post-copy).
+      - C(cold) shuts the guest down (graceful, within O(shutdown_timeout), then destroyed if
+        O(force_shutdown=true)), moves its definition, copies its disks that are not on storage
+        both hosts share, starts it on the destination if it was running, and removes it from the source.
+      - C(offline) moves only the definition of a shut-off domain.
+    type: str
+    choices: [live, cold, offline]
+    default: live
+  persistent:
+    description: Define the domain persistently on the destination (C(virsh migrate --persistent)).
+    type: bool
+    default: true
+  undefine_source:
+    description: Remove the definition from the source after a successful migration (C(--undefinesource)).
+    type: bool
+    default: true
+  copy_storage:
+    description:
+      - Copy disks during a live migration (C(--copy-storage-all) / C(--copy-storage-inc)) for guests
+        whose disks are not on shared storage. A storage pool at the disk's directory is created on the
+        destination when it is missing, so libvirt can pre-create the volumes.
+    type: str
+    choices: [none, all, incremental]
+    default: none
+  migrate_disks:
+    description: Target devices (for example V(vda)) to copy when O(copy_storage) is not V(none); default all writable disks.
+    type: list
+    elements: str
+  migrate_uri:
+    description:
+      - Where the migration data stream goes, for example C(tcp://10.10.0.12) for a dedicated migration
+        network. Default is the destination's host name as libvirt resolves it.
+    type: str
+  listen_address:
+    description: Address the destination QEMU listens on for the incoming stream.
+    type: str
+  bandwidth:
+    description: Bandwidth limit of the pre-copy phase in MiB/s; V(0) means unlimited.
+    type: int
+  postcopy_bandwidth:
+    description: Bandwidth limit of the post-copy phase in MiB/s. Needs O(allow_postcopy=true).
+    type: int
+  max_downtime:
+    description:
+      - Upper bound, in milliseconds, of the pause at the end of a live migration. The policy starts
+        below it and raises the downtime per memory pass, never above this bound.
+    type: int
+    default: 500
+  compression:
+    description: Compression of the migration stream.
+    type: dict
+    suboptions:
+      methods:
+        description: Methods; V(zlib) and V(zstd) need O(parallel_connections).
+        type: list
+        elements: str
+        choices: [xbzrle, mt, zlib, zstd]
+      level:
+        description: Compression level of V(mt), V(zlib) or V(zstd).
+        type: int
+      threads:
+        description: Compression threads (V(mt)).
+        type: int
+      dthreads:
+        description: Decompression threads (V(mt)).
+        type: int
+      xbzrle_cache:
+        description: Size of the xbzrle page cache in bytes.
+        type: int
+  parallel_connections:
+    description: Number of parallel data connections (multifd, C(--parallel-connections)).
+    type: int
+  tls:
+    description: Encrypt the data stream with QEMU's native TLS (C(--tls)); needs migration certificates on both hosts.
+    type: bool
+    default: false
+  tunnelled:
+    description: Carry the data through the libvirtd connection (C(--tunnelled)). Excludes post-copy, TLS and parallel connections.
+    type: bool
+    default: false
+  auto_converge:
+    description:
+      - Let QEMU throttle the guest's vCPUs when memory passes stop shrinking (C(--auto-converge)).
+        libvirt can only set this when the job starts; QEMU then engages it by itself when needed,
+        and the module records when it did.
+    type: bool
+    default: true
+  auto_converge_initial:
+    description: Initial CPU throttle in percent once auto-converge engages.
+    type: int
+  auto_converge_increment:
+    description: Throttle increment in percent per pass while auto-converge is engaged.
+    type: int
+  allow_postcopy:
+    description:
+      - Allow the policy to switch to post-copy when pre-copy stalls. Post-copy always finishes,
+        but a network failure during post-copy can freeze and lose the guest (its memory is split
+        between the hosts), so it is never part of the default policy.
+    type: bool
+    default: false
+  unsafe:
+    description: Migrate even if libvirt considers it unsafe (C(--unsafe)). Only when you know the storage is coherent.
+    type: bool
+    default: false
+  policy:
+    description: Tuning of the convergence policy; the defaults need no tuning.
+    type: dict
+    suboptions:
+      downtime_steps:
+        description: Number of steps from the first downtime to O(max_downtime).
+        type: int
+        default: 5
+      stall_window:
+        description: Memory passes over which progress is judged.
+        type: int
+        default: 3
+      min_progress_ratio:
+        description: A window whose smallest remaining size is not below this ratio of the earlier smallest is a stall.
+        type: float
+        default: 0.9
+      postcopy_after_stalled_passes:
+        description: Stalled passes (with downtime at its bound) before switching to post-copy, if allowed.
+        type: int
+        default: 2
+      stalled_abort_passes:
+        description: Stalled passes, with nothing left to try, before aborting early instead of waiting for O(timeout).
+        type: int
+        default: 8
+  timeout:
+    description:
+      - Seconds the migration may take before it is aborted (the completion timeout). Default
+        120 s plus 60 s per GiB of memory (and of disks when copying storage).
+    type: int
+  poll_interval:
+    description: Seconds between two readings of the job statistics.
+    type: float
+    default: 0.5
+  shutdown_timeout:
+    description: Seconds to wait for a graceful shutdown in O(mode=cold).
+    type: int
+    default: 120
+  force_shutdown:
+    description: In O(mode=cold), destroy the guest when it did not shut down within O(shutdown_timeout).
+    type: bool
+    default: false
+notes:
+  - Post-copy recovery after a network failure is not automatic in libvirt 9.0 / QEMU 7.2
+    (see the collection's docs/migration-policy.md); the module then reports exactly where each half of the guest is.
+seealso:
+  - module: kvmops.migration.virt_migrate_info
+  - module: kvmops.migration.virt_migrate_control
+'''
+
+EXAMPLES = r'''
+- name: Live-migrate a guest to host-b over SSH (virsh migrate --live --p2p --persistent --undefinesource)
+  kvmops.migration.virt_migrate:
+    name: web01
+    dest: host-b
+
+- name: Live-migrate a busy guest with a bandwidth cap, allowing post-copy as a last resort
+  kvmops.migration.virt_migrate:
+    name: db01
+    dest: host-c
+    bandwidth: 200
+    max_downtime: 300
+    allow_postcopy: true
+
+- name: Move a guest whose disks are on local storage, copying them during the live migration
+  kvmops.migration.virt_migrate:
+    name: build01
+    dest: host-b
+    copy_storage: all
+
+- name: Cold migration (shutdown, move definition and non-shared disks, start on the destination)
+  kvmops.migration.virt_migrate:
+    name: legacy01
+    dest: host-b
+    mode: cold
+    shutdown_timeout: 60
+    force_shutdown: true
+
+- name: Dedicated migration network and compression
+  kvmops.migration.virt_migrate:
+    name: app01
+    dest: qemu+ssh://host-b/system
+    migrate_uri: tcp://10.10.0.12
+    parallel_connections: 4
+    compression:
+      methods: [zstd]
+      level: 3
+
+- name: Only show what would be done
+  kvmops.migration.virt_migrate:
+    name: web01
+    dest: host-b
+  check_mode: true
+'''
+
+RETURN = r'''
+source:
+  description: Host name of the source hypervisor.
+  returned: always
+  type: str
+  sample: host-a
+destination:
+  description: The destination as given and its libvirt URI.
+  returned: always
+  type: dict
+  contains:
+    host:
+      description: Host name the destination libvirtd reports.
+      type: str
+    uri:
+      description: libvirt URI used for the destination.
+      type: str
+mode:
+  description: The migration mode used.
+  returned: always
+  type: str
+  sample: live
+flags:
+  description: Names of the libvirt migration flags used.
+  returned: when a migration was planned or run
+  type: list
+  elements: str
+  sample: [AUTO_CONVERGE, LIVE, PEER2PEER, PERSIST_DEST, UNDEFINE_SOURCE]
+params:
+  description: Typed migration parameters passed to libvirt (bandwidth in MiB/s).
+  returned: when a migration was planned or run
+  type: dict
+stats:
+  description: Figures of the migration. Sizes in bytes, times in milliseconds, rates in bytes per second.
+  returned: when a migration ran
+  type: dict
+  contains:
+    total_time_ms:
+      description: Duration of the migration job.
+      type: int
+    downtime_ms:
+      description: Measured downtime (the final pause) reported by libvirt.
+      type: int
+    data_transferred_bytes:
+      description: Bytes sent (memory and disks).
+      type: int
+    memory_transferred_bytes:
+      description: Memory bytes sent.
+      type: int
+    disk_transferred_bytes:
+      description: Disk bytes sent (storage copy).
+      type: int
+    memory_total_bytes:
+      description: Guest memory size.
+      type: int
+    passes:
+      description: Memory passes (iterations).
+      type: int
+    throughput_bps:
+      description: Memory transfer rate.
+      type: int
+    dirty_rate_bps:
+      description: Highest dirty rate measured during the migration.
+      type: int
+    samples:
+      description: Number of job statistics samples taken.
+      type: int
+policy_actions:
+  description: What the convergence policy did, in order, with the time, pass and figures it was based on.
+  returned: when a live migration ran
+  type: list
+  elements: dict
+  sample: [{kind: set_max_downtime, value: 100, t_ms: 510, iteration: 1, reason: first of 5 downtime steps}]
+location:
+  description: Where the guest is after the attempt, read from both hosts' libvirtd.
+  returned: always
+  type: dict
+  contains:
+    running_on:
+      description: Hosts where the domain is active (running or paused).
+      type: list
+      elements: str
+    defined_on:
+      description: Hosts with a persistent definition of the domain.
+      type: list
+      elements: str
+    verdict:
+      description: C(destination), C(source), C(none), C(both), C(postcopy_split) or C(unknown).
+      type: str
+    repairs:
+      description: Steps taken after the attempt to restore the one-host invariant.
+      type: list
+      elements: dict
+plan:
+  description: In check mode, what would be done.
+  returned: in check mode when a migration would run
+  type: dict
+msg:
+  description: What happened, in one sentence.
+  returned: always
+  type: str
+'''
+
+from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import (
+    MigrationManager,
+)
+
+POLICY_SPEC = dict(
+    downtime_steps=dict(type='int', default=5),
+    stall_window=dict(type='int', default=3),
+    min_progress_ratio=dict(type='float', default=0.9),
+    postcopy_after_stalled_passes=dict(type='int', default=2),
+    stalled_abort_passes=dict(type='int', default=8),
+)
+
+ARGUMENT_SPEC = dict(
+    name=dict(type='str'),
+    uuid=dict(type='str'),
+    dest=dict(type='str', required=True),
+    transport=dict(type='str', default='ssh', choices=['ssh', 'tls', 'tcp']),
+    mode=dict(type='str', default='live', choices=['live', 'cold', 'offline']),
+    persistent=dict(type='bool', default=True),
+    undefine_source=dict(type='bool', default=True),
+    copy_storage=dict(type='str', default='none', choices=['none', 'all', 'incremental']),
+    migrate_disks=dict(type='list', elements='str'),
+    migrate_uri=dict(type='str'),
+    listen_address=dict(type='str'),
+    bandwidth=dict(type='int'),
+    postcopy_bandwidth=dict(type='int'),
+    max_downtime=dict(type='int', default=500),
+    compression=dict(type='dict', options=dict(
+        methods=dict(type='list', elements='str', choices=['xbzrle', 'mt', 'zlib', 'zstd']),
+        level=dict(type='int'),
+        threads=dict(type='int'),
+        dthreads=dict(type='int'),
+        xbzrle_cache=dict(type='int', no_log=False),
+    )),
+    parallel_connections=dict(type='int'),
+    tls=dict(type='bool', default=False),
+    tunnelled=dict(type='bool', default=False),
+    auto_converge=dict(type='bool', default=True),
+    auto_converge_initial=dict(type='int'),
+    auto_converge_increment=dict(type='int'),
+    allow_postcopy=dict(type='bool', default=False),
+    unsafe=dict(type='bool', default=False),
+    policy=dict(type='dict', options=POLICY_SPEC),
+    timeout=dict(type='int'),
+    poll_interval=dict(type='float', default=0.5),
+    shutdown_timeout=dict(type='int', default=120),
+    force_shutdown=dict(type='bool', default=False),
+)
+
+
+def run_module(kvm):
+    return MigrationManager(kvm).run()
+
+
+def main():
+    KvmopsModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_one_of=[('name', 'uuid')],
+        mutually_exclusive=[('name', 'uuid')],
+        supports_check_mode=True,
+    ).run(run_module)
+
+
+if __name__ == '__main__':
+    main()
