@@ -1,0 +1,553 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 kvmops.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Convergence policy for live pre-copy migrations, as a pure state machine.
+
+Pre-copy migration sends guest memory in passes: the first pass copies all of
+it, every further pass re-sends the pages the guest dirtied meanwhile.  QEMU
+switches over (pauses the guest and copies the rest) once the rest fits into
+the allowed downtime.  A guest that dirties memory faster than the link carries
+it never gets there.  The engine watches ``dom.jobStats()`` samples and decides
+what a controller should change while the job runs; the controller applies the
+decisions through libvirt:
+
+======================  ==================================================
+action kind             libvirt call
+======================  ==================================================
+``set_max_downtime``    ``dom.migrateSetMaxDowntime(value)`` (ms)
+``start_postcopy``      ``dom.migrateStartPostCopy()``
+``abort``               ``dom.abortJob()``
+``auto_converge_engaged``  nothing: a record that QEMU started throttling
+======================  ==================================================
+
+Auto-converge cannot be switched on or off during a job (it is the
+``AUTO_CONVERGE`` start flag); QEMU raises the vCPU throttle itself after
+passes that do not shrink enough.  The engine only records it, and counts a
+throttle that stopped rising as "auto-converge has nothing more to give".
+
+Usage::
+
+    engine = ConvergenceEngine(Policy(max_downtime_ms=300),
+                               postcopy_enabled=spec.postcopy_enabled,
+                               auto_converge_enabled=spec.auto_converge_enabled)
+    apply(engine.initial_actions(t_ms=now_ms()))
+    while job_running():
+        apply(engine.observe(JobSample.from_job_stats(dom.jobStats(), now_ms())))
+    report(engine.summary(), engine.actions, engine.advice())
+
+``t_ms`` is any monotonic millisecond clock.  ``observe`` is cheap (O(1) per
+sample) and never raises for odd samples: missing statistics are None.
+
+Progress is judged per pass on the *dirty set* a pass starts with (the largest
+``data_remaining`` seen in it), see :class:`Policy`.
+
+Pass numbering follows what libvirt reports in ``memory_iteration`` (QEMU's
+dirty-sync count): 0 before memory is sent (for example while disks are
+mirrored), 1 during the first full pass, N during pass N.  So when iteration N
+is seen, N - 1 passes are complete.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass, fields
+
+DEFAULT_PAGE_SIZE = 4096
+MIN_DOWNTIME_MS = 50
+MIB = 1024 * 1024
+
+# virDomainJobType values of a job that is still running (BOUNDED, UNBOUNDED).
+RUNNING_JOB_TYPES = (1, 2)
+# JobSample field -> jobStats() key, where the names differ.
+_STATS_KEYS = {"job_type": "type", "time_elapsed_ms": "time_elapsed", "downtime_ms": "downtime"}
+# Statistics that are counters: absent means nothing counted yet.
+_COUNTERS = ("memory_iteration", "memory_postcopy_requests", "auto_converge_throttle")
+
+
+class ActionKind:
+    """Kinds of :class:`Action`."""
+
+    SET_MAX_DOWNTIME = "set_max_downtime"
+    START_POSTCOPY = "start_postcopy"
+    ABORT = "abort"
+    AUTO_CONVERGE_ENGAGED = "auto_converge_engaged"
+
+
+class EngineState:
+    """Values of :attr:`ConvergenceEngine.state`."""
+
+    PRECOPY = "precopy"
+    POSTCOPY = "postcopy"
+    ABORTING = "aborting"
+
+
+def _int_or_none(value):
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class JobSample:
+    """One ``dom.jobStats()`` reading taken at ``t_ms``.
+
+    Sizes are bytes, rates bytes/s except ``memory_dirty_rate`` (pages/s, as
+    libvirt reports it; see :attr:`dirty_rate_bps`), times ms.  Statistics the
+    hypervisor did not report are None; the counters ``memory_iteration``,
+    ``memory_postcopy_requests`` and ``auto_converge_throttle`` are 0 instead.
+    """
+
+    t_ms: int
+    job_type: int | None = None
+    operation: int | None = None
+    time_elapsed_ms: int | None = None
+    data_total: int | None = None
+    data_processed: int | None = None
+    data_remaining: int | None = None
+    memory_total: int | None = None
+    memory_processed: int | None = None
+    memory_remaining: int | None = None
+    memory_bps: int | None = None
+    memory_dirty_rate: int | None = None
+    memory_page_size: int | None = None
+    memory_iteration: int = 0
+    memory_postcopy_requests: int = 0
+    downtime_ms: int | None = None
+    auto_converge_throttle: int = 0
+    disk_total: int | None = None
+    disk_processed: int | None = None
+    disk_remaining: int | None = None
+
+    @classmethod
+    def from_job_stats(cls, stats: dict, t_ms: int) -> JobSample:
+        """Build a sample from a libvirt-python ``jobStats()`` dict (unknown keys are ignored)."""
+        values = {}
+        for field in fields(cls):
+            if field.name == "t_ms":
+                continue
+            value = _int_or_none(stats.get(_STATS_KEYS.get(field.name, field.name)))
+            values[field.name] = (value or 0) if field.name in _COUNTERS else value
+        return cls(t_ms=int(t_ms), **values)
+
+    @property
+    def dirty_rate_bps(self) -> int | None:
+        """Dirty rate in bytes/s (pages/s times the page size, 4 KiB if unreported)."""
+        if self.memory_dirty_rate is None:
+            return None
+        return self.memory_dirty_rate * (self.memory_page_size or DEFAULT_PAGE_SIZE)
+
+    @property
+    def remaining(self) -> int | None:
+        """Bytes still to send: ``data_remaining`` (memory and disks), else ``memory_remaining``."""
+        return self.data_remaining if self.data_remaining is not None else self.memory_remaining
+
+    @property
+    def is_running(self) -> bool:
+        """False for samples of a job that finished, failed or was cancelled (or of no job)."""
+        return self.job_type is None or self.job_type in RUNNING_JOB_TYPES
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How hard to push a migration towards convergence.  The defaults need no tuning.
+
+    max_downtime_ms
+        The user's bound on the final pause (default 500).  Never exceeded.
+    downtime_steps
+        The downtime starts at ``max_downtime_ms / downtime_steps`` (at least
+        50 ms) and rises by that much per completed pass after the first full
+        pass, up to the bound (default 5 steps).
+    allow_postcopy / postcopy_after_stalled_passes
+        Switch to post-copy once the downtime is at its bound and the migration
+        has been stalled this many passes (default off / 2).  Needs a job
+        started with the POSTCOPY flag.
+    stall_window / min_progress_ratio
+        Stalled: the smallest dirty set of the last ``stall_window`` passes
+        (default 3) is not below ``min_progress_ratio`` (default 0.9) times the
+        smallest dirty set before them.  Minima over windows, not last values,
+        so dirty sets that oscillate neither hide nor fake a stall.  A pass's
+        dirty set is the largest remaining size seen in it: QEMU sends each
+        pass down to its switch-over threshold (bandwidth x downtime), so the
+        smallest remaining size of every pass is that threshold, whatever the
+        guest does.
+    completion_timeout_ms
+        Abort a pre-copy job running longer than this (default None: no limit).
+    stalled_abort_passes
+        Give up early (abort) once the downtime is at its bound, auto-converge
+        has nothing more to give, post-copy is not possible and the migration
+        has been stalled this many passes (default 8).
+    max_throttle_percent
+        The throttle QEMU stops at (its ``max-cpu-throttle``, default 99).
+    """
+
+    max_downtime_ms: int = 500
+    downtime_steps: int = 5
+    allow_postcopy: bool = False
+    postcopy_after_stalled_passes: int = 2
+    stall_window: int = 3
+    min_progress_ratio: float = 0.9
+    completion_timeout_ms: int | None = None
+    stalled_abort_passes: int = 8
+    max_throttle_percent: int = 99
+
+    def __post_init__(self):
+        positive = ("max_downtime_ms", "downtime_steps", "postcopy_after_stalled_passes", "stall_window",
+                    "stalled_abort_passes", "max_throttle_percent")
+        problems = ["%s must be a positive integer, got %r" % (name, getattr(self, name))
+                    for name in positive if not isinstance(getattr(self, name), int) or getattr(self, name) < 1]
+        if not 0 < self.min_progress_ratio <= 1:
+            problems.append("min_progress_ratio must be in (0, 1], got %r" % (self.min_progress_ratio,))
+        if self.completion_timeout_ms is not None and self.completion_timeout_ms < 1:
+            problems.append("completion_timeout_ms must be positive or None, got %r" % (self.completion_timeout_ms,))
+        if problems:
+            raise ValueError("invalid convergence policy: " + "; ".join(problems))
+
+    def downtime_for_raises(self, raises: int) -> int:
+        """Downtime (ms) after ``raises`` steps: step ``raises + 1`` of ``downtime_steps``, capped by the bound."""
+        step_value = self.max_downtime_ms * (raises + 1) // self.downtime_steps
+        return min(self.max_downtime_ms, max(MIN_DOWNTIME_MS, step_value))
+
+    @property
+    def initial_downtime_ms(self) -> int:
+        """The downtime applied when the job starts."""
+        return self.downtime_for_raises(0)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A decision, with the measurements it was based on (None when unreported)."""
+
+    kind: str
+    value: int | None
+    t_ms: int
+    iteration: int
+    data_remaining: int | None
+    dirty_rate_bps: int | None
+    bandwidth_bps: int | None
+    reason: str
+
+    def as_dict(self) -> dict:
+        """A JSON-friendly view for module results."""
+        return asdict(self)
+
+
+class ConvergenceEngine:
+    """Turns a stream of :class:`JobSample` into :class:`Action` decisions.
+
+    ``postcopy_enabled``: the job was started with the POSTCOPY flag (post-copy
+    is only started when the policy also allows it).  ``auto_converge_enabled``:
+    the job was started with AUTO_CONVERGE.
+
+    Guarantees: no action is repeated while it is in effect; the downtime never
+    decreases and never exceeds the policy bound; after ``abort`` or
+    ``start_postcopy`` nothing more is emitted (libvirt cannot abort a job in
+    post-copy: ``abortJob`` fails there, and the guest's state is already split
+    between the hosts); action times never decrease.
+    """
+
+    def __init__(self, policy: Policy | None = None, postcopy_enabled: bool = False, auto_converge_enabled: bool = False):
+        self.policy = policy or Policy()
+        self.postcopy_enabled = postcopy_enabled
+        self.auto_converge_enabled = auto_converge_enabled
+        self.actions: list[Action] = []
+        self.state = EngineState.PRECOPY
+        self._downtime_ms = None
+        self._start_t = None
+        self._last_t = None
+        self._last_sample = None
+        self._last_dirty_rate_bps = None
+        self._last_bandwidth_bps = None
+        self._max_remaining = None
+        self._min_remaining = None
+        self._iteration = 0
+        self._pass_dirty_set = None  # largest remaining size seen in the pass in progress
+        self._recent_dirty_sets = deque()  # dirty sets of the last stall_window observed passes
+        self._older_dirty_set = None  # the smallest dirty set of the passes before those
+        self._stalled_passes = 0
+        self._throttle_recorded = 0
+        self._throttle_recorded_iteration = None
+        self._throttle_max = 0
+        self._throttle_rose_at_pass = 0
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def completed_passes(self) -> int:
+        """Memory passes completed so far (see the module docstring)."""
+        return max(0, self._iteration - 1)
+
+    @property
+    def postcopy_possible(self) -> bool:
+        """True when the engine may start post-copy."""
+        return self.policy.allow_postcopy and self.postcopy_enabled
+
+    @property
+    def downtime_in_effect_ms(self) -> int | None:
+        """The max downtime the engine has put in effect (None before its first action)."""
+        return self._downtime_ms
+
+    def initial_actions(self, t_ms: int = 0) -> list[Action]:
+        """Actions to apply when the job starts: the first downtime step."""
+        if self.state != EngineState.PRECOPY or self._downtime_ms is not None:
+            return []
+        t_ms = self._clock(t_ms)
+        return [self._emit(ActionKind.SET_MAX_DOWNTIME, self.policy.initial_downtime_ms, t_ms, None,
+                           "first of %d downtime steps towards max_downtime=%d ms"
+                           % (self.policy.downtime_steps, self.policy.max_downtime_ms))]
+
+    def observe(self, sample: JobSample) -> list[Action]:
+        """Take one sample into account and return the new actions (often none).
+
+        Samples of a job that is no longer running (``job_type`` completed,
+        failed, cancelled or none) are ignored.
+        """
+        if self.state != EngineState.PRECOPY or not sample.is_running:
+            return []
+        t_ms = self._clock(sample.t_ms)
+        self._record_measurements(sample)
+        timeout = self.policy.completion_timeout_ms
+        if timeout is not None and t_ms - self._start_t >= timeout:
+            return [self._emit(ActionKind.ABORT, None, t_ms, sample,
+                               "not complete after %d ms (completion_timeout_ms=%d)" % (t_ms - self._start_t, timeout))]
+        passes_done = self._advance_passes(sample)
+        actions = self._observe_throttle(sample, t_ms)
+        if passes_done:
+            actions += self._decide_after_passes(sample, t_ms, passes_done)
+        return actions
+
+    def required_bandwidth_bps(self) -> float | None:
+        """Bandwidth (bytes/s) the guest needs to converge within the downtime bound.
+
+        None until a dirty rate or a dirty set (a pass after the first) was seen.
+        """
+        needs = [need for need in self._bandwidth_needs() if need is not None]
+        return max(needs) if needs else None
+
+    def advice(self) -> str:
+        """Explain, in plain words, what it would take for this guest to converge."""
+        if self._last_sample is None:
+            return "No job statistics were observed, so there is nothing to advise."
+        policy = self.policy
+        dirty_set = self._dirty_set_level()
+        by_dirty_rate, by_downtime = self._bandwidth_needs()
+        head = {
+            EngineState.ABORTING: "The migration was aborted after %d passes.",
+            EngineState.POSTCOPY: "The migration was switched to post-copy after %d passes.",
+            EngineState.PRECOPY: "The migration is in pre-copy after %d passes.",
+        }[self.state] % self.completed_passes
+        parts = [head, self._measured_sentence(dirty_set)]
+        reasons = []
+        if by_dirty_rate is not None:
+            reasons.append("the dirty rate / %.2f = %s so that every pass shrinks the dirty set"
+                           % (policy.min_progress_ratio, _mib_s(by_dirty_rate)))
+        if by_downtime is not None:
+            reasons.append("%s / %d ms = %s to copy the dirty set within the downtime"
+                           % (_mib(dirty_set), policy.max_downtime_ms, _mib_s(by_downtime)))
+        if reasons:
+            parts.append("Converging within max_downtime=%d ms needs about %s: %s."
+                         % (policy.max_downtime_ms, _mib_s(self.required_bandwidth_bps()), ", and ".join(reasons)))
+        parts.append(
+            "Options: give the migration more bandwidth (bandwidth option, a dedicated or faster link, "
+            "parallel_connections, compression), reduce the guest's write load, or accept a longer max_downtime%s."
+            % self._downtime_hint(dirty_set)
+        )
+        if self.state in (EngineState.PRECOPY, EngineState.ABORTING):
+            parts.append(self._postcopy_sentence())
+        return " ".join(parts)
+
+    def summary(self) -> dict:
+        """Figures for reporting."""
+        return {
+            "state": self.state,
+            "passes": self.completed_passes,
+            "max_remaining": self._max_remaining,
+            "min_remaining": self._min_remaining,
+            "last_dirty_rate_bps": self._last_dirty_rate_bps,
+            "last_bandwidth_bps": self._last_bandwidth_bps,
+            "max_downtime_ms": self._downtime_ms,
+            "stalled_passes": self._stalled_passes,
+            "auto_converge_throttle": self._throttle_max,
+            "actions": len(self.actions),
+        }
+
+    # -- bookkeeping --------------------------------------------------------
+
+    def _clock(self, t_ms):
+        """Make action times non-decreasing even if the caller's clock is not."""
+        t_ms = t_ms if self._last_t is None else max(self._last_t, t_ms)
+        self._last_t = t_ms
+        if self._start_t is None:
+            self._start_t = t_ms
+        return t_ms
+
+    def _record_measurements(self, sample):
+        self._last_sample = sample
+        if sample.dirty_rate_bps is not None:
+            self._last_dirty_rate_bps = sample.dirty_rate_bps
+        if sample.memory_bps is not None:
+            self._last_bandwidth_bps = sample.memory_bps
+        remaining = sample.remaining
+        if remaining is not None:
+            self._max_remaining = remaining if self._max_remaining is None else max(self._max_remaining, remaining)
+            self._min_remaining = remaining if self._min_remaining is None else min(self._min_remaining, remaining)
+
+    def _emit(self, kind, value, t_ms, sample, reason):
+        action = Action(
+            kind=kind,
+            value=value,
+            t_ms=t_ms,
+            iteration=sample.memory_iteration if sample else 0,
+            data_remaining=sample.remaining if sample else None,
+            dirty_rate_bps=sample.dirty_rate_bps if sample else None,
+            bandwidth_bps=sample.memory_bps if sample else None,
+            reason=reason,
+        )
+        self.actions.append(action)
+        if kind == ActionKind.SET_MAX_DOWNTIME:
+            self._downtime_ms = value
+        elif kind == ActionKind.START_POSTCOPY:
+            self.state = EngineState.POSTCOPY
+        elif kind == ActionKind.ABORT:
+            self.state = EngineState.ABORTING
+        return action
+
+    def _observe_throttle(self, sample, t_ms):
+        throttle = sample.auto_converge_throttle
+        if throttle > self._throttle_max:
+            self._throttle_max = throttle
+            self._throttle_rose_at_pass = self.completed_passes
+        # Record the first engagement and later rises, at most once per pass.
+        if throttle <= self._throttle_recorded or self._throttle_recorded_iteration == sample.memory_iteration:
+            return []
+        first = self._throttle_recorded == 0
+        self._throttle_recorded = throttle
+        self._throttle_recorded_iteration = sample.memory_iteration
+        reason = "QEMU started throttling the vCPUs" if first else "QEMU raised the vCPU throttle"
+        return [self._emit(ActionKind.AUTO_CONVERGE_ENGAGED, throttle, t_ms, sample, "%s to %d%%" % (reason, throttle))]
+
+    def _advance_passes(self, sample):
+        """Track each pass's dirty set; return how many passes completed since the last sample.
+
+        A pass starts with the dirty set and sends it down to QEMU's switch-over
+        threshold, so the largest remaining size seen in a pass is the best view
+        of its dirty set; the smallest is only the threshold.  Iteration 0 (before
+        memory moves, e.g. while disks are mirrored) is no pass, and the first
+        pass sends all memory, not a dirty set.
+        """
+        iteration = sample.memory_iteration
+        remaining = sample.remaining
+        if iteration <= self._iteration:
+            if iteration == self._iteration >= 2 and remaining is not None:
+                self._pass_dirty_set = max(self._pass_dirty_set or 0, remaining)
+            return 0
+        if self._pass_dirty_set is not None:
+            self._remember_dirty_set(self._pass_dirty_set)
+        passes_done = iteration - max(self._iteration, 1)
+        self._iteration = iteration
+        self._pass_dirty_set = remaining if iteration >= 2 else None
+        return passes_done
+
+    def _remember_dirty_set(self, dirty_set):
+        self._recent_dirty_sets.append(dirty_set)
+        if len(self._recent_dirty_sets) > self.policy.stall_window:
+            leaving = self._recent_dirty_sets.popleft()
+            self._older_dirty_set = leaving if self._older_dirty_set is None else min(self._older_dirty_set, leaving)
+
+    def _is_stalled(self):
+        if self._older_dirty_set is None:
+            return False
+        return min(self._recent_dirty_sets) >= self.policy.min_progress_ratio * self._older_dirty_set
+
+    def _throttle_exhausted(self):
+        """True when auto-converge cannot make the guest dirty memory any slower."""
+        if not self.auto_converge_enabled or self._throttle_max >= self.policy.max_throttle_percent:
+            return True
+        # QEMU raises the throttle after every pass that does not shrink enough;
+        # a throttle flat for a whole stall window is capped (or never engages).
+        return self.completed_passes - self._throttle_rose_at_pass >= self.policy.stall_window
+
+    def _decide_after_passes(self, sample, t_ms, passes_done):
+        policy = self.policy
+        self._stalled_passes = self._stalled_passes + passes_done if self._is_stalled() else 0
+        actions = []
+        target = policy.downtime_for_raises(max(0, self.completed_passes - 1))
+        if self._downtime_ms is None or target > self._downtime_ms:
+            actions.append(self._emit(ActionKind.SET_MAX_DOWNTIME, target, t_ms, sample,
+                                      "pass %d completed without converging; downtime step towards %d ms"
+                                      % (self.completed_passes, policy.max_downtime_ms)))
+        if self._downtime_ms < policy.max_downtime_ms:
+            return actions
+        if self.postcopy_possible:
+            if self._stalled_passes >= policy.postcopy_after_stalled_passes:
+                actions.append(self._emit(ActionKind.START_POSTCOPY, None, t_ms, sample,
+                                          "stalled for %d passes at max_downtime=%d ms"
+                                          % (self._stalled_passes, policy.max_downtime_ms)))
+        elif self._stalled_passes >= policy.stalled_abort_passes and self._throttle_exhausted():
+            actions.append(self._emit(ActionKind.ABORT, None, t_ms, sample,
+                                      "stalled for %d passes at max_downtime=%d ms with auto-converge exhausted "
+                                      "and post-copy not allowed" % (self._stalled_passes, policy.max_downtime_ms)))
+        return actions
+
+    # -- advice helpers -----------------------------------------------------
+
+    def _bandwidth_needs(self):
+        # Each pass re-sends what the guest dirtied during the previous one: a pass
+        # sending D bytes at bandwidth B lasts D/B s while the guest dirties R*D/B
+        # bytes, so every pass shrinks the dirty set by the factor R/B.  For the
+        # progress the policy demands, R/B <= min_progress_ratio: B >= R / ratio.
+        # QEMU switches over once the rest fits into the downtime T, D <= B*T; the
+        # final dirty set is about the smallest recent one (S), so B >= S / T.
+        # The need is the larger of the two.
+        dirty_rate = self._last_dirty_rate_bps
+        dirty_set = self._dirty_set_level()
+        by_dirty_rate = None if dirty_rate is None else dirty_rate / self.policy.min_progress_ratio
+        by_downtime = None if dirty_set is None else dirty_set * 1000.0 / self.policy.max_downtime_ms
+        return by_dirty_rate, by_downtime
+
+    def _dirty_set_level(self):
+        """The smallest recent dirty set, about what the final stop-and-copy would send (None: none seen)."""
+        candidates = list(self._recent_dirty_sets)
+        if self._pass_dirty_set is not None:
+            candidates.append(self._pass_dirty_set)
+        return min(candidates) if candidates else None
+
+    def _measured_sentence(self, dirty_set):
+        dirty = self._last_dirty_rate_bps
+        bandwidth = self._last_bandwidth_bps
+        if dirty_set is not None:
+            progress = "each pass still starts with about %s" % _mib(dirty_set)
+        else:
+            progress = "%s remained in the first pass" % _mib(self._last_sample.remaining or 0)
+        return "The guest dirties memory at %s while the migration moves %s; %s." % (
+            _mib_s(dirty) if dirty is not None else "an unreported rate",
+            _mib_s(bandwidth) if bandwidth is not None else "an unreported rate",
+            progress,
+        )
+
+    def _downtime_hint(self, dirty_set):
+        bandwidth = self._last_bandwidth_bps
+        dirty = self._last_dirty_rate_bps or 0
+        if not bandwidth or dirty_set is None:
+            return ""
+        if bandwidth <= dirty:
+            return " (that alone cannot help while the dirty rate exceeds the bandwidth)"
+        return " (about %d ms at the current bandwidth)" % -(-dirty_set * 1000 // bandwidth)
+
+    def _postcopy_sentence(self):
+        risk = ("post-copy runs the guest on the destination at once and fetches the remaining pages on demand, so "
+                "it always finishes, but until it does the guest's memory is split between the hosts: if the network "
+                "or either host fails, the guest is lost, and its memory accesses are slower meanwhile.")
+        if self.postcopy_possible:
+            return "Post-copy was allowed: " + risk
+        if self.policy.allow_postcopy:
+            return ("Post-copy was allowed but the job was started without the POSTCOPY flag; start it with "
+                    "allow_postcopy=true to use it: " + risk)
+        return "Setting allow_postcopy=true would finish it: " + risk
+
+
+def _mib(value):
+    return "%.1f MiB" % (value / MIB)
+
+
+def _mib_s(value):
+    return "%.1f MiB/s" % (value / MIB)
