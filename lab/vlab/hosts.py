@@ -123,6 +123,8 @@ class Host:
 
     def root_path(self, path):
         """A path inside the host as seen from the root namespace (through the anchor's /proc root)."""
+        if not self.anchor_alive():
+            raise LabError(self.name, "enter host", "host is not running (run: lab/virtlab up)")
         return "/proc/%d/root%s" % (self.anchor[0], path)
 
     def binds(self):
@@ -228,10 +230,18 @@ class Host:
     def daemon_alive(self, name):
         return alive(self.record.setdefault("daemons", {}).get(name))
 
-    def start_daemon(self, name, cmd, ready, timeout=30):
-        """Start a foreground daemon inside the host unless it runs; wait until ready()."""
+    def start_daemon(self, name, cmd, ready, timeout=30, pidfile=None):
+        """Start a foreground daemon inside the host unless it runs; wait until ready().
+
+        With `pidfile`, a daemon of this host that runs under its pid file but is not the
+        one we recorded (started by someone else) is adopted rather than fought with."""
         if self.daemon_alive(name) and _safe(ready):
             return False
+        adopted = self._adopt(pidfile)
+        if adopted:
+            self.record["daemons"][name] = adopted
+            if _safe(ready):
+                return True
         stop(self.record["daemons"].get(name))
         self.record["daemons"][name] = spawn(self.enter() + cmd, str(self.dir / "logs" / (name + ".log")))
         ident = self.record["daemons"][name]
@@ -243,6 +253,19 @@ class Host:
             return ready()
         wait_for(up, timeout, "start " + name, self.name)
         return True
+
+    def _adopt(self, pidfile):
+        """Identity of the live process named by a pid file inside this host, if it is in
+        this host's network namespace."""
+        if not pidfile:
+            return None
+        try:
+            pid = int(open(self.root_path(pidfile)).read().split()[0])
+            same_ns = os.readlink("/proc/%d/ns/net" % pid) == os.readlink("/proc/%d/ns/net" % self.anchor[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        ident = identity(pid)
+        return ident if same_ns and alive(ident) else None
 
     def stop_daemon(self, name):
         stop(self.record.setdefault("daemons", {}).get(name))

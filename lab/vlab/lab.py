@@ -15,6 +15,9 @@ class Lab:
         self.state = {"hosts": {}, "hypervisors": 0, "firewall": False, "tcp": False}
         self._lock = None
         self._conns = {}
+        self._load()
+
+    def _load(self):
         if config.STATE_FILE.exists():
             try:
                 self.state.update(json.loads(config.STATE_FILE.read_text()))
@@ -26,6 +29,9 @@ class Lab:
         config.STATE_ROOT.mkdir(parents=True, exist_ok=True)
         self._lock = open(config.STATE_ROOT / "lock", "w")
         fcntl.flock(self._lock, fcntl.LOCK_EX)
+        # Another virtlab may have changed the state while we waited: read it again, or our
+        # save() would overwrite its records (e.g. the PID of a libvirtd it just started).
+        self._load()
 
     def save(self):
         config.STATE_ROOT.mkdir(parents=True, exist_ok=True)
@@ -161,7 +167,7 @@ class Lab:
                 return False
             self.drop_libvirt(hv)
             return self.libvirt(hv).getHostname() == hv.name
-        return hv.start_daemon("libvirtd", cmd, ready, timeout=60)
+        return hv.start_daemon("libvirtd", cmd, ready, timeout=60, pidfile="/run/libvirtd.pid")
 
     def _ensure_firewall(self, hv):
         if not self.state.get("firewall"):
@@ -214,9 +220,9 @@ class Lab:
     # --- down -------------------------------------------------------------------------
     def _remove_host(self, h, keep_files=False):
         self.drop_libvirt(h)
-        h.teardown()
-        self.state["hosts"].pop(h.name, None)
+        h.teardown()  # empties h.record in place: the dict stays the host's entry in the state
         if not keep_files:
+            self.state["hosts"].pop(h.name, None)
             shutil.rmtree(h.dir, ignore_errors=True)
 
     def down(self):
