@@ -94,7 +94,7 @@ def cmd_down(args):
 
 def print_status(rows):
     comps = []
-    for _, _, checks in rows:
+    for dummy_name, dummy_ip, checks in rows:
         comps += [c for c in checks if c not in comps]
     print("%-10s %-13s %s" % ("HOST", "ADDRESS", " ".join("%-12s" % c for c in comps)))
     for name, ip, checks in rows:

@@ -106,6 +106,7 @@ def build_artefacts(log=print):
             step="extract busybox")
         run(["gcc", "-static", "-O2", "-o", str(root / "bin" / "dirtier"), str(SRC / "dirtier.c")],
             step="compile dirtier")
+        os.symlink("busybox", root / "bin" / "sh")  # the init's interpreter, before --install
         shutil.copy2(SRC / "init", root / "init")
         os.chmod(root / "init", 0o755)
         run(["sh", "-c", 'cd "$0" && find . | cpio -o -H newc --quiet | gzip -1 > "$1"',

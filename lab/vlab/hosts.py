@@ -134,7 +134,7 @@ class Host:
     def prepare_files(self, all_hosts, host_uuid=None):
         """Create this host's state directories and configuration (idempotent)."""
         d = self.dir
-        for sub, _ in self.binds():
+        for sub, dummy_target in self.binds():
             if sub not in ("hosts", "hostname"):
                 (d / sub).mkdir(parents=True, exist_ok=True)
         write_if_changed(d / "hosts", hosts_file(all_hosts))

@@ -13,16 +13,16 @@ PACKAGES = [
 ]
 
 
-def missing_packages(packages=PACKAGES):
+def missing_packages(packages=tuple(PACKAGES)):
     res = subprocess.run(
         ["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\n"] + list(packages),
-        capture_output=True, text=True,
+        capture_output=True, text=True, check=False,
     )
     installed = {line.split()[0] for line in res.stdout.splitlines() if line.endswith(" installed")}
     return [p for p in packages if p not in installed]
 
 
-def ensure_packages(packages=PACKAGES, log=print):
+def ensure_packages(packages=tuple(PACKAGES), log=print):
     missing = missing_packages(packages)
     if not missing:
         return False

@@ -265,7 +265,7 @@ class Lab:
                         checks["firewalld"] = h.daemon_alive("firewalld")
                     checks["shared-mount"] = storage.shared_mount_healthy(h)
             rows.append((h.name, h.ip, checks))
-        healthy = bool(self.state["hypervisors"]) and all(all(c.values()) for _, _, c in rows)
+        healthy = bool(self.state["hypervisors"]) and all(all(checks.values()) for dummy_name, dummy_ip, checks in rows)
         return rows, healthy
 
     def _libvirt_ok(self, hv):
@@ -273,4 +273,3 @@ class Lab:
             return self.libvirt(hv).getHostname() == hv.name
         except Exception:
             return False
-

@@ -32,7 +32,7 @@ def run(cmd, host="lab", step=None, check=True, input=None, timeout=120, env=Non
     try:
         res = subprocess.run(
             cmd, input=input, capture_output=True, text=True, timeout=timeout,
-            env=env or CLEAN_ENV, cwd="/",
+            env=env or CLEAN_ENV, cwd="/", check=False,
         )
     except subprocess.TimeoutExpired:
         raise LabError(host, step, "timed out after %ss: %s" % (timeout, " ".join(cmd)))

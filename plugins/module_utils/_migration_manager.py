@@ -47,7 +47,9 @@ from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
 )
 
 GIB = 1024 ** 3
-URI_RE = re.compile(r'^[a-z][a-z0-9+]*://[^\s]*$')
+DEFAULT_THROTTLE_INITIAL = 50
+DEFAULT_THROTTLE_INCREMENT = 25
+URI_RE = re.compile(r'^[a-z][a-z0-9+]*://[^/\s?#]+(/[^\s]*)?$')  # a destination URI must name a host
 HOST_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[?[0-9A-Fa-f:.]+\]?$')
 
 
@@ -175,6 +177,14 @@ class MigrationManager:
         else:
             options['domain_active'] = self.domain_active
         options['domain_persistent'] = self.domain_persistent
+        if options['auto_converge'] and options['mode'] == 'live':
+            # QEMU's own defaults (20%, +10% every second pass) take minutes to bite when a pass
+            # lasts ~10 s; throttling only engages on a guest that is NOT converging, so starting
+            # firmer costs nothing to guests that converge anyway.
+            if options['auto_converge_initial'] is None:
+                options['auto_converge_initial'] = DEFAULT_THROTTLE_INITIAL
+            if options['auto_converge_increment'] is None:
+                options['auto_converge_increment'] = DEFAULT_THROTTLE_INCREMENT
         for key in ('bandwidth', 'max_downtime', 'auto_converge', 'auto_converge_initial', 'auto_converge_increment',
                     'allow_postcopy', 'postcopy_bandwidth', 'compression', 'parallel_connections', 'tls',
                     'migrate_uri', 'listen_address', 'unsafe'):
@@ -321,4 +331,3 @@ def verify_and_repair_readonly(src_conn, dst_conn, uuid, src_host, dst_host):
     src = read_view(src_conn, uuid, src_host)
     dst = read_view(dst_conn, uuid, dst_host)
     return assess(src, dst).as_dict()
-

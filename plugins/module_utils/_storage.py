@@ -157,7 +157,7 @@ def volume_exists(conn, path):
 def copy_volume(src_conn, dst_conn, disk, src_host, dst_host):
     """Stream a volume from the source host to the same path on the destination (cold migration).
     On any failure the partial destination volume is deleted; the source is never touched."""
-    dst_pool, _ = ensure_dest_pool(dst_conn, disk.directory, dst_host)
+    dst_pool, dummy = ensure_dest_pool(dst_conn, disk.directory, dst_host)
     if volume_exists(dst_conn, disk.path):
         raise MigrationError('%s already exists on %s; refusing to overwrite it' % (disk.path, dst_host),
                              remedy='Remove or rename the file on the destination, or use shared storage.')

@@ -13,7 +13,7 @@ version_added: 0.1.0
 description:
   - Moves a libvirt/KVM guest from the host the module runs on to another host.
   - C(live) migration runs peer to peer (the source libvirtd drives it) under a convergence
-    policy that watches the job's statistics every O(poll_interval) seconds: it raises the
+    policy that watches the job's statistics every O(poll_interval) seconds; it raises the
     allowed downtime step by step up to O(max_downtime), lets QEMU throttle the guest
     (auto-converge), switches to post-copy only when O(allow_postcopy=true), and aborts
     cleanly at the completion timeout, with advice on what would make the guest converge.
@@ -27,9 +27,10 @@ description:
   - Bad input gets a clear message and changes nothing; check mode validates everything it
     can (flags, parameters, destination connection, storage) and reports the plan.
 author:
-  - kvmops.migration contributors
+  - kvmops.migration contributors (@kvmops)
 extends_documentation_fragment:
   - kvmops.migration.connection
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
@@ -147,10 +148,14 @@ options:
     type: bool
     default: true
   auto_converge_initial:
-    description: Initial CPU throttle in percent once auto-converge engages.
+    description:
+      - Initial CPU throttle in percent once auto-converge engages.
+      - When not set, 50 (QEMU's own default of 20 takes minutes to matter when a memory pass lasts seconds).
     type: int
   auto_converge_increment:
-    description: Throttle increment in percent per pass while auto-converge is engaged.
+    description:
+      - Throttle increment in percent each time QEMU raises it (every second non-converging pass).
+      - When not set, 25 (QEMU's default is 10).
     type: int
   allow_postcopy:
     description:
@@ -369,8 +374,8 @@ POLICY_SPEC = dict(
     downtime_steps=dict(type='int', default=5),
     stall_window=dict(type='int', default=3),
     min_progress_ratio=dict(type='float', default=0.9),
-    postcopy_after_stalled_passes=dict(type='int', default=2),
-    stalled_abort_passes=dict(type='int', default=8),
+    postcopy_after_stalled_passes=dict(type='int', default=2, no_log=False),
+    stalled_abort_passes=dict(type='int', default=8, no_log=False),
 )
 
 ARGUMENT_SPEC = dict(

@@ -21,7 +21,7 @@ def virsh_migrate(name, src, dst, timeout=120):
     return subprocess.run(
         ["virsh", "-c", "qemu+ssh://%s/system" % src, "migrate", "--live", "--p2p", "--persistent",
          "--undefinesource", name, "qemu+ssh://%s/system" % dst],
-        capture_output=True, text=True, timeout=timeout)
+        capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def tcp_open(ip, port):
@@ -93,7 +93,7 @@ def test_guest_heartbeat_where_and_duplicate_name(labh, guest):
     assert hb["counter"] > 0 and hb["host"] == "host-a" and not hb["oops"]
     dup = virtlab("guest", "create", guest, "--on", "host-b", check=False)
     assert dup.returncode == 1 and "already exists" in dup.stderr and dup.stderr.count("\n") == 1
-    assert [h for h, _, _ in labh.locate(guest)] == ["host-a"]
+    assert [host for host, dummy_state, dummy_persistent in labh.locate(guest)] == ["host-a"]
 
 
 def test_plain_virsh_live_migration_keeps_the_guest_running(labh, guest):
@@ -136,7 +136,7 @@ def test_netem_loss_and_rate_apply_and_clear_and_delay_is_refused(labh):
     try:
         rules = virtlab("exec", "host-c", "--", "nft", "list", "table", "inet", "virtlab_fault").stdout
         assert "numgen random mod 1000 < 50" in rules
-        qdisc = subprocess.run(["tc", "qdisc", "show", "dev", "vl-host-c"], capture_output=True, text=True).stdout
+        qdisc = subprocess.run(["tc", "qdisc", "show", "dev", "vl-host-c"], capture_output=True, text=True, check=True).stdout
         assert "tbf" in qdisc
     finally:
         virtlab("fault", "clear", "host-c")
@@ -167,8 +167,8 @@ def test_bad_input_is_one_clear_line():
 @pytest.mark.lab_rebuild
 def test_down_removes_everything_and_up_rebuilds(labh):
     virtlab("down")
-    assert "vl-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert subprocess.run(["ip", "link", "show", "vlbr0"], capture_output=True).returncode != 0
+    assert "vl-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert subprocess.run(["ip", "link", "show", "vlbr0"], capture_output=True, check=False).returncode != 0
     assert virtlab("status", check=False).returncode == 1
     started = time.monotonic()
     virtlab("up", "--firewall")
@@ -178,10 +178,10 @@ def test_down_removes_everything_and_up_rebuilds(labh):
 
 @pytest.mark.lab_rebuild
 def test_up_repairs_a_lab_whose_processes_were_all_killed(labh):
-    for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n"):
+    for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split("\n"):
         if ns.startswith("vl-"):
-            pids = subprocess.run(["ip", "netns", "pids", ns.split()[0]], capture_output=True, text=True).stdout.split()
-            subprocess.run(["kill", "-9"] + pids, capture_output=True)
+            pids = subprocess.run(["ip", "netns", "pids", ns.split()[0]], capture_output=True, text=True, check=True).stdout.split()
+            subprocess.run(["kill", "-9"] + pids, capture_output=True, check=False)
     time.sleep(1)
     assert virtlab("status", check=False).returncode == 1
     virtlab("up")

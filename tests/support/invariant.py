@@ -19,15 +19,18 @@ class Snapshot:
         assert self.before["counter"] > 0, "guest %s has no heartbeat before the test" % name
 
 
-def check(labh, name, expect_on=None, snapshot=None, persistent=True, expect_paused=False, timeout=60):
+def check(labh, name, expect_on=None, snapshot=None, persistent=True, expect_paused=False, expect_reboot=False,
+          timeout=60):
     """Assert the invariant; return (host it runs on, heartbeat after).
 
     expect_on: the host the guest must run on (None: any single host).
     persistent: True if the guest must be persistently defined exactly where it runs, False if
     it must be transient everywhere, None to skip the persistence check.
+    expect_reboot: a cold migration restarts the guest: then the newest boot must have a
+    heartbeat from the host it runs on, and earlier boots are allowed.
     """
     found = labh.locate(name)
-    running = [(h, s) for h, s, _ in found if s in RUNNING_STATES]
+    running = [(h, s) for h, s, dummy_persistent in found if s in RUNNING_STATES]
     assert len(running) == 1, "guest %s must run on exactly one host, found %s" % (name, found)
     host, state = running[0]
     if expect_on:
@@ -35,7 +38,7 @@ def check(labh, name, expect_on=None, snapshot=None, persistent=True, expect_pau
     others = [(h, s, p) for h, s, p in found if h != host]
     assert not others, "guest %s left on other hosts: %s" % (name, others)
     if persistent is not None:
-        is_persistent = [p for h, _, p in found if h == host][0]
+        is_persistent = [p for h, dummy_state, p in found if h == host][0]
         assert is_persistent == persistent, "guest %s persistent=%s on %s, expected %s" % (
             name, is_persistent, host, persistent)
     if expect_paused:
@@ -47,6 +50,8 @@ def check(labh, name, expect_on=None, snapshot=None, persistent=True, expect_pau
     hb = labh.wait_heartbeat_after(name, hb["counter"], timeout=timeout)
     assert hb["host"] == host, "guest %s: newest heartbeat from %s but it runs on %s" % (name, hb["host"], host)
     assert not hb["oops"], "guest %s: kernel oops: %s" % (name, hb["oops_lines"])
+    if expect_reboot:
+        return host, hb
     assert len(hb["boots"]) == 1, "guest %s rebooted (boot ids %s)" % (name, hb["boots"])
     if snapshot:
         assert hb["boot_id"] == snapshot.before["boot_id"], "guest %s rebooted" % name

@@ -20,7 +20,7 @@ INVENTORY = str(lab_config.INVENTORY)
 
 def virtlab(*args, check=True, timeout=600):
     """Run lab/virtlab; return CompletedProcess (text)."""
-    res = subprocess.run([VIRTLAB] + list(args), capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run([VIRTLAB] + list(args), capture_output=True, text=True, timeout=timeout, check=False)
     if check and res.returncode != 0:
         raise AssertionError("virtlab %s failed (%d): %s%s" % (" ".join(args), res.returncode, res.stdout, res.stderr))
     return res
@@ -85,7 +85,7 @@ def run_module(host, module, args, check_mode=False, timeout=900, extra_env=None
            "-a", json.dumps(args)]
     if check_mode:
         cmd.append("--check")
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=str(REPO))
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=str(REPO), check=False)
     try:
         out = json.loads(res.stdout)
         result = out["plays"][0]["tasks"][0]["hosts"][host]

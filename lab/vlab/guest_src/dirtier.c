@@ -2,13 +2,16 @@
  *
  *   dirtier WORKING_SET_MIB [RATE_MIBPS]
  *
- * Writes one byte into every 4 KiB page of the working set, round after round.
- * RATE_MIBPS > 0 holds the dirtying rate (pages per second x 4 KiB) at that figure;
- * 0 or absent dirties as fast as the vCPU allows.
+ * Rewrites every 4 KiB page of the working set in full, round after round, the way
+ * a busy database or cache rewrites its pages. RATE_MIBPS > 0 is a ceiling on the bytes
+ * written per second; a guest slowed down (e.g. throttled by auto-converge) does not
+ * "catch up" afterwards, like a real service that serves what it can. 0 or absent
+ * dirties as fast as the vCPU allows.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #define PAGE 4096UL
@@ -41,14 +44,18 @@ int main(int argc, char **argv)
     for (;;) {
         round++;
         for (size_t p = 0; p < pages; p++) {
-            mem[p * PAGE] = round;
+            memset((uint8_t *)mem + p * PAGE, round + (uint8_t)p, PAGE);
             if (++dirtied % chunk == 0 && rate > 0) {
-                /* Sleep until the bytes dirtied so far match the requested rate. */
+                /* Sleep until the bytes written since `start` match the rate; when we are
+                 * behind (throttled), restart the schedule instead of catching up. */
                 double due = start + (double)dirtied * PAGE / (rate * 1048576.0);
                 double wait = due - now();
                 if (wait > 0) {
                     struct timespec ts = { (time_t)wait, (long)((wait - (time_t)wait) * 1e9) };
                     nanosleep(&ts, NULL);
+                } else {
+                    start = now();
+                    dirtied = 0;
                 }
             }
         }

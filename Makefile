@@ -1,0 +1,183 @@
+# kvmops.migration developer toolchain.
+#
+#   make venv            Debian packages (only if missing) + .venv with requirements-dev.txt
+#   make unit            unit tests (pytest) against .venv/collections/.../kvmops/migration
+#   make sanity          ansible-test sanity on a git copy of the collection (offline-capable)
+#   make lint            ansible-lint (production profile) on roles/ and playbooks/
+#   make build           ansible-galaxy collection build into build/
+#   make ee-check        ansible-builder create (no container build) into a temp dir
+#   make changelog-lint  antsibull-changelog lint
+#
+#   make lab             lab/virtlab up --firewall (3 hypervisors + storage in namespaces)
+#   make lab-down        remove the lab
+#   make lab-status      health table of the lab
+#   make lab-test        the lab's own tests (tests/lab), incl. down/up and kill/repair
+#   make integration     module tests on the lab (tests/integration)
+#   make molecule        molecule scenarios against the lab (roles)
+#   make test            everything CI runs: unit sanity lint build ee-check changelog-lint lab-test integration molecule
+#   make demo            set up what is missing, bring the lab up, run the migration demo
+#   make bench           benchmarks (not part of make test), writes .bench/
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+VENV_ABS := $(abspath $(VENV))
+VENV_BIN := $(VENV_ABS)/bin
+
+# Interpreter used to create the venv: pyenv's 3.11 if present, else Debian's python3.11.
+PYTHON311 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3.11) $(shell command -v python3.11 2>/dev/null) /usr/bin/python3.11)
+
+# Debian packages the toolchain and tests need: headers/compiler to build libvirt-python,
+# Debian's python3-libvirt (the interpreter modules respawn into), python3-firewall,
+# virsh, git (ansible-test reads the file list from git), venv support for /usr/bin/python3.
+APT_PACKAGES ?= libvirt-dev pkg-config gcc python3-dev python3-venv python3-libvirt python3-firewall libvirt-clients git ca-certificates
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+STAMP := $(VENV_ABS)/.kvmops-dev.stamp
+
+COLLECTION_NAMESPACE := kvmops
+COLLECTION_NAME := migration
+COLLECTION_VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+
+# Unit tests: a SYMLINK .venv/collections/ansible_collections/kvmops/migration -> repo root.
+# pytest only needs `ansible_collections.kvmops.migration` importable; pytest-ansible's
+# --ansible-unit-inject-only (set in pytest.ini) puts ANSIBLE_COLLECTIONS_PATH on sys.path and
+# installs Ansible's collection finder, so edits in the checkout are tested without any copy
+# step. ./conftest.py does the same setup for a bare `pytest` run. (Without that option
+# pytest-ansible creates a `collections/` tree of symlinks in the repo root.)
+# ansible-test cannot use the symlink: it locates the collection from os.getcwd(), which
+# resolves symlinks to /work/main-like paths, so `sanity` works on a COPY instead (below).
+COLLECTIONS_ROOT := $(VENV_ABS)/collections
+COLLECTION_LINK := $(COLLECTIONS_ROOT)/ansible_collections/$(COLLECTION_NAMESPACE)/$(COLLECTION_NAME)
+
+# Sanity: a copy of the files git would track (tracked + untracked, minus .gitignore'd) at a
+# path ending in ansible_collections/kvmops/migration, made a git work tree with `git init`
+# (no commit needed: ansible-test lists files with `git ls-files --cached --others`).
+SANITY_ROOT := $(VENV_ABS)/sanity/ansible_collections/$(COLLECTION_NAMESPACE)/$(COLLECTION_NAME)
+SANITY_ARGS ?= --local --python 3.11 --color no
+# Paths to leave out, e.g. `make sanity SANITY_EXCLUDE="lab/ tests/lab/"` (default: whole tree).
+SANITY_EXCLUDE ?=
+# ansible-test downloads get-pip-<ver>.py from a host unreachable offline; it uses this cached
+# file first. tools/get_pip_standin.py bootstraps pip with ensurepip instead.
+ANSIBLE_TEST_PIP_VERSION ?= 24_2
+GET_PIP_CACHE := $(HOME)/.ansible/test/cache/get_pip_$(ANSIBLE_TEST_PIP_VERSION).py
+
+LINT_PATHS ?= roles playbooks
+BUILD_DIR ?= build
+PYTEST_ARGS ?=
+
+.PHONY: help venv unit sanity lint build ee-check changelog-lint clean-venv lab lab-down lab-status lab-test integration molecule test demo bench
+
+help:
+	@sed -n 's/^#   make /  make /p' $(MAKEFILE_LIST)
+
+venv: $(STAMP)
+
+$(STAMP): requirements-dev.txt constraints-dev.txt
+	@missing=""; \
+	for pkg in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$pkg" 2>/dev/null | grep -q ' installed$$' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt-get install:$$missing"; \
+	  $(SUDO) apt-get update -q; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@test -x $(VENV_BIN)/python || { echo "creating $(VENV) with $(PYTHON311)"; $(PYTHON311) -m venv $(VENV_ABS); }
+	@# (the grep drops this machine's pip.conf noise about missing local index directories)
+	$(VENV_BIN)/python -m pip install -q -r requirements-dev.txt -c constraints-dev.txt 2>&1 \
+	  | { grep -v 'is neither a file nor a directory' || true; }
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+	@touch $@
+
+unit: $(STAMP)
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+	KVMOPS_COLLECTIONS_ROOT=$(COLLECTIONS_ROOT) ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS_ROOT) \
+	  $(VENV_BIN)/python -m pytest -p no:cacheprovider -q $(PYTEST_ARGS) $(call junit,unit) tests/unit
+
+$(GET_PIP_CACHE): tools/get_pip_standin.py
+	@mkdir -p $(dir $@)
+	install -m 0644 $< $@
+
+sanity: $(STAMP) $(GET_PIP_CACHE)
+	@rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_ROOT)
+	@git ls-files -z --cached --others --exclude-standard \
+	  | tar --null --ignore-failed-read -T - -cf - | tar -C $(SANITY_ROOT) -xf -
+	@git -C $(SANITY_ROOT) init -q
+	cd $(SANITY_ROOT) && PATH=$(VENV_BIN):$$PATH $(VENV_BIN)/ansible-test sanity $(SANITY_ARGS) $(foreach p,$(SANITY_EXCLUDE),--exclude $(p))
+
+lint: $(STAMP)
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+	@paths=""; for p in $(LINT_PATHS); do [ -e "$$p" ] && paths="$$paths $$p"; done; \
+	ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS_ROOT) PATH=$(VENV_BIN):$$PATH \
+	  $(VENV_BIN)/ansible-lint --profile production --offline $$paths
+
+build: $(STAMP)
+	@mkdir -p $(BUILD_DIR)
+	$(VENV_BIN)/ansible-galaxy collection build --force --output-path $(BUILD_DIR) .
+
+ee-check: $(STAMP) build
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(VENV_BIN)/ansible-builder create -f execution-environment.yml -c "$$tmp" --output-filename Containerfile -v 1; \
+	test -s "$$tmp/Containerfile"; \
+	tarball=kvmops-migration-$(COLLECTION_VERSION).tar.gz; \
+	if ! grep -q "/build/collections/$$tarball" "$$tmp/_build/requirements.yml" \
+	   || [ ! -f "$$tmp/_build/collections/$$tarball" ]; then \
+	  echo "ee-check: execution-environment.yml must install /build/collections/$$tarball (galaxy.yml version)" >&2; exit 1; \
+	fi; \
+	echo "ee-check: Containerfile and build context OK ($$(find "$$tmp" -type f | wc -l) files, collection $$tarball)"
+
+changelog-lint: $(STAMP)
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+	$(VENV_BIN)/antsibull-changelog lint
+
+clean-venv:
+	rm -rf $(VENV_ABS)
+
+# --- lab, integration, CI --------------------------------------------------------------
+JUNIT_DIR := tests/output/junit
+junit = --junitxml=$(JUNIT_DIR)/$(1).xml
+# Integration tests run modules with ansible from the venv against the lab inventory.
+LAB_ENV := PATH=$(VENV_BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS_ROOT)
+
+lab:
+	lab/virtlab up --firewall
+
+lab-down:
+	lab/virtlab down
+
+lab-status:
+	lab/virtlab status
+
+lab-test: $(STAMP) lab
+	cd tests && $(LAB_ENV) $(VENV_BIN)/python -m pytest -p no:cacheprovider -q $(PYTEST_ARGS) $(call junit,lab) lab
+
+integration: $(STAMP) lab
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+	cd tests && $(LAB_ENV) $(VENV_BIN)/python -m pytest -p no:cacheprovider -q $(PYTEST_ARGS) $(call junit,integration) integration
+
+molecule: $(STAMP) lab
+	@if [ -d molecule ]; then $(LAB_ENV) $(VENV_BIN)/molecule test --all; else echo "no molecule scenarios"; fi
+
+# Every stage runs even if an earlier one failed, so one CI run shows every problem; the
+# closing line counts the tests of all stages and the exit code is non-zero if anything failed.
+TEST_STAGES := unit sanity lint build ee-check changelog-lint lab-test integration molecule
+test: $(STAMP)
+	@rm -rf $(JUNIT_DIR); mkdir -p $(JUNIT_DIR); failed=""; \
+	for stage in $(TEST_STAGES); do \
+	  echo "=== make $$stage"; start=$$(date +%s); \
+	  if $(MAKE) --no-print-directory $$stage; then status=ok; else status=FAILED; failed="$$failed $$stage"; fi; \
+	  echo "=== make $$stage: $$status in $$(( $$(date +%s) - start ))s"; \
+	done; \
+	$(VENV_BIN)/python tools/test_summary.py $(JUNIT_DIR) $$failed
+
+demo: $(STAMP) lab
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+	$(LAB_ENV) $(VENV_BIN)/ansible-playbook -i .lab/inventory.yml playbooks/demo.yml
+
+bench: $(STAMP) lab
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+	$(LAB_ENV) $(VENV_BIN)/python bench/run.py

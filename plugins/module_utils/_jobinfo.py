@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 kvmops.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Migration job figures for monitoring (pure): progress that never goes backwards.
+
+During pre-copy the remaining size can grow (the guest dirties pages faster than they are
+sent), so processed / (processed + remaining) can fall. Progress is therefore reported as
+the high-water mark for the job, kept by the caller between readings (``previous``).
+"""
+
+from __future__ import annotations
+
+JOB_TYPES = {0: 'none', 1: 'bounded', 2: 'unbounded', 3: 'completed', 4: 'failed', 5: 'cancelled'}
+JOB_OPERATIONS = {0: 'unknown', 1: 'start', 2: 'save', 3: 'restore', 4: 'migration_in', 5: 'migration_out',
+                  6: 'snapshot', 7: 'snapshot_revert', 8: 'dump', 9: 'backup', 10: 'snapshot_delete'}
+
+
+def progress_percent(stats, previous=None):
+    """Percent done of a migration job, never below `previous` for the same job."""
+    processed = stats.get('data_processed') or stats.get('memory_processed') or 0
+    remaining = stats.get('data_remaining')
+    if remaining is None:
+        remaining = stats.get('memory_remaining') or 0
+    total = processed + remaining
+    raw = 100.0 * processed / total if total else 0.0
+    if stats.get('type') == 3:
+        raw = 100.0
+    return round(max(raw, previous or 0.0), 1)
+
+
+def describe_job(stats, previous=None):
+    """A monitoring view of jobStats(): sizes in bytes, times in ms, rates in bytes/s."""
+    page = stats.get('memory_page_size') or 4096
+    dirty = stats.get('memory_dirty_rate')
+    return {
+        'type': JOB_TYPES.get(stats.get('type'), str(stats.get('type'))),
+        'operation': JOB_OPERATIONS.get(stats.get('operation'), str(stats.get('operation'))),
+        'progress_percent': progress_percent(stats, previous),
+        'time_elapsed_ms': stats.get('time_elapsed'),
+        'data_total_bytes': stats.get('data_total'),
+        'data_processed_bytes': stats.get('data_processed'),
+        'data_remaining_bytes': stats.get('data_remaining'),
+        'memory_remaining_bytes': stats.get('memory_remaining'),
+        'bandwidth_bps': stats.get('memory_bps'),
+        'dirty_rate_bps': dirty * page if dirty is not None else None,
+        'pass': stats.get('memory_iteration'),
+        'expected_downtime_ms': stats.get('downtime'),
+        'auto_converge_throttle': stats.get('auto_converge_throttle'),
+        'disk_remaining_bytes': stats.get('disk_remaining'),
+    }

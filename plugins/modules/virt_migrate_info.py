@@ -1,0 +1,141 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 kvmops.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: virt_migrate_info
+short_description: Progress of running migrations and figures of completed ones
+version_added: 0.1.0
+description:
+  - Read-only view of libvirt migration jobs on the host the module runs on (C(virsh domjobinfo)).
+  - For one domain or for all, returns the running job with its progress, remaining bytes,
+    bandwidth, dirty rate, memory pass and expected downtime; with O(completed=true), the
+    statistics of the last completed job too.
+  - Progress never goes backwards within a job, although the remaining size may grow while a
+    guest dirties memory; pass the previous reading back in O(previous_progress) to keep it
+    monotonic across module runs.
+author:
+  - kvmops.migration contributors (@kvmops)
+extends_documentation_fragment:
+  - kvmops.migration.connection
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Read-only.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  name:
+    description: Domain to report on; all domains with a job when omitted.
+    type: str
+  completed:
+    description: Also return the statistics of the last completed job of each domain.
+    type: bool
+    default: false
+  previous_progress:
+    description: Progress percent returned by an earlier call for the same job; the result never goes below it.
+    type: float
+'''
+
+EXAMPLES = r'''
+- name: Watch a migration started with async
+  kvmops.migration.virt_migrate_info:
+    name: web01
+  register: job
+  until: job.jobs | length == 0 or job.jobs[0].type != 'unbounded'
+  retries: 120
+  delay: 2
+
+- name: Figures of the last migration
+  kvmops.migration.virt_migrate_info:
+    name: web01
+    completed: true
+'''
+
+RETURN = r'''
+jobs:
+  description: One entry per domain with a running job (or the named domain). Sizes in bytes, times in ms, rates in bytes/s.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Domain name.
+      type: str
+    type:
+      description: Job type (C(none), C(unbounded) while migrating, C(completed), ...).
+      type: str
+    operation:
+      description: What the job does (C(migration_out), C(migration_in), ...).
+      type: str
+    progress_percent:
+      description: Percent done, never decreasing within a job.
+      type: float
+    data_remaining_bytes:
+      description: Bytes still to send.
+      type: int
+    bandwidth_bps:
+      description: Current transfer rate.
+      type: int
+    dirty_rate_bps:
+      description: Rate at which the guest dirties memory.
+      type: int
+    pass:
+      description: Memory pass (iteration).
+      type: int
+    expected_downtime_ms:
+      description: Downtime QEMU expects for the switch-over.
+      type: int
+    completed:
+      description: Statistics of the last completed job (with O(completed=true)).
+      type: dict
+'''
+
+from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule, translated
+from ansible_collections.kvmops.migration.plugins.module_utils._jobinfo import describe_job
+
+VIR_DOMAIN_JOB_STATS_COMPLETED = 1
+
+
+def run_module(kvm):
+    client = kvm.client
+    p = kvm.params
+    if p['name'] is not None:
+        domains = [client.lookup_domain(name=p['name'])]
+    else:
+        with translated('Listing domains'):
+            domains = client.conn.listAllDomains(0)
+    jobs = []
+    for dom in domains:
+        with translated('Reading the job of %s' % dom.name()):
+            stats = dom.jobStats(0) if dom.isActive() else {'type': 0}
+        if p['name'] is None and stats.get('type', 0) == 0 and not p['completed']:
+            continue
+        entry = dict(describe_job(stats, p['previous_progress']), name=dom.name())
+        if p['completed']:
+            try:
+                entry['completed'] = describe_job(dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED))
+                entry['completed']['downtime_ms'] = dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED).get('downtime')
+            except Exception:  # libvirtError: no completed job kept for this domain
+                entry['completed'] = None
+        jobs.append(entry)
+    return {'changed': False, 'jobs': jobs}
+
+
+def main():
+    KvmopsModule(argument_spec=dict(
+        name=dict(type='str'),
+        completed=dict(type='bool', default=False),
+        previous_progress=dict(type='float'),
+    ), supports_check_mode=True).run(run_module)
+
+
+if __name__ == '__main__':
+    main()
