@@ -1,0 +1,34 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 kvmops.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""virt_migrate rejects bad input before it connects anywhere (the harness fails the test
+if it tries). Decisions needing the domain are tested on the lab (tests/integration)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.kvmops.migration.plugins.modules import virt_migrate
+
+
+@pytest.mark.parametrize('args,words', [
+    ({'dest': 'host-b'}, 'one of the following is required: name, uuid'),
+    ({'name': 'a', 'uuid': 'b', 'dest': 'host-b'}, 'mutually exclusive'),
+    ({'name': 'a'}, 'missing required arguments: dest'),
+    ({'name': 'a', 'dest': 'host-b', 'mode': 'warm'}, 'mode'),
+    ({'name': 'a', 'dest': 'host-b', 'transport': 'udp'}, 'transport'),
+    ({'name': 'a', 'dest': 'host-b', 'copy_storage': 'some'}, 'copy_storage'),
+    ({'name': 'a', 'dest': 'qemu+ssh://'}, 'not a valid libvirt URI'),
+    ({'name': 'a', 'dest': 'host b'}, 'neither a host name nor a libvirt URI'),
+    ({'name': 'a', 'dest': 'host-b', 'timeout': 0}, 'timeout=0'),
+    ({'name': 'a', 'dest': 'host-b', 'poll_interval': 0}, 'poll_interval'),
+    ({'name': 'a', 'dest': 'host-b', 'shutdown_timeout': -1}, 'shutdown_timeout'),
+    ({'name': 'a', 'dest': 'host-b', 'compression': {'methods': ['lz4']}}, 'methods'),
+])
+def test_bad_input_fails_before_connecting(run_main, args, words):
+    result, failed = run_main(virt_migrate, args)
+    assert failed
+    assert words in result['msg']
+    assert result.get('changed') is False or 'changed' not in result
