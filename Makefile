@@ -14,7 +14,8 @@
 #   make lab-test        the lab's own tests (tests/lab), incl. down/up and kill/repair
 #   make integration     module tests on the lab (tests/integration)
 #   make molecule        molecule scenarios against the lab (roles)
-#   make test            everything CI runs: unit sanity lint build ee-check changelog-lint lab-test integration molecule
+#   make install-check   install the built tarball in a temp dir; ansible-doc shows every module
+#   make test            everything CI runs: unit sanity lint build install-check ee-check changelog-lint lab-test integration molecule
 #   make demo            set up what is missing, bring the lab up, run the migration demo
 #   make bench           benchmarks (not part of make test), writes .bench/
 
@@ -68,7 +69,7 @@ LINT_PATHS ?= roles playbooks
 BUILD_DIR ?= build
 PYTEST_ARGS ?=
 
-.PHONY: help venv unit sanity lint build ee-check changelog-lint clean-venv lab lab-down lab-status lab-test integration molecule test demo bench
+.PHONY: help venv unit sanity lint build install-check ee-check changelog-lint clean-venv lab lab-down lab-status lab-test integration molecule test demo bench
 
 help:
 	@sed -n 's/^#   make /  make /p' $(MAKEFILE_LIST)
@@ -137,6 +138,16 @@ changelog-lint: $(STAMP)
 clean-venv:
 	rm -rf $(VENV_ABS)
 
+# The built tarball installs with ansible-galaxy and ansible-doc renders every module from it.
+install-check: build
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(VENV_BIN)/ansible-galaxy collection install --no-deps -p "$$tmp" $(BUILD_DIR)/kvmops-migration-$(COLLECTION_VERSION).tar.gz; \
+	for module in $$(ls plugins/modules/*.py | xargs -n1 basename | sed 's/\.py$$//'); do \
+	  ANSIBLE_COLLECTIONS_PATH="$$tmp" $(VENV_BIN)/ansible-doc kvmops.migration.$$module > "$$tmp/doc.txt" \
+	    && grep -q "kvmops.migration.$$module" "$$tmp/doc.txt" \
+	    || { echo "install-check: ansible-doc cannot show kvmops.migration.$$module from the installed tarball" >&2; exit 1; }; \
+	done; echo "install-check: installed tarball documents $$(ls plugins/modules/*.py | wc -l) modules"
+
 # --- lab, integration, CI --------------------------------------------------------------
 JUNIT_DIR := tests/output/junit
 junit = --junitxml=$(JUNIT_DIR)/$(1).xml
@@ -164,7 +175,7 @@ molecule: $(STAMP) lab
 
 # Every stage runs even if an earlier one failed, so one CI run shows every problem; the
 # closing line counts the tests of all stages and the exit code is non-zero if anything failed.
-TEST_STAGES := unit sanity lint build ee-check changelog-lint lab-test integration molecule
+TEST_STAGES := unit sanity lint build install-check ee-check changelog-lint lab-test integration molecule
 test: $(STAMP)
 	@rm -rf $(JUNIT_DIR); mkdir -p $(JUNIT_DIR); failed=""; \
 	for stage in $(TEST_STAGES); do \

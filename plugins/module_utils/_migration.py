@@ -222,6 +222,15 @@ def _compact(sample):
             'bandwidth_bps': sample.memory_bps, 'throttle': sample.auto_converge_throttle}
 
 
+def thinned(samples, limit=200):
+    """At most `limit` samples, evenly spread, always keeping the last one."""
+    if len(samples) <= limit:
+        return list(samples)
+    step = len(samples) / float(limit - 1)
+    picked = [samples[int(i * step)] for i in range(limit - 1)]
+    return picked + [samples[-1]]
+
+
 def completed_stats(dom):
     """Statistics of the last completed job on this domain (either side), or {}."""
     if dom is None:

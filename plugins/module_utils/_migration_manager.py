@@ -31,6 +31,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration import
     read_view,
     shutdown_guest,
     stats_report,
+    thinned,
     verify_and_repair,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import (
@@ -253,6 +254,7 @@ class MigrationManager:
                 dest_dom = None
         stats = stats_report(completed_stats(dest_dom), job.samples, job.duration_s)
         self.result.update(stats=stats, policy_actions=[a.as_dict() for a in engine.actions],
+                           progress=thinned(job.samples),
                            policy_summary=engine.summary(), location=outcome.as_dict(), timeout_s=timeout_s)
         if job.action_errors:
             self.result['policy_action_errors'] = job.action_errors

@@ -335,6 +335,14 @@ policy_actions:
   type: list
   elements: dict
   sample: [{kind: set_max_downtime, value: 100, t_ms: 510, iteration: 1, reason: first of 5 downtime steps}]
+progress:
+  description:
+    - Job statistics samples taken during a live migration (at most 200, evenly thinned), for
+      timelines - C(t_ms), C(pass), C(remaining) and C(processed) bytes, C(dirty_rate_bps),
+      C(bandwidth_bps), auto-converge C(throttle) percent.
+  returned: when a live migration ran
+  type: list
+  elements: dict
 location:
   description: Where the guest is after the attempt, read from both hosts' libvirtd.
   returned: always
