@@ -150,7 +150,7 @@ install-check: build
 
 # --- lab, integration, CI --------------------------------------------------------------
 JUNIT_DIR := tests/output/junit
-junit = --junitxml=$(JUNIT_DIR)/$(1).xml
+junit = --junitxml=$(CURDIR)/$(JUNIT_DIR)/$(1).xml
 # Integration tests run modules with ansible from the venv against the lab inventory.
 LAB_ENV := PATH=$(VENV_BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS_ROOT)
 

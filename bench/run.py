@@ -189,7 +189,7 @@ def bench_planner():
     hosts = [HostInfo("h%04d" % i, 512 * gib, 200 * gib, 128, 40) for i in range(1000)]
     guests = [GuestInfo("g%05d" % i, "h%04d" % (i % 1000), (2 + i % 7) * gib, 1 + i % 4) for i in range(20000)]
     times = []
-    for _ in range(max(RUNS, 3)):
+    for dummy_run in range(max(RUNS, 3)):
         started = time.perf_counter()
         plan_evacuation(guests, hosts, ["h%04d" % i for i in range(20)])
         times.append(time.perf_counter() - started)
@@ -230,13 +230,12 @@ def report(data):
                   "Both through Ansible on the source host (`ansible.builtin.command: virsh migrate --live --p2p ...`"
                   " vs `kvmops.migration.virt_migrate`).", "",
                   "| | median s | min-max |", "|---|---|---|",
-                  "| virsh | %s | %s-%s |" % (idle["virsh_via_ansible_s"]["median"], idle["virsh_via_ansible_s"]["min"],
-                                            idle["virsh_via_ansible_s"]["max"]),
-                  "| virt_migrate | %s | %s-%s |" % (idle["virt_migrate_s"]["median"], idle["virt_migrate_s"]["min"],
-                                                   idle["virt_migrate_s"]["max"]),
+                  "| virsh | %(median)s | %(min)s-%(max)s |" % idle["virsh_via_ansible_s"],
+                  "| virt_migrate | %(median)s | %(min)s-%(max)s |" % idle["virt_migrate_s"],
                   "", "`idle_overhead_ratio` = **%s** (target <= 1.05)." % data["idle_overhead_ratio"], ""]
     lines += ["## Convergence matrix", "",
-              "| hot set MiB | dirty MiB/s | cap MiB/s | virsh | virsh --auto-converge | virt_migrate | downtime ms (max 500) | virt_migrate s | guest on one host |",
+              "| hot set MiB | dirty MiB/s | cap MiB/s | virsh | virsh --auto-converge | virt_migrate "
+              "| downtime ms (max 500) | virt_migrate s | guest on one host |",
               "|---|---|---|---|---|---|---|---|---|"]
     for c in data["convergence"]:
         dt = c["virt_migrate_downtime_ms"]

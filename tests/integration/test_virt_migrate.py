@@ -94,7 +94,7 @@ def test_dirtying_guest_converges_under_the_default_policy(labh, make_guest):
     name = make_guest("it-dirty", "host-a", "--memory", "256", "--dirty", "96,20")
     snap = invariant.Snapshot(labh, name)
     res = run_module("host-a", "virt_migrate", {"name": name, "dest": "host-b", "bandwidth": 10, "timeout": 240})
-    assert res["changed"] is True and not res.get("failed"), res
+    assert res["changed"] is True and not res.get("failed"), (res["msg"], res.get("remedy"), res.get("policy_actions"))
     kinds = [a["kind"] for a in res["policy_actions"]]
     assert "set_max_downtime" in kinds and "start_postcopy" not in kinds
     assert res["stats"]["downtime_ms"] <= 500 + 100, res["stats"]  # QEMU's own estimate may overshoot a little
@@ -147,3 +147,18 @@ def test_info_shows_progress_and_control_changes_bandwidth_then_aborts(labh, mak
     assert idle["changed"] is False and not idle.get("failed")
     no_job = run_module("host-a", "virt_migrate_control", {"name": name, "action": "set_bandwidth", "bandwidth": 9})
     assert no_job.get("failed") and "No migration runs" in no_job["msg"]
+
+
+def test_allow_postcopy_finishes_a_guest_pre_copy_cannot(labh, make_guest):
+    """Opt-in post-copy: without throttling, a 20 MiB/s writer cannot converge over 10 MiB/s;
+    the policy switches to post-copy once pre-copy has stalled at the downtime bound."""
+    name = make_guest("it-postcopy", "host-a", "--memory", "256", "--dirty", "96,20")
+    snap = invariant.Snapshot(labh, name)
+    res = run_module("host-a", "virt_migrate", {
+        "name": name, "dest": "host-b", "bandwidth": 10, "auto_converge": False, "allow_postcopy": True,
+        "policy": {"downtime_steps": 1}, "timeout": 240})
+    assert res["changed"] is True and not res.get("failed"), res
+    kinds = [a["kind"] for a in res["policy_actions"]]
+    assert kinds.count("start_postcopy") == 1 and "abort" not in kinds, kinds
+    assert "POSTCOPY" in res["flags"]
+    invariant.check(labh, name, expect_on="host-b", snapshot=snap)

@@ -45,7 +45,7 @@ class NoConnection:
 
 @pytest.fixture
 def run_main(monkeypatch):
-    """run_main(module, args) -> (result dict, failed bool), with libvirt unreachable."""
+    """run_main(module, args, check_mode=False) -> (result dict, failed bool), with libvirt unreachable."""
     # Imported here: conftests load before pytest-ansible makes the collection importable.
     from ansible_collections.kvmops.migration.plugins.module_utils import _client
 
@@ -66,7 +66,9 @@ def run_main(monkeypatch):
         original(self, *args, **kwargs)
     monkeypatch.setattr(_client.LibvirtClient, '__init__', client_without_connection)
 
-    def run(module, args):
+    def run(module, args, check_mode=False):
+        if check_mode:
+            args = dict(args, _ansible_check_mode=True)
         with patch_module_args(args):
             with pytest.raises(ModuleExit) as ended:
                 module.main()

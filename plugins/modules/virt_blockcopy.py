@@ -1,0 +1,294 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvmops contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: virt_blockcopy
+short_description: Copy one disk of a running libvirt guest online and switch the guest to the copy
+version_added: 0.1.0
+description:
+  - Copies one disk of a running guest to O(dest) while the guest keeps running (libvirt C(blockCopy), a QEMU
+    mirror job), waits until the mirror is ready, pivots the guest onto the copy (C(blockJobAbort) with
+    PIVOT), and verifies that the live definition and, for a persistent guest, the persistent definition
+    both name the new source, so the guest keeps it after a restart.
+  - On failure or timeout before the pivot, the job is aborted and the guest stays on its original disk,
+    running; a partial copy the module created is removed.
+  - The source image is never deleted, unless O(remove_source) is set, and then only after a verified pivot
+    and only if no other domain on this host uses it.
+  - Idempotent. If the disk already uses O(dest), nothing is done (C(changed=false)); if only the persistent
+    definition still names the old image, that definition is fixed. A copy job to O(dest) left by an earlier
+    run (O(wait=false) or O(pivot=false)) is adopted.
+  - For persistent guests libvirt 9.0 refuses a copy job unless it is marked transient
+    (C(VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB)); the module sets it, so a job does not survive a guest restart.
+author:
+  - kvmops contributors (@kvmops)
+extends_documentation_fragment:
+  - kvmops.migration.connection
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Validates everything (disk, format, destination, free space) and returns the plan in RV(plan).
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  name:
+    description:
+      - Name of the running guest.
+    type: str
+    required: true
+  disk:
+    description:
+      - The disk to copy, by target device (C(vda)) or current source path.
+    type: str
+    required: true
+  dest:
+    description:
+      - Absolute path of the copy, a file or a block device on the hypervisor this module runs on.
+      - Without O(reuse_external) it must not exist; libvirt creates it.
+    type: path
+    required: true
+  format:
+    description:
+      - Format of the copy. Default is the format of the source image, which must then be raw or qcow2.
+    type: str
+    choices: [raw, qcow2]
+  shallow:
+    description:
+      - Copy only the top image; the copy gets the source's backing chain. Needs O(format=qcow2).
+    type: bool
+    default: false
+  reuse_external:
+    description:
+      - Copy into an existing image at O(dest) (it must exist, with a suitable size and format; for O(shallow)
+        with the right backing file).
+    type: bool
+    default: false
+  bandwidth:
+    description:
+      - Limit of the copy in MiB/s. Also changes the limit of a running copy job to O(dest) that is adopted.
+    type: int
+  synchronous_writes:
+    description:
+      - Guest writes go to both images synchronously while copying, so a busy guest cannot outrun the copy
+        (C(VIR_DOMAIN_BLOCK_COPY_SYNCHRONOUS_WRITES)).
+    type: bool
+    default: false
+  pivot:
+    description:
+      - Switch the guest to the copy once it is ready. With C(false), the job is left mirroring (every guest
+        write goes to both images) until a later run with C(pivot=true) pivots it, or O(abort) cancels it.
+    type: bool
+    default: true
+  abort:
+    description:
+      - Cancel the copy job of this disk (left by an earlier O(pivot=false) or O(wait=false) run) and keep the
+        guest on its original disk. The partial copy is left in place.
+    type: bool
+    default: false
+  wait:
+    description:
+      - Wait for the copy to become ready (and pivot). With C(false), the job is started and the module
+        returns; a later run with the same O(dest) adopts it.
+    type: bool
+    default: true
+  timeout:
+    description:
+      - Seconds to wait for the mirror to become ready before aborting the copy.
+    type: int
+    default: 600
+  poll_interval:
+    description:
+      - Longest pause between two progress samples, in seconds (the first samples come faster).
+    type: float
+    default: 0.5
+  remove_source:
+    description:
+      - Delete the old image after a verified pivot, if it is a regular file here and no domain on this host
+        (running or defined) uses it. Other hosts sharing the storage are not checked.
+    type: bool
+    default: false
+notes:
+  - The disk must be a file or block disk of a running guest. Network disks (rbd, iscsi, ...) are not handled.
+  - Destination existence and free space are checked on the host the module runs on; with a remote O(uri)
+    these checks are skipped (a warning says so).
+seealso:
+  - module: kvmops.migration.virt_migrate_preflight
+'''
+
+EXAMPLES = r'''
+- name: Move vda of web1 from shared storage to local storage, online
+  kvmops.migration.virt_blockcopy:
+    name: web1
+    disk: vda
+    dest: /var/lib/libvirt/local/web1.qcow2
+
+- name: Move it back, limited to 50 MiB/s, and delete the local copy after the pivot
+  kvmops.migration.virt_blockcopy:
+    name: web1
+    disk: /var/lib/libvirt/local/web1.qcow2
+    dest: /var/lib/libvirt/images/web1.qcow2
+    bandwidth: 50
+    remove_source: true
+
+- name: Start mirroring now, pivot later
+  kvmops.migration.virt_blockcopy:
+    name: db1
+    disk: vdb
+    dest: /srv/fast/db1-data.raw
+    format: raw
+    pivot: false
+
+- name: Pivot the mirror started above
+  kvmops.migration.virt_blockcopy:
+    name: db1
+    disk: vdb
+    dest: /srv/fast/db1-data.raw
+'''
+
+RETURN = r'''
+disk:
+  description: Target device of the copied disk.
+  returned: always
+  type: str
+  sample: vda
+old_source:
+  description: Source of the disk before the copy (null when it was already at O(dest)).
+  returned: always
+  type: str
+  sample: /var/lib/libvirt/images/web1.qcow2
+new_source:
+  description: O(dest), or after O(abort) the source the guest uses.
+  returned: always
+  type: str
+  sample: /var/lib/libvirt/local/web1.qcow2
+format:
+  description: Format of the copy.
+  returned: when a copy was planned or started
+  type: str
+  sample: qcow2
+pivoted:
+  description: Whether the guest was switched to the copy in this run.
+  returned: always
+  type: bool
+mirroring:
+  description: Whether a copy job is left running (O(pivot=false) or O(wait=false)).
+  returned: always
+  type: bool
+aborted:
+  description: Whether a copy job was aborted (O(abort), or after a failure/timeout).
+  returned: always
+  type: bool
+state:
+  description: >-
+    Final state: C(pivoted), C(ready) (left mirroring), C(waiting)/C(mirroring) (O(wait=false)),
+    C(done) (already at O(dest)), C(planned) (check mode), C(aborted), C(no job).
+  returned: always
+  type: str
+bytes_copied:
+  description: Bytes the job reported copied when it became ready (its C(end)).
+  returned: always
+  type: int
+duration_s:
+  description: Seconds from the start of the job (or its adoption) to ready.
+  returned: always
+  type: float
+throughput_mib_s:
+  description: bytes_copied / duration_s in MiB/s.
+  returned: always
+  type: float
+samples:
+  description: Progress samples (at most 60, thinned evenly), each C(t) seconds from the start, C(cur), C(end), C(state).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{t: 0.0, cur: 0, end: 67108864, state: waiting}, {t: 0.11, cur: 67108864, end: 67108864, state: ready}]
+persistent_updated_by:
+  description: >-
+    Who made the persistent definition name the new source: C(libvirt) (it does so on pivot since 9.0),
+    C(module (updateDeviceFlags)) or C(module (defineXML)); null for transient guests.
+  returned: always
+  type: str
+persistent_source:
+  description: Source of the disk in the persistent definition after the run.
+  returned: for persistent guests after a pivot or when already at O(dest)
+  type: str
+source_removed:
+  description: Whether the old image was deleted (O(remove_source)).
+  returned: always
+  type: bool
+partial_dest_removed:
+  description: Whether a partial copy created by this run was deleted after a failure.
+  returned: after a failure
+  type: bool
+plan:
+  description: What the module does (or would do in check mode) and with which flags.
+  returned: when a copy is planned, started or adopted
+  type: dict
+  sample: {disk: vda, old_source: /var/lib/libvirt/images/web1.qcow2, new_source: /var/lib/libvirt/local/web1.qcow2,
+           format: qcow2, flags: 4, transient_job: true, needed_bytes: 1245184, free_bytes: 245325467648,
+           bandwidth_bytes: 0, steps: [blockCopy ..., wait until the mirror is ready ..., pivot ...]}
+'''
+
+from ansible_collections.kvmops.migration.plugins.module_utils._blockjob import (
+    BlockCopier,
+    uri_is_local,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+    InvalidInputError,
+    KvmopsModule,
+)
+
+ARGUMENT_SPEC = dict(
+    name=dict(type='str', required=True),
+    disk=dict(type='str', required=True),
+    dest=dict(type='path', required=True),
+    format=dict(type='str', choices=['raw', 'qcow2']),
+    shallow=dict(type='bool', default=False),
+    reuse_external=dict(type='bool', default=False),
+    bandwidth=dict(type='int'),
+    synchronous_writes=dict(type='bool', default=False),
+    pivot=dict(type='bool', default=True),
+    abort=dict(type='bool', default=False),
+    wait=dict(type='bool', default=True),
+    timeout=dict(type='int', default=600),
+    poll_interval=dict(type='float', default=0.5),
+    remove_source=dict(type='bool', default=False),
+)
+
+MUTUALLY_EXCLUSIVE = [('abort', 'remove_source')]
+
+
+def validate(params):
+    if params['timeout'] <= 0:
+        raise InvalidInputError('timeout must be > 0 seconds')
+    if params['bandwidth'] is not None and params['bandwidth'] <= 0:
+        raise InvalidInputError('bandwidth must be a positive number of MiB/s (leave it out for no limit)')
+    if not 0.01 <= params['poll_interval'] <= 60:
+        raise InvalidInputError('poll_interval must be between 0.01 and 60 seconds')
+    if params['remove_source'] and not params['pivot']:
+        raise InvalidInputError('remove_source needs pivot: true (the source is only removed after a verified pivot)')
+
+
+def run_module(kvm):
+    params = kvm.params
+    validate(params)
+    dom = kvm.client.lookup_domain(name=params['name'])
+    copier = BlockCopier(dom, params, check_mode=kvm.check_mode, local=uri_is_local(kvm.client.uri), warn=kvm.warn)
+    return copier.run()
+
+
+def main():
+    KvmopsModule(argument_spec=ARGUMENT_SPEC, mutually_exclusive=MUTUALLY_EXCLUSIVE,
+                 supports_check_mode=True).run(run_module)
+
+
+if __name__ == '__main__':
+    main()

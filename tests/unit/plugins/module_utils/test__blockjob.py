@@ -1,0 +1,435 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, kvmops contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Block-copy decisions, the block-job state machine, and BlockCopier against a fake domain."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from ansible_collections.kvmops.migration.plugins.module_utils import _blockjob as bj
+from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+    InvalidInputError,
+    KvmopsError,
+    LibvirtCallError,
+    OperationTimeoutError,
+)
+
+MIB = 1024 * 1024
+
+DOMAIN = """<domain type='qemu'>
+  <name>vm1</name>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2' cache='none'/>
+      <source file='{src}' index='1'/>
+      {backing}
+      <target dev='vda' bus='virtio'/>
+      {mirror}
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0'/>
+    </disk>
+    <disk type='file' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <target dev='hdc' bus='ide'/>
+      <readonly/>
+    </disk>
+  </devices>
+</domain>"""
+
+SRC = '/var/lib/libvirt/images/vm1.qcow2'
+DST = '/var/lib/libvirt/local/vm1.qcow2'
+
+
+def domain_xml(src=SRC, mirror=None, ready=None, backing=False):
+    m = ''
+    if mirror:
+        m = "<mirror type='file' file='%s' format='qcow2' job='copy'%s><format type='qcow2'/></mirror>" % (
+            mirror, " ready='%s'" % ready if ready else '')
+    b = ("<backingStore type='file' index='2'><format type='qcow2'/><source file='/base.qcow2'/></backingStore>"
+         if backing else '<backingStore/>')
+    return DOMAIN.format(src=src, mirror=m, backing=b)
+
+
+class TestXml:
+    def test_parse_disks(self):
+        disks = bj.parse_disks(domain_xml(mirror=DST, ready='yes', backing=True))
+        vda, cd = disks
+        assert (vda['target'], vda['path'], vda['format'], vda['has_backing']) == ('vda', SRC, 'qcow2', True)
+        assert vda['mirror'] == {'path': DST, 'format': 'qcow2', 'job': 'copy', 'ready': 'yes'}
+        assert cd['device'] == 'cdrom' and cd['path'] is None and cd['readonly']
+        assert not bj.parse_disks(domain_xml())[0]['has_backing']
+
+    def test_find_disk(self):
+        disks = bj.parse_disks(domain_xml())
+        assert bj.find_disk(disks, 'vda')['target'] == 'vda'
+        assert bj.find_disk(disks, SRC + '/.')['target'] == 'vda'
+        with pytest.raises(InvalidInputError) as exc:
+            bj.find_disk(disks, 'vdz')
+        assert 'vda (%s)' % SRC in str(exc.value)
+
+    def test_disk_xml_with_source(self):
+        root = ET.fromstring(domain_xml(backing=True, mirror=DST))
+        disk = ET.tostring(root.find('./devices/disk'), encoding='unicode')
+        new = ET.fromstring(bj.disk_xml_with_source(disk, DST, 'raw'))
+        assert new.find('source').get('file') == DST and new.find('driver').get('type') == 'raw'
+        assert new.find('backingStore') is None and new.find('mirror') is None
+        assert new.find('target').get('dev') == 'vda' and new.find('address') is not None
+        blk = ET.fromstring(bj.disk_xml_with_source(disk, '/dev/sdb', None, is_block=True))
+        assert blk.get('type') == 'block' and blk.find('source').get('dev') == '/dev/sdb'
+
+    def test_domain_xml_with_disk_source(self):
+        new = bj.domain_xml_with_disk_source(domain_xml(), 'vda', DST)
+        assert bj.parse_disks(new)[0]['path'] == DST and bj.parse_disks(new)[1]['device'] == 'cdrom'
+        with pytest.raises(InvalidInputError):
+            bj.domain_xml_with_disk_source(domain_xml(), 'vdq', DST)
+
+    def test_copy_destination_xml_escapes(self):
+        xml = bj.copy_destination_xml("/a/it's.qcow2", 'qcow2')
+        assert ET.fromstring(xml).find('source').get('file') == "/a/it's.qcow2"
+        assert ET.fromstring(bj.copy_destination_xml('/dev/sdb', 'raw', True)).get('type') == 'block'
+
+
+class TestPlan:
+    DISK = {'target': 'vda', 'device': 'disk', 'type': 'file', 'path': SRC, 'format': 'qcow2', 'has_backing': False}
+    NEW = {'exists': False, 'block': False, 'dir_exists': True}
+
+    def opts(self, **kw):
+        o = {'shallow': False, 'reuse_external': False, 'synchronous_writes': False, 'bandwidth': None,
+             'pivot': True, 'remove_source': False}
+        o.update(kw)
+        return o
+
+    def test_needed_bytes(self):
+        assert bj.needed_bytes(64 * MIB, MIB, False, False) == MIB + bj.SPACE_SLACK
+        assert bj.needed_bytes(64 * MIB, MIB, False, True) == 64 * MIB + bj.SPACE_SLACK
+        assert bj.needed_bytes(64 * MIB, MIB, True, True) == MIB + bj.SPACE_SLACK
+
+    def test_flags(self):
+        assert bj.copy_flags() == 0
+        assert bj.copy_flags(True, True, True, True) == 1 | 2 | 4 | 8
+
+    def test_plan_persistent_uses_transient_job(self):
+        plan = bj.plan_copy(self.DISK, DST, 'qcow2', self.NEW, 10 * MIB, MIB, True, self.opts(bandwidth=20))
+        assert plan['transient_job'] and plan['flags'] == bj.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+        assert plan['bandwidth_bytes'] == 20 * MIB
+        assert any('persistent' in s for s in plan['steps'])
+        plan = bj.plan_copy(self.DISK, DST, 'raw', self.NEW, None, MIB, False, self.opts(pivot=False))
+        assert plan['flags'] == 0 and 'leave the job mirroring (no pivot)' in plan['steps']
+
+    @pytest.mark.parametrize('kwargs, state, free, message', [
+        ({}, {'exists': True}, 10 * MIB, 'already exists'),
+        ({'reuse_external': True}, {'exists': False, 'dir_exists': True}, 10 * MIB, 'does not exist'),
+        ({}, {'exists': False, 'dir_exists': False}, 10 * MIB, 'directory'),
+        ({}, {'exists': False, 'dir_exists': True}, MIB // 2, 'not enough space'),
+        ({'shallow': True}, {'exists': False, 'dir_exists': True}, 10 * MIB, 'qcow2'),
+    ])
+    def test_plan_refusals(self, kwargs, state, free, message):
+        fmt = 'raw' if kwargs.get('shallow') else 'qcow2'
+        with pytest.raises(InvalidInputError) as exc:
+            bj.plan_copy(self.DISK, DST, fmt, state, free, MIB, True, self.opts(**kwargs))
+        assert message in str(exc.value)
+
+    def test_plan_refuses_formats_and_disk_kinds(self):
+        with pytest.raises(InvalidInputError) as exc:
+            bj.plan_copy(dict(self.DISK, format='vmdk'), DST, 'vmdk', self.NEW, None, 0, False, self.opts())
+        assert 'unsupported destination format' in str(exc.value)
+        with pytest.raises(InvalidInputError):
+            bj.plan_copy(dict(self.DISK, type='network'), DST, 'raw', self.NEW, None, 0, False, self.opts())
+        with pytest.raises(InvalidInputError):
+            bj.plan_copy(dict(self.DISK, device='cdrom'), DST, 'raw', self.NEW, None, 0, False, self.opts())
+        with pytest.raises(InvalidInputError):
+            bj.plan_copy(self.DISK, 'relative.qcow2', 'raw', self.NEW, None, 0, False, self.opts())
+
+    def test_reuse_external_skips_space_check(self):
+        plan = bj.plan_copy(self.DISK, DST, 'qcow2', {'exists': True}, 0, MIB, False, self.opts(reuse_external=True))
+        assert plan['flags'] == bj.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT
+
+
+class TestStateMachine:
+    @pytest.mark.parametrize('info, ready, streak, state', [
+        ({}, None, 0, bj.FAILED),
+        ({'cur': 0, 'end': 0}, None, 0, bj.WAITING),
+        ({'cur': 0, 'end': 100}, None, 0, bj.WAITING),
+        ({'cur': 50, 'end': 100}, None, 0, bj.MIRRORING),
+        ({'cur': 100, 'end': 100}, None, 0, bj.MIRRORING),
+        ({'cur': 100, 'end': 100}, 'yes', 0, bj.READY),
+        ({'cur': 90, 'end': 100}, 'yes', 0, bj.MIRRORING),
+        ({'cur': 90, 'end': 100}, 'yes', 3, bj.READY),
+    ])
+    def test_classify(self, info, ready, streak, state):
+        assert bj.classify(info, ready, streak) == state
+
+    def test_tracker_to_ready_and_throughput(self):
+        t = bj.BlockJobTracker(started=100.0, timeout_s=10)
+        assert t.feed(100.0, {'cur': 0, 'end': 64 * MIB}, None) == bj.WAITING
+        assert t.feed(100.5, {'cur': 32 * MIB, 'end': 64 * MIB}, None) == bj.MIRRORING
+        assert t.progress() == 50.0 and not t.done
+        assert t.feed(101.0, {'cur': 64 * MIB, 'end': 64 * MIB}, 'yes') == bj.READY
+        assert t.done and t.ready_at == 101.0
+        assert t.throughput() == (64 * MIB, 1.0, 64.0)
+        assert [s['state'] for s in t.samples] == ['waiting', 'mirroring', 'ready']
+
+    def test_tracker_busy_guest_ready_after_grace(self):
+        t = bj.BlockJobTracker(started=0.0, timeout_s=10)
+        states = [t.feed(i * 0.1, {'cur': 90, 'end': 100}, 'yes') for i in range(5)]
+        # the ready flag on 3 earlier samples and this one: ready although cur < end
+        assert states[:3] == [bj.MIRRORING] * 3 and states[3:] == [bj.READY] * 2
+
+    def test_tracker_timeout(self):
+        t = bj.BlockJobTracker(started=0.0, timeout_s=2)
+        t.feed(1.0, {'cur': 10, 'end': 100}, None)
+        assert t.feed(2.0, {'cur': 20, 'end': 100}, None) == bj.TIMED_OUT
+        nbytes, seconds, rate = t.throughput(until=2.0)
+        assert nbytes == 20 and seconds == 2.0
+
+    def test_tracker_job_disappears(self):
+        t = bj.BlockJobTracker(started=0.0, timeout_s=2)
+        t.feed(0.1, {'cur': 10, 'end': 100}, None)
+        assert t.feed(0.2, {}, None) == bj.FAILED and t.done
+        assert t.cur == 10
+
+    def test_samples_are_bounded(self):
+        t = bj.BlockJobTracker(started=0.0, timeout_s=1000, max_samples=10)
+        for i in range(500):
+            t.feed(float(i), {'cur': i, 'end': 1000}, None)
+        assert len(t.samples) <= 10
+        assert t.samples[0]['cur'] == 0 and t.samples[-1]['cur'] == 499
+
+
+# ---------------------------------------------------------------------------
+# BlockCopier against a fake domain
+# ---------------------------------------------------------------------------
+
+class FakeLvError(Exception):
+    def get_error_code(self):
+        return 1
+
+    def get_error_domain(self):
+        return 10
+
+    def get_error_message(self):
+        return str(self)
+
+
+@pytest.fixture(autouse=True)
+def fake_lv_errors(monkeypatch):
+    from ansible_collections.kvmops.migration.plugins.module_utils import _client
+    monkeypatch.setattr(_client, 'is_libvirt_error', lambda exc: isinstance(exc, FakeLvError))
+    monkeypatch.setattr(bj, 'is_libvirt_error', lambda exc: isinstance(exc, FakeLvError))
+
+
+class Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, s):
+        self.t += s
+
+
+class FakeDomain:
+    """A running guest whose copy job advances `step` bytes per sample."""
+
+    def __init__(self, step=16 * MIB, end=64 * MIB, persistent=True, libvirt_updates_config=True, fail_at=None):
+        self.src = SRC
+        self.config_src = SRC
+        self.persistent = persistent
+        self.job = None
+        self.step, self.end = step, end
+        self.libvirt_updates_config = libvirt_updates_config
+        self.fail_at = fail_at
+        self.calls = []
+        self.updated_config = None
+
+    def name(self):
+        return 'vm1'
+
+    def isActive(self):  # noqa: N802
+        return 1
+
+    def isPersistent(self):  # noqa: N802
+        return 1 if self.persistent else 0
+
+    def XMLDesc(self, flags=0):  # noqa: N802
+        if flags & bj.VIR_DOMAIN_XML_INACTIVE:
+            return domain_xml(src=self.config_src)
+        if self.job:
+            return domain_xml(src=self.src, mirror=self.job['dest'], ready='yes' if self.job['ready'] else None)
+        return domain_xml(src=self.src)
+
+    def blockInfo(self, disk):  # noqa: N802
+        return [self.end, MIB, MIB]
+
+    def blockCopy(self, disk, xml, params, flags):  # noqa: N802
+        self.calls.append(('blockCopy', disk, xml, params, flags))
+        dest = ET.fromstring(xml).find('source').get('file')
+        self.job = {'dest': dest, 'cur': 0, 'ready': False}
+
+    def blockJobInfo(self, disk, flags):  # noqa: N802
+        if not self.job:
+            return {}
+        job = self.job
+        info = {'type': bj.VIR_DOMAIN_BLOCK_JOB_TYPE_COPY, 'bandwidth': 0, 'cur': job['cur'], 'end': self.end}
+        if self.fail_at is not None and job['cur'] >= self.fail_at:
+            self.job = None
+            return {}
+        if job['cur'] >= self.end:
+            job['ready'] = True
+        job['cur'] = min(self.end, job['cur'] + self.step)
+        return info
+
+    def blockJobAbort(self, disk, flags):  # noqa: N802
+        self.calls.append(('blockJobAbort', disk, flags))
+        if flags & bj.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT:
+            if not self.job or not self.job['ready']:
+                raise FakeLvError('block job not ready for pivot')
+            self.src = self.job['dest']
+            if self.libvirt_updates_config:
+                self.config_src = self.src
+        self.job = None
+
+    def blockJobSetSpeed(self, disk, bandwidth, flags):  # noqa: N802
+        self.calls.append(('blockJobSetSpeed', disk, bandwidth, flags))
+
+    def updateDeviceFlags(self, xml, flags):  # noqa: N802
+        self.calls.append(('updateDeviceFlags', flags))
+        self.config_src = ET.fromstring(xml).find('source').get('file')
+
+    def connect(self):
+        return None
+
+
+def params(**kw):
+    p = {'name': 'vm1', 'disk': 'vda', 'dest': DST, 'format': None, 'shallow': False, 'reuse_external': False,
+         'bandwidth': None, 'synchronous_writes': False, 'pivot': True, 'abort': False, 'wait': True,
+         'timeout': 60, 'poll_interval': 0.5, 'remove_source': False}
+    p.update(kw)
+    return p
+
+
+def copier(dom, clock=None, check_mode=False, **kw):
+    clock = clock or Clock()
+    c = bj.BlockCopier(dom, params(**kw), check_mode=check_mode, clock=clock, sleep=clock.sleep, local=True)
+    return c
+
+
+@pytest.fixture
+def dest_free(monkeypatch):
+    """dest does not exist yet and has plenty of room."""
+    monkeypatch.setattr(bj, 'local_dest_state', lambda dest: ({'exists': False, 'block': False, 'dir_exists': True},
+                                                              1024 * MIB))
+
+
+class TestBlockCopier:
+    def test_copy_pivot_verify(self, dest_free):
+        dom = FakeDomain()
+        result = copier(dom).run()
+        assert result['changed'] and result['pivoted'] and result['state'] == 'pivoted'
+        assert result['old_source'] == SRC and result['new_source'] == DST
+        assert result['persistent_updated_by'] == 'libvirt' and result['persistent_source'] == DST
+        assert result['bytes_copied'] == 64 * MIB and result['throughput_mib_s'] > 0
+        assert result['samples'][0]['state'] == 'waiting' and result['samples'][-1]['state'] == 'ready'
+        call = dom.calls[0]
+        assert call[0] == 'blockCopy' and call[4] == bj.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+        assert ('blockJobAbort', 'vda', bj.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) in dom.calls
+
+    def test_persistent_definition_fixed_when_libvirt_does_not(self, dest_free):
+        dom = FakeDomain(libvirt_updates_config=False)
+        result = copier(dom).run()
+        assert result['persistent_updated_by'] == 'module (updateDeviceFlags)' and dom.config_src == DST
+        assert ('updateDeviceFlags', bj.VIR_DOMAIN_AFFECT_CONFIG) in dom.calls
+
+    def test_transient_domain_has_no_transient_job_flag(self, dest_free):
+        dom = FakeDomain(persistent=False)
+        result = copier(dom, bandwidth=10).run()
+        assert dom.calls[0][4] == 0 and dom.calls[0][3] == {'bandwidth': 10 * MIB}
+        assert result['persistent_updated_by'] is None
+
+    def test_idempotent(self, dest_free):
+        dom = FakeDomain()
+        dom.src = dom.config_src = DST
+        for disk in ('vda', SRC):
+            result = copier(dom, disk=disk).run()
+            assert not result['changed'] and result['state'] == 'done'
+        assert not dom.calls
+
+    def test_idempotent_run_repairs_persistent_definition(self, dest_free):
+        dom = FakeDomain()
+        dom.src = DST
+        assert copier(dom, check_mode=True).run()['changed'] and dom.config_src == SRC
+        result = copier(dom).run()
+        assert result['changed'] and dom.config_src == DST
+
+    def test_check_mode_plans_only(self, dest_free):
+        dom = FakeDomain()
+        result = copier(dom, check_mode=True).run()
+        assert result['changed'] and result['state'] == 'planned' and not dom.calls
+        assert result['plan']['new_source'] == DST
+
+    def test_timeout_aborts_and_stays(self, dest_free):
+        dom = FakeDomain(step=MIB, end=1024 * MIB)
+        with pytest.raises(OperationTimeoutError) as exc:
+            copier(dom, timeout=2).run()
+        assert ('blockJobAbort', 'vda', 0) in dom.calls and dom.src == SRC and dom.job is None
+        assert exc.value.details['state'] == bj.TIMED_OUT
+        assert exc.value.details['state_after_abort'].startswith('on original disk')
+
+    def test_job_failure(self, dest_free):
+        dom = FakeDomain(fail_at=32 * MIB)
+        with pytest.raises(LibvirtCallError) as exc:
+            copier(dom).run()
+        assert 'stopped before it was ready' in str(exc.value) and dom.src == SRC
+
+    def test_pivot_false_leaves_mirror_then_adopt(self, dest_free):
+        dom = FakeDomain()
+        result = copier(dom, pivot=False).run()
+        assert result['mirroring'] and result['state'] == 'ready' and dom.job and dom.src == SRC
+        result = copier(dom, bandwidth=5).run()
+        assert result['pivoted'] and dom.src == DST and result['plan']['adopted']
+        assert ('blockJobSetSpeed', 'vda', 5 * MIB, 1) in dom.calls
+
+    def test_wait_false(self, dest_free):
+        dom = FakeDomain()
+        result = copier(dom, wait=False).run()
+        assert result['changed'] and result['mirroring'] and not result['pivoted'] and dom.job
+
+    def test_abort_option(self, dest_free):
+        dom = FakeDomain()
+        copier(dom, pivot=False).run()
+        result = copier(dom, abort=True).run()
+        assert result['aborted'] and result['new_source'] == SRC and dom.job is None
+        assert copier(dom, abort=True).run()['state'] == 'no job'
+
+    def test_other_job_refused(self, dest_free):
+        dom = FakeDomain()
+        dom.job = {'dest': '/elsewhere.qcow2', 'cur': 0, 'ready': False}
+        with pytest.raises(InvalidInputError) as exc:
+            copier(dom).run()
+        assert 'already has a copy block job' in str(exc.value)
+
+    def test_unknown_disk(self, dest_free):
+        with pytest.raises(InvalidInputError):
+            copier(FakeDomain(), disk='vdq').run()
+
+    def test_remove_source(self, tmp_path, monkeypatch):
+        old = tmp_path / 'old.qcow2'
+        old.write_text('x')
+        new = tmp_path / 'new.qcow2'
+        dom = FakeDomain()
+        dom.src = dom.config_src = str(old)
+
+        class Conn:
+            def listAllDomains(self, flags):
+                return [dom]
+        dom.connect = Conn
+        result = copier(dom, disk='vda', dest=str(new), remove_source=True).run()
+        assert result['source_removed'] and not old.exists()
+
+    def test_errors_are_kvmops_errors(self):
+        assert issubclass(OperationTimeoutError, KvmopsError)
