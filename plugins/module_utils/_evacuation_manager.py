@@ -1,0 +1,531 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 kvmops.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The virt_evacuate manager: gather host facts, plan, run migrations concurrently with the
+same MigrationManager as virt_migrate, record maintenance marks and origins, report."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import xml.etree.ElementTree as ET
+
+from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+    InvalidInputError,
+    LibvirtClient,
+    MigrationError,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import (
+    anti_affinity_groups,
+    format_table,
+    forget,
+    load_record,
+    maintenance_mark,
+    make_row,
+    metadata_of,
+    preflight_allows,
+    preflight_verdicts,
+    record_move,
+    return_plan,
+    summarise,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_runner import (
+    PASSTHROUGH,
+    ConcurrentRunner,
+    Move,
+    ProgressLog,
+    SharedStorage,
+    host_facts,
+    host_uri,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._placement import (
+    Assignment,
+    GuestInfo,
+    HostInfo,
+    Plan,
+    plan_evacuation,
+    plan_rebalance,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of
+
+ARGUMENT_SPEC = dict(
+    action=dict(type='str', default='evacuate', choices=['evacuate', 'return', 'rebalance', 'recover']),
+    host=dict(type='str'),
+    hosts=dict(type='list', elements='str', default=[]),
+    transport=dict(type='str', default='ssh', choices=['ssh', 'tls', 'tcp']),
+    guests=dict(type='list', elements='str'),
+    pinned=dict(type='list', elements='str', default=[]),
+    exclude_hosts=dict(type='list', elements='str', default=[]),
+    maintenance_hosts=dict(type='list', elements='str', default=[]),
+    anti_affinity=dict(type='dict', default={}),
+    preflight=dict(type='list', elements='dict', default=[]),
+    copy_storage=dict(type='bool', default=True),
+    no_storage_copy=dict(type='list', elements='str', default=[]),
+    move_shutoff=dict(type='bool', default=False),
+    max_per_source=dict(type='int', default=2),
+    max_per_dest=dict(type='int', default=1),
+    memory_basis=dict(type='str', default='allocated', choices=['allocated', 'free']),
+    memory_margin_mib=dict(type='int', default=1024),
+    memory_margin_ratio=dict(type='float', default=0.05),
+    max_vcpu_overcommit=dict(type='float', default=4.0),
+    threshold=dict(type='float', default=0.1),
+    max_moves=dict(type='int'),
+    migrate_options=dict(type='dict', default={}),
+    maintenance=dict(type='bool', default=True),
+    state_dir=dict(type='path', default='/var/lib/libvirt/kvmops'),
+    definitions_dir=dict(type='path', default='/var/lib/libvirt/images/.kvmops/definitions'),
+    shared_paths=dict(type='list', elements='path', default=['/var/lib/libvirt/images']),
+    dead_host=dict(type='str'),
+    fenced=dict(type='bool', default=False),
+    remove_stale_copies=dict(type='bool', default=True),
+    progress_file=dict(type='path'),
+    progress_interval=dict(type='float', default=2.0),
+)
+
+MIB = 1024 * 1024
+
+
+def _read(path):
+    try:
+        with open(path, encoding='utf-8') as handle:
+            return handle.read()
+    except OSError:
+        return None
+
+
+def _write_json(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + '.tmp'
+    with open(tmp, 'w', encoding='utf-8') as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+class Evacuation:
+    def __init__(self, kvm):
+        self.kvm = kvm
+        self.p = kvm.params
+        self.check = kvm.check_mode
+        self.clients = {}
+        self.log = None
+
+    # -- helpers ---------------------------------------------------------------------
+    def validate(self):
+        p = self.p
+        if p['max_per_source'] < 1 or p['max_per_dest'] < 1:
+            raise InvalidInputError('max_per_source and max_per_dest must be at least 1')
+        if p['memory_margin_mib'] < 0 or not 0 <= p['memory_margin_ratio'] < 1 or p['max_vcpu_overcommit'] <= 0:
+            raise InvalidInputError('memory_margin_mib >= 0, 0 <= memory_margin_ratio < 1 and max_vcpu_overcommit > 0 are required')
+        if not 0 <= p['threshold'] < 1:
+            raise InvalidInputError('threshold must be between 0 and 1')
+        unknown = sorted(set(p['migrate_options']) - set(PASSTHROUGH))
+        if unknown:
+            raise InvalidInputError('migrate_options: unsupported option(s) %s' % ', '.join(unknown),
+                                    remedy='Supported: %s' % ', '.join(PASSTHROUGH))
+        if p['action'] in ('evacuate', 'rebalance', 'recover') and not p['hosts']:
+            raise InvalidInputError('hosts is required for action=%s' % p['action'])
+        if p['action'] == 'recover' and not p['dead_host']:
+            raise InvalidInputError('dead_host is required for action=recover')
+
+    def conn(self, host):
+        client = self.clients.get(host)
+        if client is None:
+            client = self.clients[host] = LibvirtClient(uri=host_uri(host, self.p['transport'], self.me))
+        return client.conn
+
+    def close(self):
+        for client in self.clients.values():
+            client.close()
+        if self.log:
+            self.log.close()
+
+    def margins(self):
+        return dict(memory_margin_bytes=self.p['memory_margin_mib'] * MIB,
+                    memory_margin_ratio=self.p['memory_margin_ratio'],
+                    max_vcpu_overcommit=self.p['max_vcpu_overcommit'])
+
+    def gather(self, names):
+        """HostInfo and guests of every reachable host; unreachable ones are noted and left out."""
+        hosts, guests, notes = [], [], []
+        blocked = set(self.p['maintenance_hosts'])
+        for name in names:
+            try:
+                info, found = host_facts(self.conn(name), name, self.p['memory_basis'], maintenance=name in blocked)
+            except Exception as exc:  # pylint: disable=broad-except
+                notes.append('host %s left out: %s' % (name, exc))
+                continue
+            hosts.append(info)
+            guests.extend(found)
+        return hosts, self.dedupe(guests, notes), notes
+
+    def dedupe(self, guests, notes):
+        """One entry per UUID. A guest seen on several hosts is being migrated by someone else (or was
+        left defined behind): keep the running copy, else the active one, and never move it in this run."""
+        by_uuid = {}
+        for facts in guests:
+            by_uuid.setdefault(facts.uuid, []).append(facts)
+        kept = []
+        self.busy = set()
+        for copies in by_uuid.values():
+            if len(copies) == 1:
+                kept.append(copies[0])
+                continue
+            copies.sort(key=lambda f: (f.state != 1, not f.running, f.host))
+            kept.append(copies[0])
+            if sum(1 for f in copies if f.running) > 1:
+                self.busy.add(copies[0].name)
+                notes.append('guest %s is active on %s (a migration in progress?): left alone'
+                             % (copies[0].name, ', '.join(f.host for f in copies if f.running)))
+        return kept
+
+    def wanted(self, guest):
+        return (self.p['guests'] is None or guest in self.p['guests']) and guest not in getattr(self, 'busy', ())
+
+    def guest_info(self, facts, allowed=None):
+        return GuestInfo(name=facts.name, host=facts.host, memory=facts.memory, vcpus=facts.vcpus,
+                         anti_affinity=anti_affinity_groups(facts.name, facts.anti_affinity, self.p['anti_affinity']),
+                         allowed_hosts=allowed, running=facts.running)
+
+    def destinations_for(self, facts, candidates, verdicts, shared):
+        """(allowed destination names, {host: why not}, copy needed per host) for one guest."""
+        allowed, why, copy = set(), {}, {}
+        for dest in candidates:
+            ok, reason = preflight_allows(verdicts, facts.name, dest)
+            if not ok:
+                why[dest] = 'preflight: ' + reason
+                continue
+            local = []
+            for directory in sorted({disk.directory for disk in facts.disks}):
+                try:
+                    same = shared.check(self.conn(facts.host), self.conn(dest), directory, facts.host, dest)
+                except Exception:  # pylint: disable=broad-except
+                    same = False
+                if not same:
+                    local.extend(disk.target for disk in facts.disks if disk.directory == directory)
+            if local and (not self.p['copy_storage'] or facts.name in self.p['no_storage_copy']):
+                why[dest] = 'disk(s) %s not on storage shared with %s and storage copy is disabled' % (
+                    ', '.join(local), dest)
+                continue
+            allowed.add(dest)
+            copy[dest] = local
+        return allowed, why, copy
+
+    def options_for(self, facts, copy_disks):
+        options = dict(self.p['migrate_options'])
+        options.update(persistent=facts.persistent, undefine_source=facts.persistent)
+        mode = 'live' if facts.running else 'cold'
+        if copy_disks and mode == 'live':
+            options.update(copy_storage='all', migrate_disks=copy_disks)
+        return options, mode
+
+    def execute(self, plan, moves, on_moved=None):
+        uris = dict((host, host_uri(host, self.p['transport'], self.me)) for host in
+                    {move.source for move in moves.values()} | {move.dest for move in moves.values()})
+        runner = ConcurrentRunner(plan, moves, uris, self.p['transport'], self.p['max_per_source'],
+                                  self.p['max_per_dest'], self.log, on_moved=on_moved,
+                                  progress_interval=self.p['progress_interval'])
+        rows = runner.run()
+        return rows, runner.max_concurrent
+
+    def finish(self, rows, plan, hosts, extra=None, max_concurrent=0):
+        summary = summarise(rows)
+        summary['max_concurrent'] = max_concurrent
+        moved = len(summary['moved'])
+        result = dict(changed=moved > 0, plan=plan.as_dict(), table=rows, report=format_table(rows), summary=summary,
+                      progress=list(self.log.lines) if self.log else [],
+                      hosts=[dict(h.__dict__) for h in hosts])
+        result['msg'] = '%s: %d moved, %d stayed%s' % (
+            self.p['action'], moved, len(summary['stayed']),
+            ' (check mode: plan only)' if self.check else '')
+        result.update(extra or {})
+        return result
+
+    # -- actions ---------------------------------------------------------------------
+    def run(self):
+        self.validate()
+        local = LibvirtClient(uri=self.p['uri'])
+        self.clients['__local__'] = local
+        self.me = self.p['host'] or local.conn.getHostname()
+        self.clients[self.me] = local
+        progress_file = self.p['progress_file'] or os.path.join(self.p['state_dir'], '%s.log' % self.p['action'])
+        self.log = ProgressLog(None if self.check else progress_file)
+        return getattr(self, 'do_' + self.p['action'])()
+
+    def do_evacuate(self):
+        record_path = os.path.join(self.p['state_dir'], 'evacuation.json')
+        candidates = [h for h in self.p['hosts'] if h != self.me and h not in self.p['exclude_hosts']]
+        hosts, guests, notes = self.gather([self.me] + candidates)
+        if not any(h.name == self.me for h in hosts):
+            raise MigrationError('cannot read this host (%s) through libvirt' % self.me)
+        verdicts = preflight_verdicts(self.p['preflight'])
+        shared = SharedStorage()
+        rows, infos, copies, leaving = [], [], {}, []
+        for facts in guests:
+            if facts.host != self.me:
+                infos.append(self.guest_info(facts))
+                continue
+            if not self.wanted(facts.name):
+                infos.append(self.guest_info(facts, allowed=frozenset()))
+                continue
+            if facts.name in self.p['pinned']:
+                rows.append(make_row(facts.name, self.me, None, 'stayed', 'pinned'))
+                infos.append(self.guest_info(facts, allowed=frozenset()))
+                continue
+            if not facts.running and not (facts.persistent and self.p['move_shutoff']):
+                rows.append(make_row(facts.name, self.me, None, 'skipped',
+                                     'shut off (set move_shutoff to move it cold)' if facts.persistent else 'shut off'))
+                infos.append(self.guest_info(facts, allowed=frozenset()))
+                continue
+            allowed, why, copy = self.destinations_for(facts, candidates, verdicts, shared)
+            copies[facts.name] = copy
+            if not allowed:
+                reason = '; '.join('%s: %s' % item for item in sorted(why.items())) or 'no candidate host'
+                rows.append(make_row(facts.name, self.me, None, 'stayed', reason))
+                infos.append(self.guest_info(facts, allowed=frozenset()))
+                continue
+            infos.append(self.guest_info(facts, allowed=frozenset(allowed)))
+            leaving.append(facts)
+        # Guests that stay on this host are not given to the planner (it would place them); this host
+        # is no destination, so they do not matter for anti-affinity either.
+        leaving_names = {facts.name for facts in leaving}
+        plan = plan_evacuation([g for g in infos if g.host != self.me or g.name in leaving_names],
+                               hosts, [self.me], exclude=self.p['exclude_hosts'], **self.margins())
+        plan.notes.extend(notes)
+        for item in plan.unplaceable:
+            rows.append(make_row(item.guest, self.me, None, 'stayed', item.reason))
+        by_name = dict((f.name, f) for f in leaving)
+        moves = {}
+        for assignment in plan.assignments:
+            facts = by_name[assignment.guest]
+            copy_disks = copies[facts.name].get(assignment.destination)
+            options, mode = self.options_for(facts, copy_disks)
+            moves[facts.name] = Move(facts.name, facts.uuid, self.me, assignment.destination, options, mode,
+                                     [d.path for d in facts.disks if d.target in (copy_disks or [])])
+            self.log('plan %s -> %s (%s%s)' % (facts.name, assignment.destination, mode,
+                                               ', copying %s' % ','.join(options['migrate_disks'])
+                                               if options.get('migrate_disks') else ''))
+        record = load_record(_read(record_path), self.me)
+        if self.check:
+            rows = [make_row(a.guest, a.source, a.destination, 'planned', None, mode=moves[a.guest].mode)
+                    for a in plan.assignments] + rows
+            return self.finish(rows, plan, hosts, {'record': record})
+        if self.p['maintenance']:
+            _write_json(os.path.join(self.p['state_dir'], 'maintenance.json'),
+                        maintenance_mark(self.me, 'evacuate'))
+        if self.p['definitions_dir']:
+            self.backup_definitions([g for g in guests if g.host == self.me and g.persistent])
+
+        def moved(move):
+            record_move(record, move.guest, move.uuid, move.source, move.dest, move.copied)
+            _write_json(record_path, record)
+
+        done, max_concurrent = self.execute(plan, moves, moved)
+        rows = done + rows
+        result = self.finish(rows, plan, hosts, {'record': record, 'maintenance': self.p['maintenance']},
+                             max_concurrent)
+        result['changed'] = result['changed'] or self.p['maintenance']
+        return result
+
+    def backup_definitions(self, guests):
+        directory = os.path.join(self.p['definitions_dir'], self.me)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            for facts in guests:
+                path = os.path.join(directory, '%s.xml' % facts.name)
+                with open(path + '.tmp', 'w', encoding='utf-8') as handle:
+                    handle.write(facts.xml)
+                os.replace(path + '.tmp', path)
+        except OSError as exc:
+            self.kvm.warn('definition backup in %s failed: %s' % (directory, exc))
+
+    def do_return(self):
+        record_path = os.path.join(self.p['state_dir'], 'evacuation.json')
+        record = load_record(_read(record_path), self.me)
+        wanted = dict((g, e) for g, e in record['guests'].items() if self.wanted(g))
+        places = set(self.p['hosts']) | {entry.get('to') for entry in wanted.values() if entry.get('to')}
+        places.discard(None)
+        hosts, guests, notes = self.gather([self.me] + sorted(places - {self.me}))
+        locations = {}
+        for facts in guests:
+            if facts.running:
+                locations.setdefault(facts.uuid, []).append(facts.host)
+        moves_list, rows = return_plan({'guests': wanted}, locations, self.me)
+        plan = Plan(notes=notes)
+        moves = {}
+        shared = SharedStorage()
+        for guest, uuid, where in moves_list:
+            facts = next(f for f in guests if f.uuid == uuid and f.host == where)
+            allowed, why, copy = self.destinations_for(facts, [self.me], {}, shared)
+            if not allowed:
+                rows.append(make_row(guest, where, self.me, 'stayed', why.get(self.me)))
+                continue
+            options, mode = self.options_for(facts, copy[self.me])
+            plan.assignments.append(Assignment(guest, where, self.me))
+            moves[guest] = Move(guest, uuid, where, self.me, options, mode,
+                                [d.path for d in facts.disks if d.target in copy[self.me]])
+            if copy[self.me] and not self.check:
+                self.remove_stale(wanted[guest], facts)
+        for row in rows:
+            if row['result'] == 'skipped' and not self.check:
+                forget(record, row['guest'])
+        if self.check:
+            rows = [make_row(a.guest, a.source, a.destination, 'planned') for a in plan.assignments] + rows
+            return self.finish(rows, plan, hosts, {'record': record})
+
+        def moved(move):
+            forget(record, move.guest)
+            _write_json(record_path, record)
+            # The images copied back home are left on the host the guest ran on: our evacuation made them.
+            for path in move.copied:
+                try:
+                    with LibvirtClient(uri=host_uri(move.source, self.p['transport'], self.me)) as client:
+                        client.conn.storageVolLookupByPath(path).delete(0)
+                    self.log('removed %s on %s (copied there by the evacuation)' % (path, move.source))
+                except Exception:  # pylint: disable=broad-except
+                    self.log('could not remove %s on %s; remove it before moving %s there again'
+                             % (path, move.source, move.guest))
+
+        done, max_concurrent = self.execute(plan, moves, moved)
+        _write_json(record_path, record)
+        rows = done + rows
+        mark = os.path.join(self.p['state_dir'], 'maintenance.json')
+        cleared = False
+        if self.p['maintenance'] and not summarise(rows)['stayed'] and os.path.exists(mark):
+            os.remove(mark)
+            cleared = True
+        result = self.finish(rows, plan, hosts, {'record': record, 'maintenance_cleared': cleared}, max_concurrent)
+        result['changed'] = result['changed'] or cleared
+        return result
+
+    def remove_stale(self, entry, facts):
+        """Delete, here, the images this guest left behind when evacuate copied its disks away.
+
+        Only paths the record names (copied by evacuate) and that the guest still uses on its
+        current host: its data is there now, the file here is from before it left.
+        """
+        in_use = {disk.path for disk in facts.disks}
+        for path in entry.get('stale_copies', []):
+            if path not in in_use or not self.p['remove_stale_copies']:
+                continue
+            try:
+                self.conn(self.me).storageVolLookupByPath(path).delete(0)
+                self.log('removed %s, the image %s left here when it was evacuated' % (path, facts.name))
+            except Exception:  # pylint: disable=broad-except
+                pass  # not there (or not in a pool): the storage copy reports what is in the way
+
+    def do_rebalance(self):
+        hosts, guests, notes = self.gather(self.p['hosts'])
+        pinned = set(self.p['pinned'])
+        infos = []
+        for facts in guests:
+            movable = self.wanted(facts.name) and facts.name not in pinned and facts.running
+            infos.append(self.guest_info(facts, allowed=None if movable else frozenset()))
+        plan = plan_rebalance(infos, hosts, threshold_ratio=self.p['threshold'], exclude=self.p['exclude_hosts'],
+                              max_moves=self.p['max_moves'], **self.margins())
+        plan.notes.extend(notes)
+        by_name = dict((f.name, f) for f in guests)
+        shared = SharedStorage()
+        moves, rows = {}, []
+        kept = []
+        for assignment in plan.assignments:
+            facts = by_name[assignment.guest]
+            allowed, why, copy = self.destinations_for(facts, [assignment.destination], {}, shared)
+            if not allowed:
+                rows.append(make_row(facts.name, facts.host, assignment.destination, 'stayed',
+                                     why.get(assignment.destination)))
+                continue
+            options, mode = self.options_for(facts, copy[assignment.destination])
+            moves[facts.name] = Move(facts.name, facts.uuid, facts.host, assignment.destination, options, mode)
+            kept.append(assignment)
+        plan.assignments = kept
+        if self.check:
+            rows = [make_row(a.guest, a.source, a.destination, 'planned') for a in plan.assignments] + rows
+            return self.finish(rows, plan, hosts)
+        done, max_concurrent = self.execute(plan, moves)
+        return self.finish(done + rows, plan, hosts, None, max_concurrent)
+
+    def do_recover(self):
+        dead = self.p['dead_host']
+        if not self.p['fenced']:
+            raise InvalidInputError(
+                'refusing to recover the guests of %s: fencing is not confirmed' % dead,
+                remedy='Power the host off (or fence it) and set fenced: true. Starting a guest whose first copy '
+                       'may still run corrupts its shared disks.')
+        try:
+            LibvirtClient(uri=host_uri(dead, self.p['transport'])).conn.getHostname()
+            raise InvalidInputError('refusing to recover: %s still answers over libvirt, it is not dead' % dead,
+                                    remedy='Evacuate it instead (evacuate.yml), or fence it first.')
+        except InvalidInputError:
+            raise
+        except Exception:  # pylint: disable=broad-except
+            pass  # unreachable, as a fenced host must be
+        hosts, guests, notes = self.gather([h for h in self.p['hosts'] if h != dead])
+        running = {f.uuid: f.host for f in guests if f.running}
+        defined = {f.uuid: f.host for f in guests}
+        directory = os.path.join(self.p['definitions_dir'], dead)
+        infos = [self.guest_info(f) for f in guests]
+        rows, xmls = [], {}
+        shared_paths = [path.rstrip('/') + '/' for path in self.p['shared_paths']]
+        for path in sorted(glob.glob(os.path.join(directory, '*.xml'))):
+            xml = _read(path) or ''
+            name = os.path.basename(path)[:-4]
+            if not self.wanted(name):
+                continue
+            uuid = _xml_field(xml, 'uuid')
+            if uuid in running:
+                rows.append(make_row(name, dead, running[uuid], 'skipped', 'already running on %s' % running[uuid]))
+                continue
+            if uuid in defined:
+                rows.append(make_row(name, dead, defined[uuid], 'stayed', 'defined (shut off) on %s; start it there'
+                                     % defined[uuid]))
+                continue
+            local = [d.path for d in disks_of(xml) if d.path and not d.readonly
+                     and not any(d.path.startswith(prefix) for prefix in shared_paths)]
+            if local:
+                rows.append(make_row(name, dead, None, 'stayed', 'disk(s) on the dead host\'s local storage: %s'
+                                     % ', '.join(local)))
+                continue
+            memory = int(_xml_field(xml, 'memory') or 0) * 1024
+            vcpus = int(_xml_field(xml, 'vcpu') or 1)
+            from_meta = metadata_of(xml)['anti_affinity']
+            infos.append(GuestInfo(name=name, host=dead, memory=memory, vcpus=vcpus,
+                                   anti_affinity=anti_affinity_groups(name, from_meta, self.p['anti_affinity'])))
+            xmls[name] = xml
+        plan = plan_evacuation(infos, hosts + [HostInfo(dead, 0, 0, 0, 0)], [dead], exclude=self.p['exclude_hosts'],
+                               **self.margins())
+        plan.notes.extend(notes)
+        if not os.path.isdir(directory):
+            plan.notes.append('no definitions backup in %s' % directory)
+        for item in plan.unplaceable:
+            rows.append(make_row(item.guest, dead, None, 'stayed', item.reason))
+        if self.check:
+            rows = [make_row(a.guest, dead, a.destination, 'planned') for a in plan.assignments] + rows
+            return self.finish(rows, plan, hosts)
+        done = []
+        for assignment in plan.assignments:
+            try:
+                conn = self.conn(assignment.destination)
+                dom = conn.defineXML(xmls[assignment.guest])
+                dom.create()
+                self.log('recovered %s on %s' % (assignment.guest, assignment.destination))
+                done.append(make_row(assignment.guest, dead, assignment.destination, 'moved', mode='restart'))
+            except Exception as exc:  # pylint: disable=broad-except
+                done.append(make_row(assignment.guest, dead, assignment.destination, 'failed', str(exc), mode='restart'))
+        return self.finish(done + rows, plan, hosts)
+
+
+def _xml_field(xml, tag):
+    try:
+        node = ET.fromstring(xml).find(tag)
+    except ET.ParseError:
+        return None
+    if node is None:
+        return None
+    if tag == 'memory':
+        unit = node.get('unit', 'KiB')
+        factor = {'KiB': 1, 'k': 1, 'MiB': 1024, 'M': 1024, 'GiB': 1024 * 1024, 'G': 1024 * 1024}.get(unit, 1)
+        return str(int(node.text) * factor)
+    return (node.text or '').strip()

@@ -1,0 +1,301 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 kvmops.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: virt_evacuate
+short_description: Drain a hypervisor, bring its guests back, rebalance a group, or recover a dead host's guests
+version_added: 0.1.0
+description:
+  - C(evacuate) (run on the host to drain) reads memory, vCPUs and guests of every host in O(hosts) through
+    libvirt, plans where each guest goes (C(plan_evacuation) - free memory with a margin, vCPU overcommit,
+    anti-affinity from domain metadata and O(anti_affinity), preflight verdicts from O(preflight), excluded and
+    maintenance hosts), then migrates the guests concurrently, at most O(max_per_source) out of a host and
+    O(max_per_dest) into one at a time, a finished slot starting the next guest at once.
+  - Each migration runs the same code as M(kvmops.migration.virt_migrate) (convergence policy, outcome check and
+    repair on both hosts). A guest that cannot move does not stop the others.
+  - The drained host is marked in maintenance (a file in O(state_dir)), where every guest came from is
+    recorded there (for C(return)), and the guests' definitions are saved to O(definitions_dir) on shared
+    storage (for C(recover)).
+  - C(return) (run on the drained host) brings the recorded guests back and clears the mark.
+  - C(rebalance) (run on any member) levels memory use across O(hosts) with few migrations (C(plan_rebalance)).
+  - C(recover) (run on a surviving host) defines and starts the guests of the dead host O(dead_host) from their
+    saved definitions on the other hosts, only with O(fenced=true).
+  - Progress lines go to O(progress_file) while it runs and to RV(progress) at the end.
+author:
+  - kvmops.migration contributors (@kvmops)
+extends_documentation_fragment:
+  - kvmops.migration.connection
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Gathers facts and returns the plan and table (result C(planned)); moves and writes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+    details: Runs on a hypervisor with libvirt-python; reaches the other hosts over libvirt (O(transport)).
+options:
+  action:
+    description: What to do.
+    type: str
+    choices: [evacuate, return, rebalance, recover]
+    default: evacuate
+  host:
+    description: This host's name as the other hosts reach it. Default is the name its libvirtd reports.
+    type: str
+  hosts:
+    description:
+      - The hypervisors taking part (destinations for C(evacuate) and C(recover), members for C(rebalance),
+        where to look for the guests for C(return)). This host may be in the list.
+    type: list
+    elements: str
+    default: []
+  transport:
+    description: libvirt transport to the other hosts.
+    type: str
+    choices: [ssh, tls, tcp]
+    default: ssh
+  guests:
+    description: Only these guests move (others still count for capacity and anti-affinity). Default all.
+    type: list
+    elements: str
+  pinned:
+    description: Guests that must never move; reported as C(stayed).
+    type: list
+    elements: str
+    default: []
+  exclude_hosts:
+    description: Hosts never used as destinations.
+    type: list
+    elements: str
+    default: []
+  maintenance_hosts:
+    description: Hosts in maintenance (read from their marks by the playbook); never used as destinations.
+    type: list
+    elements: str
+    default: []
+  anti_affinity:
+    description: "Anti-affinity groups, C({group: [guest, ...]}), on top of the domains' metadata."
+    type: dict
+    default: {}
+  preflight:
+    description:
+      - Registered results of M(kvmops.migration.virt_migrate_preflight) looped over the destinations (with
+        C(fail_on=never)). A C(fail) check of a guest (or of the host) rules that destination out for it.
+    type: list
+    elements: dict
+    default: []
+  copy_storage:
+    description: Copy disks that are not on storage shared with the destination (live storage copy, or cold).
+    type: bool
+    default: true
+  no_storage_copy:
+    description: Guests whose disks must never be copied (they move only where their storage is shared).
+    type: list
+    elements: str
+    default: []
+  move_shutoff:
+    description: Move shut-off persistent guests too (cold, definition and non-shared disks). Else they are skipped.
+    type: bool
+    default: false
+  max_per_source:
+    description: Migrations out of one host at the same time.
+    type: int
+    default: 2
+  max_per_dest:
+    description: Migrations into one host at the same time.
+    type: int
+    default: 1
+  memory_basis:
+    description:
+      - C(allocated) counts a host's free memory as its total minus the maximum memory of its running guests;
+        C(free) uses what the kernel reports free.
+    type: str
+    choices: [allocated, free]
+    default: allocated
+  memory_margin_mib:
+    description: Memory every destination keeps free (the reserve is the larger of this and O(memory_margin_ratio)).
+    type: int
+    default: 1024
+  memory_margin_ratio:
+    description: Share of a host's memory kept free.
+    type: float
+    default: 0.05
+  max_vcpu_overcommit:
+    description: Most vCPUs per host CPU after placement.
+    type: float
+    default: 4.0
+  threshold:
+    description: C(rebalance) brings every host's memory-used ratio within this of the group's.
+    type: float
+    default: 0.1
+  max_moves:
+    description: C(rebalance) makes at most this many migrations.
+    type: int
+  migrate_options:
+    description:
+      - Options of M(kvmops.migration.virt_migrate) applied to every migration, e.g. C(bandwidth), C(max_downtime),
+        C(timeout), C(allow_postcopy), C(shutdown_timeout), C(force_shutdown).
+    type: dict
+    default: {}
+  maintenance:
+    description: C(evacuate) marks this host in maintenance; C(return) clears the mark when every guest is back.
+    type: bool
+    default: true
+  state_dir:
+    description: Where the maintenance mark (C(maintenance.json)) and the record of moved guests (C(evacuation.json)) live.
+    type: path
+    default: /var/lib/libvirt/kvmops
+  definitions_dir:
+    description:
+      - Directory on shared storage holding C(<host>/<guest>.xml) definition backups; C(evacuate) writes this
+        host's, C(recover) reads the dead host's. Empty string disables the backup.
+    type: path
+    default: /var/lib/libvirt/images/.kvmops/definitions
+  shared_paths:
+    description: C(recover) restarts only guests whose every disk is under one of these (shared storage) paths.
+    type: list
+    elements: path
+    default: [/var/lib/libvirt/images]
+  dead_host:
+    description: C(recover) - the host whose guests to restart elsewhere.
+    type: str
+  fenced:
+    description:
+      - C(recover) - the dead host is confirmed powered off (or fenced). Recovery refuses without it, because a
+        guest started twice on shared disks corrupts them.
+    type: bool
+    default: false
+  remove_stale_copies:
+    description:
+      - C(return) deletes, on this host, the disk images evacuate copied away (named in the record). They
+        are from before the guest left; its current disks are copied back in their place.
+    type: bool
+    default: true
+  progress_file:
+    description: File the progress lines are appended to while the module runs. Default C(<state_dir>/<action>.log).
+    type: path
+  progress_interval:
+    description: Seconds between two progress readings of each running migration.
+    type: float
+    default: 2.0
+notes:
+  - Modules cannot stream output. Follow O(progress_file) on the host (C(tail -f)), or run the module with
+    C(async) and read the file meanwhile, as the collection's C(evacuation) role does.
+seealso:
+  - module: kvmops.migration.virt_migrate
+  - module: kvmops.migration.virt_migrate_preflight
+'''
+
+EXAMPLES = r'''
+- name: Drain host-a onto host-b and host-c
+  kvmops.migration.virt_evacuate:
+    hosts: [host-b, host-c]
+
+- name: Bring the guests back
+  kvmops.migration.virt_evacuate:
+    action: return
+    hosts: [host-b, host-c]
+
+- name: Level memory use of three hosts within 5 points
+  kvmops.migration.virt_evacuate:
+    action: rebalance
+    hosts: [host-a, host-b, host-c]
+    threshold: 0.05
+
+- name: Restart the guests of a fenced dead host
+  kvmops.migration.virt_evacuate:
+    action: recover
+    dead_host: host-a
+    fenced: true
+    hosts: [host-b, host-c]
+'''
+
+RETURN = r'''
+plan:
+  description: The plan, C(assignments) (guest, source, destination) in start order, C(unplaceable) with reasons, C(notes).
+  returned: always
+  type: dict
+table:
+  description: One row per guest considered.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    guest:
+      description: Guest name.
+      type: str
+    from:
+      description: Source host.
+      type: str
+    to:
+      description: Planned or actual destination (null when none).
+      type: str
+    time_s:
+      description: Migration time in seconds.
+      type: float
+    downtime_ms:
+      description: Downtime libvirt measured.
+      type: int
+    result:
+      description: C(moved), C(failed) (tried, still on its source), C(stayed) (not tried), C(skipped), C(planned) (check mode).
+      type: str
+    reason:
+      description: Why it did not move.
+      type: str
+report:
+  description: The table as text lines.
+  returned: always
+  type: list
+  elements: str
+summary:
+  description: Counts per result, C(stayed) (guests that should have moved and did not), C(moved), C(max_concurrent).
+  returned: always
+  type: dict
+progress:
+  description: The progress lines written while running.
+  returned: always
+  type: list
+  elements: str
+hosts:
+  description: Facts of the hosts used for planning (memory in bytes).
+  returned: always
+  type: list
+  elements: dict
+record:
+  description: For C(evacuate) and C(return), the record of guests moved off this host after the run.
+  returned: when action is evacuate or return
+  type: dict
+msg:
+  description: One-line summary.
+  returned: always
+  type: str
+'''
+
+from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
+from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_manager import (
+    ARGUMENT_SPEC,
+    Evacuation,
+)
+
+
+def run_module(kvm):
+    evacuation = Evacuation(kvm)
+    try:
+        return evacuation.run()
+    finally:
+        evacuation.close()
+
+
+def main():
+    KvmopsModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True).run(run_module)
+
+
+if __name__ == '__main__':
+    main()
