@@ -344,6 +344,33 @@ def ensure_libvirt(module):
 # Connections
 # ---------------------------------------------------------------------------
 
+# Keepalive for remote connections: a peer whose link is cut is declared dead after about
+# KEEPALIVE_INTERVAL_S * (KEEPALIVE_COUNT + 1) seconds instead of blocking until TCP gives up.
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_COUNT = 3
+_EVENT_LOOP_STARTED = []
+
+
+def _ensure_event_loop():
+    """libvirt only sends keepalives from a running event loop: start the default one once,
+    in a daemon thread, before the first remote connection is opened."""
+    if _EVENT_LOOP_STARTED or libvirt is None:
+        return
+    import threading
+    libvirt.virEventRegisterDefaultImpl()
+
+    def run():
+        while True:
+            libvirt.virEventRunDefaultImpl()
+    threading.Thread(target=run, name='libvirt-event-loop', daemon=True).start()
+    _EVENT_LOOP_STARTED.append(True)
+
+
+def _is_remote(uri):
+    head, dummy_sep, rest = uri.partition('://')
+    return '+' in head or not rest.startswith('/')
+
+
 class LibvirtClient:
     """Owns the libvirt connections a module uses.
 
@@ -374,9 +401,13 @@ class LibvirtClient:
                     'Cannot connect to %s: the libvirt Python bindings are not importable' % uri,
                     remedy=LIBVIRT_INSTALL_HINT, details=dict(uri=uri))
             opener = libvirt.openReadOnly if self.readonly else libvirt.open
+            if _is_remote(uri):
+                _ensure_event_loop()
         action = 'Connecting to libvirt at %s' % uri
         with translated(action, error_class=LibvirtConnectionError, details=dict(uri=uri)):
             conn = opener(uri)
+            if self._opener is None and _is_remote(uri):
+                conn.setKeepAlive(KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
         if conn is None:
             raise LibvirtConnectionError('%s failed: libvirt returned no connection' % action,
                                          remedy=_default_remedy(LibvirtConnectionError, None),
@@ -401,6 +432,28 @@ class LibvirtClient:
         if not uri:
             raise InvalidInputError('A peer libvirt URI is required')
         return self._get(uri)
+
+    def reopen_if_dead(self, uri):
+        """The connection to `uri`, opened anew if the cached one died (e.g. its libvirtd was
+        restarted). Only for the checks that must look at a host after such a fault; normal
+        calls never reconnect. Returns None if the host cannot be reached now."""
+        conn = self._connections.get(uri)
+        try:
+            if conn is not None and conn.isAlive():
+                return conn
+        except Exception:  # pylint: disable=broad-except
+            pass
+        if conn is not None:
+            self._connections.pop(uri, None)
+            self._order.remove(uri)
+            try:
+                conn.close()
+            except Exception:  # pylint: disable=broad-except
+                pass
+        try:
+            return self._get(uri)
+        except LibvirtConnectionError:
+            return None
 
     @property
     def open_uris(self):

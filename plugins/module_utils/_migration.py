@@ -32,7 +32,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._location import 
 VIR_ERR_NO_DOMAIN = 42
 VIR_DOMAIN_JOB_STATS_COMPLETED = 1
 VIR_DOMAIN_JOB_NONE = 0
-MIGRATE_POSTCOPY_RESUME = 524288
+ABANDON_AFTER_ABORT_S = 60
 
 
 def read_view(conn, uuid, host):
@@ -146,6 +146,7 @@ class LiveJob:
         self.action_errors = []
         self.error = None
         self.postcopy_started = False
+        self.abandoned = False
         self._started_job = False
 
     def _migrate(self):
@@ -159,35 +160,48 @@ class LiveJob:
         worker = threading.Thread(target=self._migrate, name='kvmops-migrate')
         worker.daemon = True
         worker.start()
-        aborted_hard = False
+        aborted_at = None  # when an abort (the engine's or the hard timeout's) was sent
         while worker.is_alive():
             worker.join(self.poll_interval)
             if not worker.is_alive():
                 break
-            t_ms = int((self.clock() - start) * 1000)
-            try:
-                stats = self.dom.jobStats(0)
-            except Exception:  # the job may end between is_alive() and jobStats()
-                continue
-            sample = JobSample.from_job_stats(stats, t_ms)
-            if not sample.is_running or sample.job_type == VIR_DOMAIN_JOB_NONE:
-                continue
-            actions = []
-            if not self._started_job:
-                self._started_job = True
-                actions += self.engine.initial_actions(t_ms)
-            actions += self.engine.observe(sample)
-            self.samples.append(_compact(sample))
-            if self.on_sample:
-                self.on_sample(sample)
-            for action in actions:
-                self._apply(action)
-            if (self.hard_timeout_s and not aborted_hard and not self.postcopy_started
-                    and self.clock() - start > self.hard_timeout_s):
-                aborted_hard = True
+            now = self.clock()
+            if aborted_at is not None and now - aborted_at > ABANDON_AFTER_ABORT_S:
+                # libvirt did not return even after the abort (e.g. a cut link with TCP
+                # retrying): stop waiting; the outcome check on both hosts tells the truth.
+                self.error = self.error or MigrationError(
+                    'the migration call did not return %ss after it was aborted' % ABANDON_AFTER_ABORT_S)
+                self.abandoned = True
+                break
+            if (aborted_at is None and self.hard_timeout_s and not self.postcopy_started
+                    and now - start > self.hard_timeout_s):
                 self._abort('hard timeout of %ss reached' % self.hard_timeout_s)
+                aborted_at = now
+            self._sample(int((now - start) * 1000))
+            if aborted_at is None and any(a.kind == ActionKind.ABORT for a in self.engine.actions):
+                aborted_at = now
         self.duration_s = self.clock() - start
         return self.error is None
+
+    def _sample(self, t_ms):
+        """One jobStats() reading through the engine; apply what it decides."""
+        try:
+            stats = self.dom.jobStats(0)
+        except Exception:  # the job may end between is_alive() and jobStats()
+            return
+        sample = JobSample.from_job_stats(stats, t_ms)
+        if not sample.is_running or sample.job_type == VIR_DOMAIN_JOB_NONE:
+            return
+        actions = []
+        if not self._started_job:
+            self._started_job = True
+            actions += self.engine.initial_actions(t_ms)
+        actions += self.engine.observe(sample)
+        self.samples.append(_compact(sample))
+        if self.on_sample:
+            self.on_sample(sample)
+        for action in actions:
+            self._apply(action)
 
     def _apply(self, action):
         try:

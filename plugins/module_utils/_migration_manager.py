@@ -113,7 +113,20 @@ class MigrationManager:
         spec = self._spec(dom)
         disks = disks_of(dom.XMLDesc(0))
         storage = self._storage_plan(src_conn, dst_conn, disks)
-        self.dest_defined_before = read_view(dst_conn, self.uuid, self.dst_host).exists
+        dst_view = read_view(dst_conn, self.uuid, self.dst_host)
+        self.dest_defined_before = dst_view.exists
+        if dst_view.active and not self.kvm.check_mode:
+            # A copy left on the destination by an earlier failed attempt (e.g. its libvirtd
+            # was down when that attempt cleaned up): the same repair as after an attempt,
+            # keeping any definition that was there.
+            leftover = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
+                                         self.p['persistent'], self.p['undefine_source'], self.paused_by_user, True)
+            self.result['cleanup_before'] = leftover.repairs
+            if leftover.location.verdict != 'source':
+                raise MigrationError('%s is active on both %s and %s: %s' % (
+                    dom.name(), self.src_host, self.dst_host, leftover.location.problem or leftover.location.verdict),
+                    remedy='Decide which copy is the guest and destroy the other before migrating again.',
+                    details={'location': leftover.as_dict()})
         plan = {'dest_uri': uri, 'flags': spec.flag_names, 'params': spec.params, 'notes': spec.notes,
                 'storage': storage, 'max_downtime_ms': spec.max_downtime_ms}
         self.result.update(flags=spec.flag_names, params=spec.params)
@@ -243,6 +256,10 @@ class MigrationManager:
         engine = ConvergenceEngine(policy, spec.postcopy_enabled, spec.auto_converge_enabled)
         job = LiveJob(dom, uri, spec, engine, poll_interval=self.p['poll_interval'], hard_timeout_s=timeout_s + 60)
         job.run()
+        # A libvirtd restarted during the job closed our connection to it: look again with a
+        # new one, or the outcome check could not see where the guest went.
+        src_conn = self.client.reopen_if_dead(self.client.uri)
+        dst_conn = self.client.reopen_if_dead(uri)
         outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
                                     self.p['persistent'], self.p['undefine_source'], self.paused_by_user,
                                     self.dest_defined_before, created)
@@ -261,6 +278,7 @@ class MigrationManager:
         moved = outcome.location.verdict == 'destination'
         self.result['changed'] = moved or bool(outcome.repairs)
         if moved:
+            self._remove_source_copies(src_conn, [d['path'] for d in storage if d['action'].startswith('copy')])
             self.result['msg'] = 'Migrated %s from %s to %s in %.1f s (downtime %s ms)' % (
                 dom.name(), self.src_host, self.dst_host, stats['total_time_ms'] / 1000.0, stats['downtime_ms'])
             if job.error is not None:
@@ -273,6 +291,18 @@ class MigrationManager:
         error = migration_error(reason, outcome.location, advice)
         error.details.update(self.result)
         raise error
+
+    def _remove_source_copies(self, src_conn, paths):
+        """With remove_source_storage, delete the source images of disks that were copied,
+        only after the outcome check saw the guest on the destination."""
+        if not self.p['remove_source_storage'] or not paths:
+            return
+        removed = []
+        for path in paths:
+            with translated('Removing the source copy %s on %s' % (path, self.src_host)):
+                src_conn.storageVolLookupByPath(path).delete(0)
+            removed.append(path)
+        self.result['removed_source_storage'] = removed
 
     def _prepare_copy_targets(self, dst_conn, storage):
         """Pools on the destination for disks to copy; return the volume paths libvirt will create."""
@@ -308,6 +338,8 @@ class MigrationManager:
                 dest_dom.create()
         outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
                                     self.p['persistent'], self.p['undefine_source'], False, self.dest_defined_before)
+        if outcome.location.verdict == 'destination' or self.p['mode'] == 'offline':
+            self._remove_source_copies(src_conn, [c['path'] for c in copies])
         self.result.update(changed=True, location=outcome.as_dict(), shutdown=stopped, copied_disks=copies,
                            msg='Moved %s from %s to %s (%s%s)' % (
                                name, self.src_host, self.dst_host, self.p['mode'],

@@ -84,6 +84,14 @@ options:
     type: str
     choices: [none, all, incremental]
     default: none
+  remove_source_storage:
+    description:
+      - After a migration that copied disks (O(copy_storage) in live mode, non-shared disks in cold mode),
+        delete the source copies of those disks - only once both hosts were checked and the guest runs
+        (or, cold, is defined) on the destination. Without it the source images stay, and moving the guest
+        back later with a storage copy is refused until they are removed.
+    type: bool
+    default: false
   migrate_disks:
     description: Target devices (for example V(vda)) to copy when O(copy_storage) is not V(none); default all writable disks.
     type: list
@@ -363,6 +371,11 @@ location:
       description: Steps taken after the attempt to restore the one-host invariant.
       type: list
       elements: dict
+removed_source_storage:
+  description: Source disk images deleted after the verified migration (O(remove_source_storage=true)).
+  returned: when source images were removed
+  type: list
+  elements: str
 plan:
   description: In check mode, what would be done.
   returned: in check mode when a migration would run
@@ -396,6 +409,7 @@ ARGUMENT_SPEC = dict(
     undefine_source=dict(type='bool', default=True),
     copy_storage=dict(type='str', default='none', choices=['none', 'all', 'incremental']),
     migrate_disks=dict(type='list', elements='str'),
+    remove_source_storage=dict(type='bool', default=False),
     migrate_uri=dict(type='str'),
     listen_address=dict(type='str'),
     bandwidth=dict(type='int'),

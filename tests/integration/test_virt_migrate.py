@@ -1,4 +1,6 @@
 """virt_migrate on the lab: every test ends with THE invariant check (support.invariant)."""
+import os
+
 from support import invariant
 from support.lab import run_module, virtlab
 
@@ -40,6 +42,17 @@ def test_live_with_storage_copy_from_local_disk(labh, make_guest):
     assert res["stats"]["disk_transferred_bytes"] is not None
     assert labh.libvirt("host-b").storageVolLookupByPath("/var/lib/libvirt/local/%s.qcow2" % name)
     invariant.check(labh, name, expect_on="host-b", snapshot=snap)
+    # Back to host-a: its old image is still there, so only with it removed can the copy go back.
+    back = run_module("host-b", "virt_migrate", {"name": name, "dest": "host-a", "copy_storage": "all",
+                                                 "remove_source_storage": True})
+    assert back.get("failed") and "already exists" in back["msg"], back
+    virtlab("exec", "host-a", "--", "rm", "-f", "/var/lib/libvirt/local/%s.qcow2" % name)
+    labh.libvirt("host-a").storagePoolLookupByName("local").refresh(0)
+    back = run_module("host-b", "virt_migrate", {"name": name, "dest": "host-a", "copy_storage": "all",
+                                                 "remove_source_storage": True})
+    assert back["changed"] and back["removed_source_storage"] == ["/var/lib/libvirt/local/%s.qcow2" % name], back
+    assert not os.path.exists(labh.host_path("host-b", "/var/lib/libvirt/local/%s.qcow2" % name))
+    invariant.check(labh, name, expect_on="host-a", snapshot=snap)
 
 
 def test_cold_with_shared_and_with_local_storage(labh, make_guest):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import types
 
 import pytest
@@ -87,6 +88,12 @@ class FakeConn:
         raise FakeLibvirtError("Domain not found: no domain with matching uuid '%s'" % uuid,
                                code=_client.VIR_ERR_NO_DOMAIN, domain=10)
 
+    def isAlive(self):
+        return True
+
+    def setKeepAlive(self, interval, count):
+        self.keepalive = (interval, count)
+
     def close(self):
         self.close_calls += 1
         if self.close_error:
@@ -102,8 +109,11 @@ def make_fake_libvirt(domains=(), fail_uris=None):
         VIR_ERR_OK=0, VIR_ERR_NONE=0, VIR_ERR_INTERNAL_ERROR=1, VIR_ERR_SYSTEM_ERROR=38,
         VIR_ERR_NO_DOMAIN=42, VIR_ERR_AUTH_FAILED=45, VIR_ERR_OPERATION_TIMEOUT=68,
         VIR_ERR_MIGRATE_UNSAFE=81, VIR_FROM_QEMU=10, VIR_FROM_RPC=7,
-        opened=[], connections=[],
+        opened=[], connections=[], event_loop=[],
     )
+    # The event loop thread of the client runs virEventRunDefaultImpl forever: make it idle.
+    fake.virEventRegisterDefaultImpl = lambda: fake.event_loop.append('registered')
+    fake.virEventRunDefaultImpl = lambda: threading.Event().wait(3600)
 
     def _open(uri):
         fake.opened.append(uri)
@@ -576,3 +586,24 @@ class TestKvmopsModule:
         assert result['remedy'] == 'Check the network'
         assert result['phase'] == 'perform'
         assert result['detail_changed'] is True
+
+
+def test_remote_connections_get_keepalive_and_local_ones_do_not(fake_libvirt, monkeypatch):
+    monkeypatch.setattr(_client, '_EVENT_LOOP_STARTED', [])
+    client = _client.LibvirtClient(uri='qemu:///system')
+    assert not hasattr(client.conn, 'keepalive')
+    peer = client.open_peer('qemu+ssh://host-b/system')
+    assert peer.keepalive == (_client.KEEPALIVE_INTERVAL_S, _client.KEEPALIVE_COUNT)
+    assert fake_libvirt.event_loop == ['registered']
+    client.open_peer('qemu+tls://host-c/system')
+    assert fake_libvirt.event_loop == ['registered']  # one event loop per process
+
+
+def test_reopen_if_dead_replaces_a_dead_connection_once(fake_libvirt):
+    client = _client.LibvirtClient(uri='qemu:///system')
+    first = client.conn
+    assert client.reopen_if_dead('qemu:///system') is first
+    first.isAlive = lambda: False
+    second = client.reopen_if_dead('qemu:///system')
+    assert second is not first and first.close_calls == 1
+    assert client.open_uris == ['qemu:///system']

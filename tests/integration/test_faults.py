@@ -1,0 +1,117 @@
+"""Fault injection during real migrations (issue 8). Each case migrates a heartbeat guest,
+injects a fault with the lab's fault commands while the job runs, then checks THE invariant
+(tests/support/invariant.py) and that re-running the same task converges."""
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from support import invariant
+from support.lab import run_module, virtlab
+
+# A guest whose migration lasts ~10-20 s at 10 MiB/s and converges on its own: long enough
+# to hit it mid-flight.
+GUEST_OPTS = ("--memory", "256", "--dirty", "64,2")
+MIGRATE = {"dest": "host-b", "bandwidth": 10, "timeout": 120}
+
+
+def wait_for_job(labh, host, name, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if labh.domain(host, name).jobInfo()[0] != 0:
+                return
+        except Exception:  # the domain is between states
+            pass
+        time.sleep(0.3)
+    raise AssertionError("no migration job started for %s on %s" % (name, host))
+
+
+def migrate_with_fault(labh, name, inject, restore, after_s=3.0, args=None):
+    """Run virt_migrate in the background, inject the fault `after_s` into the job, restore."""
+    params = dict(MIGRATE, name=name, **(args or {}))
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(run_module, "host-a", "virt_migrate", params)
+        try:
+            wait_for_job(labh, "host-a", name)
+            time.sleep(after_s)
+            inject()
+            return running.result(timeout=300)
+        finally:
+            restore()
+
+
+def rerun_converges(labh, name, snap):
+    """The same task again, after the fault is gone, ends with the guest on host-b."""
+    res = run_module("host-a", "virt_migrate", dict(MIGRATE, name=name, bandwidth=0))
+    assert not res.get("failed"), res
+    invariant.check(labh, name, expect_on="host-b", snapshot=snap)
+
+
+@pytest.fixture
+def guest(labh, make_guest, request):
+    name = make_guest("ft-" + request.node.name[5:][:20].replace("_", "-"), "host-a", *GUEST_OPTS)
+    return name
+
+
+def test_destination_libvirtd_stopped_during_precopy(labh, guest):
+    snap = invariant.Snapshot(labh, guest)
+    res = migrate_with_fault(labh, guest, lambda: virtlab("fault", "stop-libvirtd", "host-b"),
+                             lambda: virtlab("fault", "start-libvirtd", "host-b"))
+    assert res.get("failed") is True and res["changed"] is False or res["location"]["running_on"] == ["host-b"], res
+    # Whatever the module saw, once host-b's libvirtd is back the guest is on exactly one host.
+    host, _hb = invariant.check(labh, guest, snapshot=snap)
+    if host == "host-a":
+        rerun_converges(labh, guest, snap)
+
+
+def test_source_libvirtd_restarted_during_precopy(labh, guest):
+    snap = invariant.Snapshot(labh, guest)
+
+    def restart():
+        virtlab("fault", "stop-libvirtd", "host-a")
+        virtlab("fault", "start-libvirtd", "host-a")
+    res = migrate_with_fault(labh, guest, restart, lambda: None)
+    assert res.get("failed") is True, res
+    host, _hb = invariant.check(labh, guest, snapshot=snap)
+    assert host in ("host-a", "host-b")
+    if host == "host-a":
+        rerun_converges(labh, guest, snap)
+
+
+def test_link_cut_during_precopy(labh, guest):
+    snap = invariant.Snapshot(labh, guest)
+    res = migrate_with_fault(labh, guest, lambda: virtlab("fault", "link-down", "host-b"),
+                             lambda: virtlab("fault", "link-up", "host-b"),
+                             args={"timeout": 40})
+    assert res.get("failed") is True, res
+    invariant.check(labh, guest, expect_on="host-a", snapshot=snap)
+    rerun_converges(labh, guest, snap)
+
+
+def test_five_percent_packet_loss(labh, guest):
+    snap = invariant.Snapshot(labh, guest)
+    res = migrate_with_fault(labh, guest, lambda: virtlab("fault", "netem", "host-b", "--loss", "5"),
+                             lambda: virtlab("fault", "clear", "host-b"), after_s=0.5)
+    # TCP hides 5% loss: the migration must still finish (more slowly), never lose the guest.
+    assert not res.get("failed"), res
+    invariant.check(labh, guest, expect_on="host-b", snapshot=snap)
+
+
+def test_bandwidth_drops_to_one_mib_per_second_mid_run(labh, guest):
+    snap = invariant.Snapshot(labh, guest)
+    res = migrate_with_fault(labh, guest, lambda: virtlab("fault", "netem", "host-b", "--rate", "8"),
+                             lambda: virtlab("fault", "clear", "host-b"), args={"timeout": 30})
+    # 1 MiB/s cannot carry a 2 MiB/s writer: the policy gives up at the timeout, cleanly.
+    assert res.get("failed") is True, res
+    assert res["location"]["running_on"] == ["host-a"]
+    invariant.check(labh, guest, expect_on="host-a", snapshot=snap)
+    rerun_converges(labh, guest, snap)
+
+
+def test_guest_shut_down_by_its_owner_during_migration(labh, guest):
+    res = migrate_with_fault(labh, guest, lambda: labh.domain("host-a", guest).destroy(), lambda: None)
+    assert res.get("failed") is True, res
+    found = labh.locate(guest)
+    # Not ours to start again: it is defined exactly once, on the source, and runs nowhere.
+    assert found == [("host-a", "shutoff", True)], found

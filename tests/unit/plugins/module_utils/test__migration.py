@@ -1,0 +1,74 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 kvmops.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""The live job runner with a fake domain: actions applied, and a bounded wait when libvirt
+does not return after an abort (a cut link)."""
+
+from __future__ import annotations
+
+import threading
+
+from ansible_collections.kvmops.migration.plugins.module_utils import _migration
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence import ConvergenceEngine, Policy
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import MigrationSpec
+
+
+class FakeDomain:
+    """migrateToURI3 blocks until `release` is set (or returns at once with `finish`)."""
+
+    def __init__(self, finish=False):
+        self.release = threading.Event()
+        if finish:
+            self.release.set()
+        self.calls = []
+
+    def migrateToURI3(self, uri, params, flags):
+        self.calls.append(('migrate', uri))
+        self.release.wait(5)
+
+    def jobStats(self, flags):
+        return {'type': 2, 'memory_iteration': 1, 'data_remaining': 100, 'memory_remaining': 100,
+                'memory_dirty_rate': 10, 'memory_bps': 1000}
+
+    def migrateSetMaxDowntime(self, ms, flags):
+        self.calls.append(('downtime', ms))
+
+    def abortJob(self):
+        self.calls.append(('abort',))
+
+
+def job(dom, timeout_ms=None, hard=None):
+    engine = ConvergenceEngine(Policy(completion_timeout_ms=timeout_ms))
+    spec = MigrationSpec(flags=0, params={}, notes=[])
+    return _migration.LiveJob(dom, 'qemu+ssh://b/system', spec, engine, poll_interval=0.01, hard_timeout_s=hard)
+
+
+def test_first_downtime_step_is_applied_and_samples_kept():
+    dom = FakeDomain()
+    threading.Timer(0.3, dom.release.set).start()
+    runner = job(dom)
+    assert runner.run() is True
+    assert ('downtime', 100) in dom.calls
+    assert runner.samples and runner.samples[0]['remaining'] == 100
+    assert not runner.abandoned
+
+
+def test_engine_abort_then_libvirt_never_returns_is_abandoned_in_bounded_time(monkeypatch):
+    monkeypatch.setattr(_migration, 'ABANDON_AFTER_ABORT_S', 0.2)
+    dom = FakeDomain()
+    runner = job(dom, timeout_ms=50)
+    assert runner.run() is False
+    assert ('abort',) in dom.calls and runner.abandoned
+    assert 'did not return' in str(runner.error)
+    dom.release.set()
+
+
+def test_hard_timeout_aborts_once(monkeypatch):
+    monkeypatch.setattr(_migration, 'ABANDON_AFTER_ABORT_S', 0.2)
+    dom = FakeDomain()
+    runner = job(dom, hard=0.05)
+    runner.run()
+    assert dom.calls.count(('abort',)) == 1 and runner.abandoned
+    dom.release.set()
