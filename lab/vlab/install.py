@@ -7,6 +7,7 @@ from .proc import LabError, run
 PACKAGES = [
     "qemu-system-x86", "qemu-utils", "qemu-block-extra",
     "libvirt-daemon", "libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt-clients",
+    "libvirt-daemon-driver-storage-iscsi-direct",
     "openssh-server", "openssh-client", "glusterfs-server", "glusterfs-client", "tgt",
     "firewalld", "dbus", "nftables", "iproute2", "cpio", "socat", "gcc", "libc6-dev",
     "python3-libvirt", "python3-firewall", "procps",
