@@ -63,7 +63,7 @@ def _managed_block(path, body):
 
 def control_node_blocks(hosts):
     """Make `ssh host-a` and `virsh -c qemu+ssh://host-a/system` work from the control node,
-    with the lab's key and pinned host keys (never StrictHostKeyChecking=no)."""
+    with the lab's key and pinned host keys (host key checking always stays on)."""
     names = " ".join(h.name for h in hosts)
     changed = _managed_block("/etc/hosts", "".join("%s %s\n" % (h.ip, h.name) for h in hosts))
     ssh_conf = ("Host %s\n    User root\n    IdentityFile %s\n    IdentitiesOnly yes\n"
