@@ -111,7 +111,6 @@ actions:
 import xml.etree.ElementTree as ET
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    InvalidInputError,
     KvmopsModule,
     libvirt,
     translated,
@@ -180,8 +179,6 @@ def run_module(kvm):
             return dict(changed=bool(actions), actions=actions, network=state,
                         diff=dict(before=before_xml, after=''))
 
-        if not p['bridge']:
-            raise InvalidInputError('bridge is required with state=present')
         uuid = None
         active = False
         autostart = False

@@ -321,16 +321,17 @@ def apply_to_domain(kvm, name, baseline, result):
 
 def run_module(kvm):
     params = kvm.params
-    conn = kvm.client.conn
-    own = host_cpu_xml(conn, params)
     cpus = list(params['cpus'])
+    # Validate the input before touching libvirt.
     for index, text in enumerate(cpus):
         if _parse(text, 'cpus[%d]' % index).tag != 'cpu':
             raise InvalidInputError('cpus[%d] is not a <cpu> definition' % index)
+    if not cpus and not params['include_host']:
+        raise InvalidInputError('No CPU to compute a baseline from: give cpus or set include_host=true')
+    conn = kvm.client.conn
+    own = host_cpu_xml(conn, params)
     if params['include_host']:
         cpus.append(own)
-    if not cpus:
-        raise InvalidInputError('No CPU to compute a baseline from: give cpus or set include_host=true')
     flags = 0
     if params['migratable']:
         flags |= _flag('VIR_CONNECT_BASELINE_CPU_MIGRATABLE', VIR_CONNECT_BASELINE_CPU_MIGRATABLE)
