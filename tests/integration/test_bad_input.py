@@ -1,0 +1,112 @@
+"""The bad-input suite (issue 8): every case gets a clear message naming the problem,
+changed=false, and we prove that nothing changed on ANY host: the domains, pools, networks
+and files of every hypervisor are compared before and after the whole suite."""
+import os
+import subprocess
+
+import pytest
+
+from support import invariant
+from support.lab import INVENTORY, REPO, ansible_bin, collections_path, run_module
+
+GUEST = "bi-guest"
+LOCAL_GUEST = "bi-local"
+
+
+def host_state(labh):
+    """What a bad input must never change, on every hypervisor."""
+    state = {}
+    for host in labh.hypervisors:
+        conn = labh.libvirt(host)
+        state[host] = {
+            "domains": sorted((d.name(), d.state()[0], bool(d.isPersistent())) for d in conn.listAllDomains(0)),
+            "pools": sorted((p.name(), bool(p.isActive())) for p in conn.listAllStoragePools(0)),
+            "networks": sorted((n.name(), bool(n.isActive())) for n in conn.listAllNetworks(0)),
+            "local_files": sorted(os.listdir(labh.host_path(host, "/var/lib/libvirt/local"))),
+            "kvmops_state": sorted(os.listdir(labh.host_path(host, "/var/lib/libvirt")))
+        }
+    state["shared_files"] = sorted(os.listdir(labh.host_path("host-a", "/var/lib/libvirt/images")))
+    return state
+
+
+MODULE_CASES = [
+    # (module, host, args, words expected in msg)
+    ("virt_migrate", "host-a", {"name": "no-such-guest", "dest": "host-b"}, "No domain"),
+    ("virt_migrate", "host-a", {"name": "no such guest é", "dest": "host-b"}, "No domain"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "host-a"}, "source host itself"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "qemu+ssh://"}, "not a valid libvirt URI"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "host-b", "transport": "carrier-pigeon"}, "transport"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "host-b", "bandwidth": -5}, "bandwidth"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "host-b", "bandwidth": 10 ** 9}, "bandwidth"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "host-b", "max_downtime": 0}, "max_downtime"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "host-b", "timeout": -1}, "timeout"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "host-b", "tunnelled": True, "allow_postcopy": True},
+     "tunnelled"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "host-b", "mode": "offline"}, "mode=offline"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "host-b", "migrate_disks": ["vda"]}, "copy_storage"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "host-b", "copy_storage": "all", "migrate_disks": ["vdz"]},
+     "vdz"),
+    ("virt_migrate", "host-a", {"name": LOCAL_GUEST, "dest": "host-b"}, "not on storage shared"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "no-such-host.invalid"}, "no-such-host.invalid"),
+    ("virt_migrate", "host-a", {"name": GUEST, "dest": "host-b", "compression": {"methods": ["zlib"]}}, "zlib"),
+    ("virt_migrate_info", "host-a", {"name": "no-such-guest"}, "No domain"),
+    ("virt_migrate_control", "host-a", {"name": GUEST, "action": "set_bandwidth", "bandwidth": 5}, "No migration runs"),
+    ("virt_migrate_control", "host-a", {"name": GUEST, "action": "set_max_downtime"}, "needs max_downtime"),
+    ("virt_migrate_control", "host-a", {"name": "no-such-guest", "action": "abort"}, "No domain"),
+    ("virt_migrate_preflight", "host-a", {"dest": "qemu:///system"}, "names no host"),
+    ("virt_migrate_preflight", "host-a", {"dest": "host-b", "fail_on": "sometimes"}, "fail_on"),
+    ("virt_blockcopy", "host-a", {"name": GUEST, "disk": "vdz", "dest": "/var/lib/libvirt/local/x.qcow2"}, "vdz"),
+    ("virt_blockcopy", "host-a", {"name": GUEST, "disk": "vda", "dest": "/var/lib/libvirt/local/x.vmdk",
+                                  "format": "vmdk"}, "format"),
+    ("virt_blockcopy", "host-a", {"name": GUEST, "disk": "vda",
+                                  "dest": "/var/lib/libvirt/images/%s.qcow2" % LOCAL_GUEST}, "exists"),
+    ("virt_blockcopy", "host-a", {"name": "no-such-guest", "disk": "vda", "dest": "/var/lib/libvirt/local/y.qcow2"},
+     "No domain"),
+    ("virt_evacuate", "host-a", {"action": "recover", "hosts": ["host-b"]}, "dead_host"),
+    ("virt_evacuate", "host-a", {"action": "teleport"}, "action"),
+    ("virt_bridge_network", "host-a", {"name": "bi-net"}, "bridge"),
+    ("virt_storage_pool", "host-a", {"name": "bi-pool", "type": "netfs", "target_path": "/mnt/x"}, "source_host"),
+]
+
+
+@pytest.fixture(scope="module")
+def guests(labh):
+    from support.lab import virtlab
+    for name, storage in ((GUEST, "shared"), (LOCAL_GUEST, "local")):
+        virtlab("guest", "rm", name, check=False)
+        virtlab("guest", "create", name, "--on", "host-a", "--storage", storage)
+    # blockcopy's "dest exists" case needs a file at the destination path.
+    virtlab("exec", "host-a", "--", "qemu-img", "create", "-q", "-f", "qcow2",
+            "/var/lib/libvirt/images/%s.qcow2" % LOCAL_GUEST, "16M")
+    yield
+    for name in (GUEST, LOCAL_GUEST):
+        virtlab("guest", "rm", name, check=False)
+
+
+def playbook(*args):
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), ANSIBLE_NOCOLOR="1")
+    return subprocess.run([ansible_bin("ansible-playbook"), "-i", INVENTORY] + list(args), capture_output=True,
+                          text=True, env=env, cwd=str(REPO), timeout=600, check=False)
+
+
+def test_bad_input_suite_changes_nothing_anywhere(labh, guests):
+    snaps = {name: invariant.Snapshot(labh, name) for name in (GUEST, LOCAL_GUEST)}
+    before = host_state(labh)
+    problems = []
+    for module, host, args, words in MODULE_CASES:
+        res = run_module(host, module, args)
+        clear = res.get("failed") is True and res.get("changed", False) is False
+        if not clear or words.lower() not in res.get("msg", "").lower():
+            problems.append((module, args, res.get("msg"), res.get("changed")))
+    # Playbooks: a -l that matches no hypervisor, and recover without fencing.
+    nomatch = playbook("playbooks/evacuate.yml", "-l", "no-such-host")
+    if "no-such-host" not in nomatch.stdout + nomatch.stderr:
+        problems.append(("evacuate.yml -l no-such-host", nomatch.returncode, nomatch.stdout[-500:]))
+    unfenced = playbook("playbooks/recover.yml", "-e", "dead_host=host-c")
+    if unfenced.returncode == 0 or "fenc" not in (unfenced.stdout + unfenced.stderr).lower():
+        problems.append(("recover.yml unfenced", unfenced.returncode, unfenced.stdout[-800:]))
+    assert problems == [], problems
+    assert len(MODULE_CASES) + 2 >= 30
+    assert host_state(labh) == before
+    for name, snap in snaps.items():
+        invariant.check(labh, name, expect_on="host-a", snapshot=snap)
