@@ -185,9 +185,16 @@ test: $(STAMP)
 	done; \
 	$(VENV_BIN)/python tools/test_summary.py $(JUNIT_DIR) $$failed
 
+# The demo an operator would run before maintenance: drain host-a, show that every guest kept
+# running (heartbeats), bring them back.
+DEMO_GUESTS := demo-web1 demo-web2 demo-db demo-build
 demo: $(STAMP) lab
 	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
 	$(LAB_ENV) $(VENV_BIN)/ansible-playbook -i .lab/inventory.yml playbooks/demo.yml
+	$(LAB_ENV) $(VENV_BIN)/ansible-playbook -i .lab/inventory.yml playbooks/evacuate.yml -l host-a
+	@for guest in $(DEMO_GUESTS); do lab/virtlab guest heartbeat $$guest; done
+	$(LAB_ENV) $(VENV_BIN)/ansible-playbook -i .lab/inventory.yml playbooks/return.yml -l host-a
+	@for guest in $(DEMO_GUESTS); do lab/virtlab guest heartbeat $$guest; done
 
 bench: $(STAMP) lab
 	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
