@@ -141,7 +141,7 @@ clean-venv:
 # The built tarball installs with ansible-galaxy and ansible-doc renders every module from it.
 install-check: build
 	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
-	$(VENV_BIN)/ansible-galaxy collection install --no-deps -p "$$tmp" $(BUILD_DIR)/kvmops-migration-$(COLLECTION_VERSION).tar.gz; \
+	$(VENV_BIN)/ansible-galaxy collection install --force --no-deps -p "$$tmp" $(BUILD_DIR)/kvmops-migration-$(COLLECTION_VERSION).tar.gz; \
 	for module in $$(ls plugins/modules/*.py | xargs -n1 basename | sed 's/\.py$$//'); do \
 	  ANSIBLE_COLLECTIONS_PATH="$$tmp" $(VENV_BIN)/ansible-doc kvmops.migration.$$module > "$$tmp/doc.txt" \
 	    && grep -q "kvmops.migration.$$module" "$$tmp/doc.txt" \
