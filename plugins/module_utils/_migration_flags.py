@@ -24,10 +24,12 @@ Modes
     Pre-copy live migration of a running guest (``VIR_MIGRATE_LIVE``).  The guest
     keeps running; memory is copied in passes until the rest fits in the
     allowed downtime.
-``cold``
-    Non-live migration of a running guest: libvirt pauses the guest for the whole
-    transfer and resumes it on the destination.  Always converges; the downtime
-    is the transfer time.  Can copy storage.
+``paused``
+    Non-live migration of a running guest (``virsh migrate`` without ``--live``):
+    libvirt pauses the guest for the whole transfer and resumes it on the
+    destination.  Always converges; the downtime is the transfer time.  Can copy
+    storage.  (virt_migrate's ``cold`` mode - shut down, move, start - is built
+    from ``offline`` plus its own steps.)
 ``offline``
     ``VIR_MIGRATE_OFFLINE``: moves only the persistent definition of a shut-off
     domain.  No memory, no storage.
@@ -37,7 +39,7 @@ Options (a plain dict; missing or ``None`` values take the defaults of
 parameter dict):
 
 =======================  ===================================================
-mode                     ``live`` | ``cold`` | ``offline`` (default ``live``)
+mode                     ``live`` | ``paused`` | ``offline`` (default ``live``)
 persistent               define the domain on the destination (default True)
 undefine_source          remove the source definition afterwards (default True)
 copy_storage             ``none`` | ``all`` | ``incremental`` (default ``none``)
@@ -132,7 +134,7 @@ class MigrateParam:
     TLS_DESTINATION = "tls.destination"
 
 
-MODES = ("live", "cold", "offline")
+MODES = ("live", "paused", "offline")
 COPY_STORAGE_FLAGS = {
     "none": MigrateFlag(0),
     "all": MigrateFlag.NON_SHARED_DISK,
@@ -298,7 +300,7 @@ def _structural_problems(opts):
 def _mode_problems(opts):
     mode = opts["mode"]
     problems = []
-    if mode in ("live", "cold") and not opts["domain_active"]:
+    if mode in ("live", "paused") and not opts["domain_active"]:
         problems.append(
             "mode=%s needs a running guest but the domain is shut off: use mode=offline to move its "
             "definition, or start the domain first." % mode
@@ -307,13 +309,13 @@ def _mode_problems(opts):
         if opts["domain_active"]:
             problems.append(
                 "mode=offline moves only the definition of a shut-off domain but the domain is running: "
-                "use mode=live (or mode=cold), or shut the domain down first."
+                "use mode=live (or mode=paused), or shut the domain down first."
             )
         if opts["copy_storage"] != "none":
             problems.append(
                 "mode=offline moves only the definition, it cannot copy storage (copy_storage=%s): set "
                 "copy_storage=none and copy the disks separately, or migrate the running guest with "
-                "mode=live or mode=cold." % opts["copy_storage"]
+                "mode=live or mode=paused." % opts["copy_storage"]
             )
         if not opts["persistent"]:
             problems.append(
@@ -496,7 +498,7 @@ def _compression_settings(compression):
 
 
 def _transfer_settings(opts):
-    """Flags and parameters of the data stream (live and cold migration)."""
+    """Flags and parameters of the data stream (live and paused migration)."""
     flags = COPY_STORAGE_FLAGS[opts["copy_storage"]]
     params = {}
     for enabled, flag in (
@@ -595,10 +597,10 @@ def build_migration(options: dict) -> MigrationSpec:
             flags |= live_flags
             params.update(live_params)
         else:
-            notes.append("mode=cold pauses the guest for the whole transfer; its downtime is the transfer time.")
+            notes.append("mode=paused pauses the guest for the whole transfer; its downtime is the transfer time.")
             ignored = _ignored_options(opts, LIVE_ONLY_OPTIONS)
             if ignored:
-                notes.append("mode=cold does not run pre-copy; ignored: %s." % ", ".join(ignored))
+                notes.append("mode=paused does not run pre-copy; ignored: %s." % ", ".join(ignored))
 
     return MigrationSpec(
         flags=int(flags),

@@ -135,7 +135,7 @@ class MigrationManager:
                                msg='Would migrate %s from %s to %s (%s)' % (dom.name(), self.src_host, self.dst_host, self.p['mode']))
             self.result['location'] = verify_and_repair_readonly(src_conn, dst_conn, self.uuid, self.src_host, self.dst_host)
             return self.result
-        if self.p['mode'] == 'live':
+        if self.p['mode'] in ('live', 'paused'):
             return self._live(dom, src_conn, dst_conn, uri, spec, storage)
         return self._cold_or_offline(dom, src_conn, dst_conn, uri, storage)
 
@@ -191,6 +191,9 @@ class MigrationManager:
         else:
             options['domain_active'] = self.domain_active
         options['domain_persistent'] = self.domain_persistent
+        if options['mode'] == 'paused':
+            # Nothing converges in a paused transfer: the live-only tuning does not apply.
+            options.update(auto_converge=False, allow_postcopy=False, max_downtime=None)
         if options['auto_converge'] and options['mode'] == 'live':
             # QEMU's own defaults (20%, +10% every second pass) take minutes to bite when a pass
             # lasts ~10 s; throttling only engages on a guest that is NOT converging, so starting

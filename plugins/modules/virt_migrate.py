@@ -65,8 +65,11 @@ options:
         O(force_shutdown=true)), moves its definition, copies its disks that are not on storage
         both hosts share, starts it on the destination if it was running, and removes it from the source.
       - C(offline) moves only the definition of a shut-off domain.
+      - C(paused) is libvirt's non-live migration (C(virsh migrate) without C(--live)) - the guest
+        is paused for the whole transfer and resumed on the destination; it always finishes and
+        its downtime is the transfer time.
     type: str
-    choices: [live, cold, offline]
+    choices: [live, cold, offline, paused]
     default: live
   persistent:
     description: Define the domain persistently on the destination (C(virsh migrate --persistent)).
@@ -404,7 +407,7 @@ ARGUMENT_SPEC = dict(
     uuid=dict(type='str'),
     dest=dict(type='str', required=True),
     transport=dict(type='str', default='ssh', choices=['ssh', 'tls', 'tcp']),
-    mode=dict(type='str', default='live', choices=['live', 'cold', 'offline']),
+    mode=dict(type='str', default='live', choices=['live', 'cold', 'offline', 'paused']),
     persistent=dict(type='bool', default=True),
     undefine_source=dict(type='bool', default=True),
     copy_storage=dict(type='str', default='none', choices=['none', 'all', 'incremental']),

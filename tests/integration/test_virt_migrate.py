@@ -175,3 +175,12 @@ def test_allow_postcopy_finishes_a_guest_pre_copy_cannot(labh, make_guest):
     assert kinds.count("start_postcopy") == 1 and "abort" not in kinds, kinds
     assert "POSTCOPY" in res["flags"]
     invariant.check(labh, name, expect_on="host-b", snapshot=snap)
+
+
+def test_paused_mode_is_virsh_migrate_without_live(labh, make_guest):
+    name = make_guest("it-paused")
+    snap = invariant.Snapshot(labh, name)
+    res = run_module("host-a", "virt_migrate", {"name": name, "dest": "host-c", "mode": "paused"})
+    assert res["changed"] is True and not res.get("failed"), res
+    assert "LIVE" not in res["flags"] and "AUTO_CONVERGE" not in res["flags"]
+    invariant.check(labh, name, expect_on="host-c", snapshot=snap)

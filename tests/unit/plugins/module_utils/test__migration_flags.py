@@ -174,8 +174,8 @@ VALID_CASES = [
         None,
     ),
     (
-        "cold keeps transfer options, drops live-only ones",
-        {"mode": "cold", "bandwidth": 500, "copy_storage": "all", "max_downtime": 100, "allow_postcopy": True},
+        "paused keeps transfer options, drops live-only ones",
+        {"mode": "paused", "bandwidth": 500, "copy_storage": "all", "max_downtime": 100, "allow_postcopy": True},
         ["NON_SHARED_DISK", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE"], {"bandwidth": 500}, None,
     ),
     ("offline", dict(SHUT_OFF, mode="offline"), ["OFFLINE", "PEER2PEER", "PERSIST_DEST", "UNDEFINE_SOURCE"], {}, None),
@@ -212,11 +212,11 @@ def test_build_migration(overrides, flag_names, params, max_downtime_ms):
 
 # id, option overrides, substrings the message must contain (the problem and the fix)
 ERROR_CASES = [
-    ("unknown mode", {"mode": "warp"}, ["mode='warp'", "use one of live, cold, offline"]),
+    ("unknown mode", {"mode": "warp"}, ["mode='warp'", "use one of live, paused, offline"]),
     ("unknown copy_storage", {"copy_storage": "some"}, ["copy_storage='some'", "use one of none, all, incremental"]),
     ("fact missing", {"domain_active": None}, ["domain_active is missing", "pass it as a boolean"]),
     ("live on shut-off domain", SHUT_OFF, ["mode=live needs a running guest", "use mode=offline"]),
-    ("cold on shut-off domain", dict(SHUT_OFF, mode="cold"), ["mode=cold needs a running guest", "start the domain"]),
+    ("paused on shut-off domain", dict(SHUT_OFF, mode="paused"), ["mode=paused needs a running guest", "start the domain"]),
     ("offline on running domain", {"mode": "offline"}, ["domain is running", "use mode=live", "shut the domain down"]),
     (
         "offline with storage",
@@ -369,13 +369,13 @@ class TestNotes:
         assert spec.flag_names == ["AUTO_CONVERGE", "LIVE", "PEER2PEER", "UNDEFINE_SOURCE"]
         assert any("disappears when it shuts down" in note for note in spec.notes)
 
-    def test_cold_lists_ignored_live_options(self):
-        spec = build_migration(options(mode="cold", max_downtime=100, allow_postcopy=True))
-        assert "mode=cold does not run pre-copy; ignored: max_downtime, allow_postcopy." in spec.notes
+    def test_paused_lists_ignored_live_options(self):
+        spec = build_migration(options(mode="paused", max_downtime=100, allow_postcopy=True))
+        assert "mode=paused does not run pre-copy; ignored: max_downtime, allow_postcopy." in spec.notes
 
-    def test_cold_with_defaults_mentions_no_ignored_option(self):
-        spec = build_migration(options(mode="cold"))
-        assert spec.notes == ["mode=cold pauses the guest for the whole transfer; its downtime is the transfer time."]
+    def test_paused_with_defaults_mentions_no_ignored_option(self):
+        spec = build_migration(options(mode="paused"))
+        assert spec.notes == ["mode=paused pauses the guest for the whole transfer; its downtime is the transfer time."]
 
     def test_offline_lists_ignored_transfer_options(self):
         spec = build_migration(dict(SHUT_OFF, mode="offline", bandwidth=100, tls=True, max_downtime=50))
@@ -423,7 +423,7 @@ class TestSpec:
 
 
 @given(
-    mode=st.sampled_from(["live", "cold", "offline"]),
+    mode=st.sampled_from(["live", "paused", "offline"]),
     active=st.booleans(),
     persistent_domain=st.booleans(),
     overrides=st.fixed_dictionaries(
