@@ -17,6 +17,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     DomainNotFoundError,
     InvalidInputError,
     MigrationError,
+    OperationTimeoutError,
     translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
@@ -38,6 +39,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags 
     MigrationOptionsError,
     build_migration,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._waiter import wait_until
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
     Disk,
     copy_volume,
@@ -263,6 +265,8 @@ class MigrationManager:
         # new one, or the outcome check could not see where the guest went.
         src_conn = self.client.reopen_if_dead(self.client.uri)
         dst_conn = self.client.reopen_if_dead(uri)
+        if job.postcopy_started and job.error is not None:
+            src_conn, dst_conn = self._wait_for_postcopy_to_settle(uri, timeout_s)
         outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
                                     self.p['persistent'], self.p['undefine_source'], self.paused_by_user,
                                     self.dest_defined_before, created)
@@ -294,6 +298,22 @@ class MigrationManager:
         error = migration_error(reason, outcome.location, advice)
         error.details.update(self.result)
         raise error
+
+    def _wait_for_postcopy_to_settle(self, uri, timeout_s):
+        """libvirt reported a failure during post-copy. QEMU's own stream may survive a short
+        network outage and finish anyway (seen with libvirt 9.0 / QEMU 7.2): while the guest's
+        memory is split between the hosts, destroying either half would lose it, so watch both
+        hosts until the split resolves or the timeout passes; the caller then reports or repairs."""
+        def settled():
+            src_conn = self.client.reopen_if_dead(self.client.uri)
+            dst_conn = self.client.reopen_if_dead(uri)
+            verdict = assess(read_view(src_conn, self.uuid, self.src_host),
+                             read_view(dst_conn, self.uuid, self.dst_host)).verdict
+            return (src_conn, dst_conn) if verdict not in ('postcopy_split', 'unknown') else None
+        try:
+            return wait_until(settled, timeout_s, interval_s=2, description='post-copy to finish or fail')
+        except OperationTimeoutError:
+            return self.client.reopen_if_dead(self.client.uri), self.client.reopen_if_dead(uri)
 
     def _remove_source_copies(self, src_conn, paths):
         """With remove_source_storage, delete the source images of disks that were copied,

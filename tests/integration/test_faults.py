@@ -115,3 +115,34 @@ def test_guest_shut_down_by_its_owner_during_migration(labh, guest):
     found = labh.locate(guest)
     # Not ours to start again: it is defined exactly once, on the source, and runs nowhere.
     assert found == [("host-a", "shutoff", True)], found
+
+
+def test_link_cut_during_postcopy_then_restored(labh, make_guest):
+    """Case 4: libvirt may report the post-copy as failed while QEMU's stream survives the
+    outage and finishes. The module must not act on the error while the guest's memory is
+    split, and must end with the guest on exactly one host and no stale source definition."""
+    name = make_guest("ft-postcopy-cut", "host-a", "--memory", "256", "--dirty", "96,20")
+    snap = invariant.Snapshot(labh, name)
+    args = {"name": name, "dest": "host-b", "bandwidth": 10, "postcopy_bandwidth": 2, "auto_converge": False,
+            "allow_postcopy": True, "policy": {"downtime_steps": 1}, "timeout": 300}
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(run_module, "host-a", "virt_migrate", args)
+        deadline = time.monotonic() + 200
+        while time.monotonic() < deadline:
+            try:
+                if labh.domain("host-a", name).state() == [3, 12]:  # paused, post-copy
+                    break
+            except Exception:  # between states
+                pass
+            time.sleep(0.3)
+        else:
+            raise AssertionError("post-copy never started")
+        virtlab("fault", "link-down", "host-b")
+        try:
+            time.sleep(45)  # longer than libvirt's keepalive: libvirt declares the job failed
+        finally:
+            virtlab("fault", "link-up", "host-b")
+        res = running.result(timeout=600)
+    host, _hb = invariant.check(labh, name, snapshot=snap, timeout=180)
+    assert res["location"]["running_on"] == [host], res["location"]
+    assert [h for h, dummy_state, persistent in labh.locate(name) if persistent] == [host]
