@@ -175,7 +175,8 @@ class Policy:
     stalled_abort_passes
         Give up early (abort) once the downtime is at its bound, auto-converge
         has nothing more to give, post-copy is not possible and the migration
-        has been stalled this many passes (default 8).
+        has been stalled this many passes (default 12: under a full throttle
+        QEMU can need several passes before the dirty set shrinks).
     max_throttle_percent
         The throttle QEMU stops at (its ``max-cpu-throttle``, default 99).
     """
@@ -187,7 +188,7 @@ class Policy:
     stall_window: int = 3
     min_progress_ratio: float = 0.9
     completion_timeout_ms: int | None = None
-    stalled_abort_passes: int = 8
+    stalled_abort_passes: int = 12
     max_throttle_percent: int = 99
 
     def __post_init__(self):

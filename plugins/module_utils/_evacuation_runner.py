@@ -28,7 +28,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation impor
     metadata_of,
     progress_line,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import MigrationManager
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import MigrationManager, option_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils._placement import HostInfo, schedule
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of, is_shared
 
@@ -36,14 +36,7 @@ VIR_DOMAIN_XML_SECURE = 1
 VIR_DOMAIN_XML_INACTIVE = 2
 
 # virt_migrate's options and defaults (MigrationManager reads every one of them).
-MIGRATE_DEFAULTS = dict(
-    name=None, uuid=None, dest=None, transport='ssh', mode='live', persistent=True, undefine_source=True,
-    copy_storage='none', migrate_disks=None, migrate_uri=None, listen_address=None, bandwidth=None,
-    postcopy_bandwidth=None, max_downtime=500, compression=None, parallel_connections=None, tls=False,
-    tunnelled=False, auto_converge=True, auto_converge_initial=None, auto_converge_increment=None,
-    allow_postcopy=False, unsafe=False, policy=None, timeout=None, poll_interval=0.5, shutdown_timeout=120,
-    force_shutdown=False,
-)
+MIGRATE_DEFAULTS = option_defaults()
 # Options the caller may pass through to every migration.
 PASSTHROUGH = ('bandwidth', 'max_downtime', 'allow_postcopy', 'postcopy_bandwidth', 'auto_converge',
                'auto_converge_initial', 'auto_converge_increment', 'timeout', 'poll_interval', 'policy',

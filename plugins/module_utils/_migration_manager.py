@@ -50,10 +50,66 @@ from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
 )
 
 GIB = 1024 ** 3
+# How long the outcome check waits for a libvirtd that was restarted during the job.
+RECONNECT_TIMEOUT_S = 30
 DEFAULT_THROTTLE_INITIAL = 50
 DEFAULT_THROTTLE_INCREMENT = 25
 URI_RE = re.compile(r'^[a-z][a-z0-9+]*://[^/\s?#]+(/[^\s]*)?$')  # a destination URI must name a host
 HOST_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[?[0-9A-Fa-f:.]+\]?$')
+
+
+# The options of virt_migrate (documented in plugins/modules/virt_migrate.py). They live here
+# so that every caller of MigrationManager (virt_evacuate) gets the same names and defaults.
+POLICY_SPEC = dict(
+    downtime_steps=dict(type='int', default=5),
+    stall_window=dict(type='int', default=3),
+    min_progress_ratio=dict(type='float', default=0.9),
+    postcopy_after_stalled_passes=dict(type='int', default=2, no_log=False),
+    stalled_abort_passes=dict(type='int', default=12, no_log=False),
+)
+
+ARGUMENT_SPEC = dict(
+    name=dict(type='str'),
+    uuid=dict(type='str'),
+    dest=dict(type='str', required=True),
+    transport=dict(type='str', default='ssh', choices=['ssh', 'tls', 'tcp']),
+    mode=dict(type='str', default='live', choices=['live', 'cold', 'offline', 'paused']),
+    persistent=dict(type='bool', default=True),
+    undefine_source=dict(type='bool', default=True),
+    copy_storage=dict(type='str', default='none', choices=['none', 'all', 'incremental']),
+    migrate_disks=dict(type='list', elements='str'),
+    remove_source_storage=dict(type='bool', default=False),
+    migrate_uri=dict(type='str'),
+    listen_address=dict(type='str'),
+    bandwidth=dict(type='int'),
+    postcopy_bandwidth=dict(type='int'),
+    max_downtime=dict(type='int', default=500),
+    compression=dict(type='dict', options=dict(
+        methods=dict(type='list', elements='str', choices=['xbzrle', 'mt', 'zlib', 'zstd']),
+        level=dict(type='int'),
+        threads=dict(type='int'),
+        dthreads=dict(type='int'),
+        xbzrle_cache=dict(type='int', no_log=False),
+    )),
+    parallel_connections=dict(type='int'),
+    tls=dict(type='bool', default=False),
+    tunnelled=dict(type='bool', default=False),
+    auto_converge=dict(type='bool', default=True),
+    auto_converge_initial=dict(type='int'),
+    auto_converge_increment=dict(type='int'),
+    allow_postcopy=dict(type='bool', default=False),
+    unsafe=dict(type='bool', default=False),
+    policy=dict(type='dict', options=POLICY_SPEC),
+    timeout=dict(type='int'),
+    poll_interval=dict(type='float', default=0.5),
+    shutdown_timeout=dict(type='int', default=120),
+    force_shutdown=dict(type='bool', default=False),
+)
+
+
+def option_defaults():
+    """virt_migrate's options with their defaults, as MigrationManager reads them."""
+    return dict((key, value.get('default')) for key, value in ARGUMENT_SPEC.items())
 
 
 def dest_uri(dest, transport):
@@ -262,9 +318,10 @@ class MigrationManager:
         job = LiveJob(dom, uri, spec, engine, poll_interval=self.p['poll_interval'], hard_timeout_s=timeout_s + 60)
         job.run()
         # A libvirtd restarted during the job closed our connection to it: look again with a
-        # new one, or the outcome check could not see where the guest went.
-        src_conn = self.client.reopen_if_dead(self.client.uri)
-        dst_conn = self.client.reopen_if_dead(uri)
+        # new one (waiting a little for a daemon that is coming back), or the outcome check
+        # could not see where the guest went.
+        src_conn = self._reconnect(self.client.uri)
+        dst_conn = self._reconnect(uri)
         if job.postcopy_started and job.error is not None:
             src_conn, dst_conn = self._wait_for_postcopy_to_settle(uri, timeout_s)
         outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
@@ -298,6 +355,14 @@ class MigrationManager:
         error = migration_error(reason, outcome.location, advice)
         error.details.update(self.result)
         raise error
+
+    def _reconnect(self, uri, timeout_s=RECONNECT_TIMEOUT_S):
+        """The connection to `uri`, reopened if it died; None if libvirt there stays unreachable."""
+        try:
+            return wait_until(lambda: self.client.reopen_if_dead(uri), timeout_s, interval_s=2,
+                              description='libvirt at %s to answer again' % uri)
+        except OperationTimeoutError:
+            return None
 
     def _wait_for_postcopy_to_settle(self, uri, timeout_s):
         """libvirt reported a failure during post-copy. QEMU's own stream may survive a short

@@ -202,7 +202,7 @@ options:
       stalled_abort_passes:
         description: Stalled passes, with nothing left to try, before aborting early instead of waiting for O(timeout).
         type: int
-        default: 8
+        default: 12
   timeout:
     description:
       - Seconds the migration may take before it is aborted (the completion timeout). Default
@@ -391,53 +391,8 @@ msg:
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import (
+    ARGUMENT_SPEC,
     MigrationManager,
-)
-
-POLICY_SPEC = dict(
-    downtime_steps=dict(type='int', default=5),
-    stall_window=dict(type='int', default=3),
-    min_progress_ratio=dict(type='float', default=0.9),
-    postcopy_after_stalled_passes=dict(type='int', default=2, no_log=False),
-    stalled_abort_passes=dict(type='int', default=8, no_log=False),
-)
-
-ARGUMENT_SPEC = dict(
-    name=dict(type='str'),
-    uuid=dict(type='str'),
-    dest=dict(type='str', required=True),
-    transport=dict(type='str', default='ssh', choices=['ssh', 'tls', 'tcp']),
-    mode=dict(type='str', default='live', choices=['live', 'cold', 'offline', 'paused']),
-    persistent=dict(type='bool', default=True),
-    undefine_source=dict(type='bool', default=True),
-    copy_storage=dict(type='str', default='none', choices=['none', 'all', 'incremental']),
-    migrate_disks=dict(type='list', elements='str'),
-    remove_source_storage=dict(type='bool', default=False),
-    migrate_uri=dict(type='str'),
-    listen_address=dict(type='str'),
-    bandwidth=dict(type='int'),
-    postcopy_bandwidth=dict(type='int'),
-    max_downtime=dict(type='int', default=500),
-    compression=dict(type='dict', options=dict(
-        methods=dict(type='list', elements='str', choices=['xbzrle', 'mt', 'zlib', 'zstd']),
-        level=dict(type='int'),
-        threads=dict(type='int'),
-        dthreads=dict(type='int'),
-        xbzrle_cache=dict(type='int', no_log=False),
-    )),
-    parallel_connections=dict(type='int'),
-    tls=dict(type='bool', default=False),
-    tunnelled=dict(type='bool', default=False),
-    auto_converge=dict(type='bool', default=True),
-    auto_converge_initial=dict(type='int'),
-    auto_converge_increment=dict(type='int'),
-    allow_postcopy=dict(type='bool', default=False),
-    unsafe=dict(type='bool', default=False),
-    policy=dict(type='dict', options=POLICY_SPEC),
-    timeout=dict(type='int'),
-    poll_interval=dict(type='float', default=0.5),
-    shutdown_timeout=dict(type='int', default=120),
-    force_shutdown=dict(type='bool', default=False),
 )
 
 

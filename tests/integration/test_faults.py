@@ -72,9 +72,11 @@ def test_source_libvirtd_restarted_during_precopy(labh, guest):
         virtlab("fault", "stop-libvirtd", "host-a")
         virtlab("fault", "start-libvirtd", "host-a")
     res = migrate_with_fault(labh, guest, restart, lambda: None)
-    assert res.get("failed") is True, res
     host, _hb = invariant.check(labh, guest, snapshot=snap)
-    assert host in ("host-a", "host-b")
+    # Either outcome is legitimate (the job may finish while libvirtd restarts); the report
+    # must match what both hosts say.
+    assert res["location"]["running_on"] == [host], res
+    assert bool(res.get("failed")) == (host == "host-a"), res
     if host == "host-a":
         rerun_converges(labh, guest, snap)
 

@@ -62,6 +62,8 @@ class LabHandle:
         return self.lab.libvirt(self.lab.host(host, hypervisor=True))
 
     def domain(self, host, name):
+        # A fresh lab handle: a libvirtd restarted by a fault test breaks cached connections.
+        self.refresh()
         return self.libvirt(host).lookupByName(name)
 
     def host_path(self, host, path):

@@ -145,7 +145,7 @@ class TestPolicy:
     def test_defaults(self):
         policy = Policy()
         assert (policy.max_downtime_ms, policy.downtime_steps, policy.allow_postcopy) == (500, 5, False)
-        assert (policy.stall_window, policy.min_progress_ratio, policy.stalled_abort_passes) == (3, 0.9, 8)
+        assert (policy.stall_window, policy.min_progress_ratio, policy.stalled_abort_passes) == (3, 0.9, 12)
         assert policy.completion_timeout_ms is None
 
     @pytest.mark.parametrize(
