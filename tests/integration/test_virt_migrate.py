@@ -112,7 +112,7 @@ def test_dirtying_guest_under_the_default_policy_converges_or_aborts_cleanly(lab
     snap = invariant.Snapshot(labh, name)
     res = run_module("host-a", "virt_migrate", {"name": name, "dest": "host-b", "bandwidth": 10, "timeout": 240})
     kinds = [a["kind"] for a in res["policy_actions"]]
-    assert "start_postcopy" not in kinds and kinds.count("set_max_downtime") == 5, kinds
+    assert "start_postcopy" not in kinds and 1 <= kinds.count("set_max_downtime") <= 5, kinds
     assert "auto_converge_engaged" in kinds, kinds
     if res.get("failed"):
         assert res["changed"] is False and res["location"]["running_on"] == ["host-a"], res
