@@ -13,7 +13,8 @@ from .proc import LabError, run, wait_for
 SRC = Path(__file__).resolve().parent / "guest_src"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 HEARTBEAT_RE = re.compile(r"VLHB (\d+) ([0-9a-f-]{36}) ([0-9.]+)")
-OOPS_RE = re.compile(r"(Oops|BUG:|Kernel panic|general protection fault|Call Trace:)")
+# The oops itself plus the lines that say where it happened (RIP, call-trace frames).
+OOPS_RE = re.compile(r"(Oops|BUG:|Kernel panic|general protection fault|Call Trace:|RIP:|\+0x[0-9a-f]+/0x)")
 
 DOMAIN_XML = """<domain type='qemu'>
   <name>{name}</name>
@@ -264,4 +265,4 @@ def heartbeat(lab, name):
         return {"name": name, "counter": 0, "host": None, "boots": boots, "oops": bool(oops), "oops_lines": oops}
     mtime, (counter, boot_id, uptime), host = best
     return {"name": name, "counter": counter, "host": host, "boot_id": boot_id, "uptime": uptime,
-            "boots": boots, "oops": bool(oops), "oops_lines": oops[:20], "age_s": round(time.time() - mtime, 2)}
+            "boots": boots, "oops": bool(oops), "oops_lines": oops[:40], "age_s": round(time.time() - mtime, 2)}
