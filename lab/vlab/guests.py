@@ -24,7 +24,7 @@ DOMAIN_XML = """<domain type='qemu'>
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{boot}/vmlinuz</kernel>
     <initrd>{boot}/initrd.img</initrd>
-    <cmdline>console=ttyS0 loglevel=5 {extra}</cmdline>
+    <cmdline>console=ttyS0 loglevel=5 printk.devkmsg=on {extra}</cmdline>
   </os>
   {cpu}
   <features><acpi/></features>

@@ -2,12 +2,11 @@
 changed=false, and we prove that nothing changed on ANY host: the domains, pools, networks
 and files of every hypervisor are compared before and after the whole suite."""
 import os
-import subprocess
 
 import pytest
 
 from support import invariant
-from support.lab import INVENTORY, REPO, ansible_bin, collections_path, run_module
+from support.lab import run_module, run_playbook
 
 GUEST = "bi-guest"
 LOCAL_GUEST = "bi-local"
@@ -83,10 +82,8 @@ def guests(labh):
         virtlab("guest", "rm", name, check=False)
 
 
-def playbook(*args):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ansible_bin("ansible-playbook"), "-i", INVENTORY] + list(args), capture_output=True,
-                          text=True, env=env, cwd=str(REPO), timeout=600, check=False)
+def playbook(path, *args):
+    return run_playbook(path, *args, timeout=600)[0]
 
 
 def test_bad_input_suite_changes_nothing_anywhere(labh, guests):

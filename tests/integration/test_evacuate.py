@@ -7,14 +7,13 @@ runs, to see how many migrations really ran at once out of host-a and into each 
 """
 import json
 import os
-import subprocess
 import threading
 import time
 
 import pytest
 
 from support.invariant import Snapshot, check
-from support.lab import INVENTORY, REPO, collections_path
+from support.lab import run_playbook
 
 
 GUESTS = ["ev-s1", "ev-s2", "ev-l1", "ev-l2"]
@@ -24,17 +23,7 @@ VIR_DOMAIN_JOB_NONE = 0
 
 
 def playbook(name, *args, check_mode=False, limit=None):
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_HOST_KEY_CHECKING="True")
-    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", INVENTORY, str(REPO / "playbooks" / name)]
-    if limit:
-        cmd += ["-l", limit]
-    if check_mode:
-        cmd.append("--check")
-    cmd += list(args)
-    started = time.monotonic()
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO), timeout=900, check=False)
-    return res, time.monotonic() - started
+    return run_playbook(name, *args, check_mode=check_mode, limit=limit)
 
 
 class JobWatcher:

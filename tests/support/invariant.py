@@ -7,6 +7,8 @@ no kernel oops, heard from the host it runs on. We look at every hypervisor's li
 and the guest's serial logs; we never trust a return code.
 """
 
+from support.lab import GuestKernelOops
+
 RUNNING_STATES = ("running", "paused", "blocked")
 
 
@@ -49,7 +51,8 @@ def check(labh, name, expect_on=None, snapshot=None, persistent=True, expect_pau
     # A fresh heartbeat line must come from the host it runs on, after the one we saw before.
     hb = labh.wait_heartbeat_after(name, hb["counter"], timeout=timeout)
     assert hb["host"] == host, "guest %s: newest heartbeat from %s but it runs on %s" % (name, hb["host"], host)
-    assert not hb["oops"], "guest %s: kernel oops: %s" % (name, hb["oops_lines"])
+    if hb["oops"]:
+        raise GuestKernelOops("guest %s: kernel oops: %s" % (name, hb["oops_lines"]))
     if expect_reboot:
         return host, hb
     assert len(hb["boots"]) == 1, "guest %s rebooted (boot ids %s)" % (name, hb["boots"])
