@@ -41,6 +41,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_runne
     host_facts,
     host_uri,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._oplock import OperationLock
 from ansible_collections.kvmops.migration.plugins.module_utils._placement import (
     Assignment,
     GuestInfo,
@@ -83,6 +84,7 @@ ARGUMENT_SPEC = dict(
     remove_stale_copies=dict(type='bool', default=True),
     progress_file=dict(type='path'),
     progress_interval=dict(type='float', default=2.0),
+    lock_timeout=dict(type='int', default=900),
 )
 
 MIB = 1024 * 1024
@@ -115,6 +117,8 @@ class Evacuation:
     # -- helpers ---------------------------------------------------------------------
     def validate(self):
         p = self.p
+        if p['lock_timeout'] < 0:
+            raise InvalidInputError('lock_timeout=%d must be 0 (refuse at once) or more seconds' % p['lock_timeout'])
         if p['max_per_source'] < 1 or p['max_per_dest'] < 1:
             raise InvalidInputError('max_per_source and max_per_dest must be at least 1')
         if p['memory_margin_mib'] < 0 or not 0 <= p['memory_margin_ratio'] < 1 or p['max_vcpu_overcommit'] <= 0:
@@ -252,7 +256,19 @@ class Evacuation:
         self.clients[self.me] = local
         progress_file = self.p['progress_file'] or os.path.join(self.p['state_dir'], '%s.log' % self.p['action'])
         self.log = ProgressLog(None if self.check else progress_file)
-        return getattr(self, 'do_' + self.p['action'])()
+        action = getattr(self, 'do_' + self.p['action'])
+        if self.check:  # a plan reads only: no need to wait for a run in progress
+            return action()
+
+        def waiting(holder):
+            self.log('waiting up to %ds for the %s run (pid %s) that holds this host\'s lock' % (
+                self.p['lock_timeout'], holder.get('action', '?'), holder.get('pid', '?')))
+        lock = OperationLock(os.path.join(self.p['state_dir'], 'operation.lock'), self.p['action'],
+                             self.p['lock_timeout'], describe={'progress_file': progress_file}, on_wait=waiting)
+        with lock:
+            result = action()
+        result['lock_waited_s'] = lock.waited_s
+        return result
 
     def do_evacuate(self):
         record_path = os.path.join(self.p['state_dir'], 'evacuation.json')

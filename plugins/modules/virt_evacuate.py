@@ -185,6 +185,16 @@ options:
     description: Seconds between two progress readings of each running migration.
     type: float
     default: 2.0
+  lock_timeout:
+    description:
+      - Only one run that moves guests (any O(action)) works on a host at a time; it holds an exclusive lock on
+        C(operation.lock) in O(state_dir), which the kernel releases when the run ends, even if it is killed.
+      - A second run (two operators, a job launched twice, a re-run while the async job of an interrupted
+        C(ansible-playbook) still runs) waits up to this many seconds for the first to end, then re-reads the
+        hosts and moves only what is left. When the time is up it fails, naming the holder, and changes nothing.
+      - V(0) refuses at once. Check mode never takes the lock.
+    type: int
+    default: 900
 notes:
   - Modules cannot stream output. Follow O(progress_file) on the host (C(tail -f)), or run the module with
     C(async) and read the file meanwhile, as the collection's C(evacuation) role does.
@@ -268,6 +278,10 @@ hosts:
   returned: always
   type: list
   elements: dict
+lock_waited_s:
+  description: Seconds this run waited for another run to release the host's lock (see O(lock_timeout)).
+  returned: when not in check mode
+  type: float
 record:
   description: For C(evacuate) and C(return), the record of guests moved off this host after the run.
   returned: when action is evacuate or return
