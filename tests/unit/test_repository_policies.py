@@ -40,3 +40,15 @@ def test_no_sanity_ignore_entries():
     ignores = [f for f in tracked_files() if re.match(r'tests/sanity/ignore-.*\.txt$', f)]
     entries = [line for f in ignores for line in read(f).splitlines() if line.strip() and not line.startswith('#')]
     assert entries == []
+
+
+def test_tls_verification_is_never_disabled():
+    # libvirt: ?no_verify=1 in URIs, tls_no_verify_certificate = 1; QEMU: *_x509_verify = 0;
+    # verify=False / validate_certs off (Python or YAML); Python's ssl without certificate checks.
+    pattern = re.compile(r'''no_verify\w*['"]?\s*[=:]\s*['"]?(1|true|yes)\b'''
+                         r'''|(\b|_x509_)verify['"]?\s*[=:]\s*['"]?(0|false|no)\b'''
+                         r'''|validate_certs['"]?\s*[=:]\s*['"]?(0|false|no)\b'''
+                         r'''|_create_unverified_context|CERT_NONE''', re.I)
+    offenders = [f for f in tracked_files() if f.startswith(('plugins/', 'roles/', 'playbooks/'))
+                 and not f.endswith('.md') and pattern.search(read(f))]
+    assert offenders == []
