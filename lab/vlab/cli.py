@@ -38,6 +38,8 @@ def parser():
     gc.add_argument("--network", action="append", default=[], metavar="NET",
                     help="attach a NIC to this libvirt network (repeatable)")
     gc.add_argument("--disk-mib", type=int, default=64)
+    gc.add_argument("--disk-fill", type=int, default=0, metavar="MiB",
+                    help="write this much data into the new disk image before the guest starts")
     gc.add_argument("--no-wait", action="store_true", help="do not wait for the first heartbeat")
     for name, text in (("rm", "destroy and undefine everywhere, remove its files"),
                        ("where", "hosts where the guest is running/defined"),
@@ -48,8 +50,11 @@ def parser():
             c.add_argument("--json", action="store_true")
 
     f = sub.add_parser("fault", help="inject faults").add_subparsers(dest="fcmd", required=True)
-    for name in ("link-down", "link-up", "clear", "stop-libvirtd", "start-libvirtd"):
+    for name in ("link-down", "link-up", "clear", "stop-libvirtd", "start-libvirtd", "disk-free"):
         f.add_parser(name).add_argument("host")
+    d = f.add_parser("disk-full", help="a small tmpfs over a hypervisor's local image directory")
+    d.add_argument("host")
+    d.add_argument("--size", type=int, default=8, metavar="MiB")
     n = f.add_parser("netem", help="rate limit and packet loss on a host's link")
     n.add_argument("host")
     n.add_argument("--delay", type=int, default=0, metavar="MS")
@@ -129,7 +134,7 @@ def cmd_guest(args):
     if args.gcmd == "create":
         lab.lock()
         guests.create(lab, args.name, args.on, args.memory, args.dirty, args.storage, args.cpu_model,
-                      args.network, args.disk_mib, wait=not args.no_wait)
+                      args.network, args.disk_mib, args.disk_fill, wait=not args.no_wait)
         print("%s running on %s" % (args.name, args.on))
     elif args.gcmd == "rm":
         lab.lock()
@@ -166,6 +171,10 @@ def cmd_fault(args):
         faults.netem(lab, args.host, args.delay, args.loss, args.rate)
     elif args.fcmd == "clear":
         faults.clear(lab, args.host)
+    elif args.fcmd == "disk-full":
+        faults.disk_full(lab, args.host, args.size)
+    elif args.fcmd == "disk-free":
+        faults.disk_free(lab, args.host)
     else:
         faults.libvirtd(lab, args.host, start=args.fcmd == "start-libvirtd")
     print("%s %s" % (args.fcmd, args.host))

@@ -1,5 +1,5 @@
 """Faults for the fault-injection tests: cut a host's link, shape or drop its traffic,
-stop and start its libvirtd.
+stop and start its libvirtd, fill its local image directory.
 
 This kernel has no sch_netem, so there is no way to add delay here: `netem --delay` is
 refused with that reason. Rate limits use tbf (both directions), loss uses nftables'
@@ -9,6 +9,7 @@ from . import config
 from .proc import LabError, run
 
 FAULT_TABLE = "virtlab_fault"
+DISK_FULL_SOURCE = "virtlab-disk-full"  # the tmpfs' source name: how `disk-free` finds our mount
 
 
 def link(lab, host, up):
@@ -41,8 +42,34 @@ def netem(lab, host, delay_ms=0, loss_pct=0.0, rate_mbit=0.0):
         h.run(["nft", "-f", "-"], step="fault loss", input="add table inet %s\n%s\n" % (FAULT_TABLE, rules))
 
 
+def disk_full(lab, host, size_mib):
+    """Mount a `size_mib` tmpfs over the host's local image directory, in its own mount namespace:
+    a destination whose disk is (nearly) full for storage-copy faults. It hides what is there until
+    `disk-free`; a new qcow2 volume still fits, the data copied into it does not."""
+    h = lab.host(host, hypervisor=True)
+    if not 1 <= size_mib <= 4096:
+        raise LabError(h.name, "fault disk-full", "--size takes 1-4096 MiB")
+    disk_free(lab, host)
+    h.run(["mount", "-t", "tmpfs", "-o", "size=%dm,mode=0711" % size_mib, DISK_FULL_SOURCE, config.LOCAL_DIR],
+          step="fault disk-full")
+
+
+def _disk_full_mounts(h):
+    """How many of our tmpfs are stacked on the local image directory inside the host."""
+    mounts = h.run(["findmnt", "-n", "-r", "-o", "SOURCE", "--mountpoint", config.LOCAL_DIR], check=False).stdout
+    return sum(1 for line in mounts.splitlines() if line.strip() == DISK_FULL_SOURCE)
+
+
+def disk_free(lab, host):
+    h = lab.host(host, hypervisor=True)
+    for dummy in range(_disk_full_mounts(h)):
+        h.run(["umount", config.LOCAL_DIR], step="fault disk-free")
+
+
 def clear(lab, host):
     h = lab.host(host)
+    if h.role == "hypervisor":
+        disk_free(lab, host)
     for prefix, dev in (([], config.netns_name(h.name)), (["-n", config.netns_name(h.name)], "eth0")):
         run(["tc"] + prefix + ["qdisc", "del", "dev", dev, "root"], host=h.name, check=False)
     h.run(["nft", "delete", "table", "inet", FAULT_TABLE], check=False)

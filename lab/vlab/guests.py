@@ -169,7 +169,7 @@ STATE_NAMES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdo
 
 
 def create(lab, name, on, memory=128, dirty=None, storage="shared", cpu_model=None,
-           networks=(), disk_mib=64, wait=True):
+           networks=(), disk_mib=64, disk_fill_mib=0, wait=True):
     check_name(name)
     hv = lab.host(on, hypervisor=True)
     if memory < 64 or memory > 16384:
@@ -178,6 +178,8 @@ def create(lab, name, on, memory=128, dirty=None, storage="shared", cpu_model=No
         raise LabError(on, "guest create", "--dirty takes MiB[,MiBps], e.g. 96,20")
     if dirty and int(dirty.split(",")[0]) >= memory - 48:
         raise LabError(on, "guest create", "--dirty working set must leave 48 MiB of the guest's %d MiB" % memory)
+    if not 0 <= disk_fill_mib <= disk_mib:
+        raise LabError(on, "guest create", "--disk-fill takes 0 to --disk-mib (%d) MiB" % disk_mib)
     if locate(lab, name):
         raise LabError(on, "guest create", "a guest named %s already exists (lab/virtlab guest rm %s)" % (name, name))
     conn = lab.libvirt(hv)
@@ -185,6 +187,10 @@ def create(lab, name, on, memory=128, dirty=None, storage="shared", cpu_model=No
     disk = "%s/%s.qcow2" % (disk_dir, name)
     _remove_guest_files(lab, name)
     hv.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "%dM" % disk_mib], step="create guest disk")
+    if disk_fill_mib:
+        # Real data (not zeroes, which qcow2 and NBD skip) before QEMU opens the image: a disk
+        # whose copy needs that much room on the destination.
+        hv.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 %dM" % disk_fill_mib, disk], step="fill guest disk")
     dom = None
     try:
         dom = conn.defineXML(domain_xml(name, memory, dirty, storage, cpu_model, networks))

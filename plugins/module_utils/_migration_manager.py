@@ -39,12 +39,22 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags 
     MigrationOptionsError,
     build_migration,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight import (
+    FAIL,
+    check_copy_space,
+    check_interface,
+    check_memory,
+    dest_available_memory,
+    dest_network_facts,
+    parse_domain,
+)
 from ansible_collections.kvmops.migration.plugins.module_utils._waiter import wait_until
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
     Disk,
     copy_volume,
     disks_of,
     ensure_dest_pool,
+    free_bytes_at,
     is_shared,
     volume_exists,
 )
@@ -104,6 +114,8 @@ ARGUMENT_SPEC = dict(
     poll_interval=dict(type='float', default=0.5),
     shutdown_timeout=dict(type='int', default=120),
     force_shutdown=dict(type='bool', default=False),
+    precheck=dict(type='bool', default=True),
+    memory_margin_mib=dict(type='int', default=256),
 )
 
 
@@ -171,6 +183,7 @@ class MigrationManager:
         spec = self._spec(dom)
         disks = disks_of(dom.XMLDesc(0))
         storage = self._storage_plan(src_conn, dst_conn, disks)
+        checks = self._destination_checks(dom, dst_conn, storage)
         dst_view = read_view(dst_conn, self.uuid, self.dst_host)
         self.dest_defined_before = dst_view.exists
         if dst_view.active and not self.kvm.check_mode:
@@ -186,7 +199,7 @@ class MigrationManager:
                     remedy='Decide which copy is the guest and destroy the other before migrating again.',
                     details={'location': leftover.as_dict()})
         plan = {'dest_uri': uri, 'flags': spec.flag_names, 'params': spec.params, 'notes': spec.notes,
-                'storage': storage, 'max_downtime_ms': spec.max_downtime_ms}
+                'storage': storage, 'max_downtime_ms': spec.max_downtime_ms, 'checks': checks}
         self.result.update(flags=spec.flag_names, params=spec.params)
         if self.kvm.check_mode:
             self.result.update(changed=True, plan=plan,
@@ -197,6 +210,39 @@ class MigrationManager:
             return self._live(dom, src_conn, dst_conn, uri, spec, storage)
         return self._cold_or_offline(dom, src_conn, dst_conn, uri, storage)
 
+    def _destination_checks(self, dom, dst_conn, storage):
+        """Can the destination take this guest now? The preflight's own verdicts on what would
+        otherwise fail mid-way or leave the guest without a network: every libvirt network of
+        its interfaces active there, free memory for a guest that will run there, room for the
+        disks to copy. Runs before anything is touched; a ``fail`` refuses the migration."""
+        if not self.p['precheck']:
+            return []
+        facts = parse_domain(dom.XMLDesc(0))
+        guest = facts['name']
+        checks = [check_interface(guest, iface, dest_network_facts(dst_conn, iface['network']))
+                  for iface in facts['interfaces'] if iface['type'] == 'network']
+        if self.domain_active and self.p['mode'] != 'offline':
+            checks.append(check_memory(guest, facts['memory_kib'] or 0, dest_available_memory(dst_conn),
+                                       self.p['memory_margin_mib']))
+        need = {}
+        for disk in storage:
+            if disk['action'].startswith('copy'):
+                directory = disk['path'].rsplit('/', 1)[0]
+                with translated('Reading the size of %s' % disk['path']):
+                    need[directory] = need.get(directory, 0) + dom.blockInfo(disk['path'], 0)[1]
+        for directory, nbytes in sorted(need.items()):
+            checks.append(check_copy_space(guest, directory, nbytes, free_bytes_at(dst_conn, directory, self.dst_host)))
+        failed = [c for c in checks if c['status'] == FAIL]
+        if failed:
+            remedies = []
+            for c in failed:
+                if c.get('remedy') and c['remedy'] not in remedies:
+                    remedies.append(c['remedy'])
+            raise MigrationError('%s cannot go to %s: %s' % (guest, self.dst_host, '; '.join(c['detail'] for c in failed)),
+                                 remedy=' '.join(remedies) + ' (precheck: false skips these checks and lets libvirt '
+                                 'decide.)', details={'checks': checks})
+        return checks
+
     def _check_numbers(self):
         p = self.p
         problems = []
@@ -206,6 +252,8 @@ class MigrationManager:
             problems.append('poll_interval=%s must be between 0.05 and 60 seconds' % p['poll_interval'])
         if not 1 <= p['shutdown_timeout'] <= 86400:
             problems.append('shutdown_timeout=%s must be between 1 and 86400 seconds' % p['shutdown_timeout'])
+        if p['memory_margin_mib'] is not None and not 0 <= p['memory_margin_mib'] <= 1048576:
+            problems.append('memory_margin_mib=%s must be between 0 and 1048576' % p['memory_margin_mib'])
         if problems:
             raise InvalidInputError('; '.join(problems), remedy='Fix the numbers; nothing was changed.')
 

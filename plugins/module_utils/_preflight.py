@@ -73,6 +73,7 @@ VIR_ERR_CPU_INCOMPATIBLE = 91
 VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE = 1
 VIR_CONNECT_LIST_DOMAINS_ACTIVE = 1
 VIR_DOMAIN_XML_INACTIVE = 2
+VIR_ERR_NO_DOMAIN = 42
 
 MIB = 1024 * 1024
 
@@ -894,6 +895,57 @@ def available_memory(stats_kib, free_bytes=None):
     return free_bytes
 
 
+def dest_available_memory(dconn):
+    """``available_memory`` of the host behind ``dconn`` (None when libvirt cannot say)."""
+    stats = free = None
+    try:
+        stats = dconn.getMemoryStats(-1, 0)  # VIR_NODE_MEMORY_STATS_ALL_CELLS
+    except Exception as exc:  # pylint: disable=broad-except
+        if not is_libvirt_error(exc):
+            raise
+        try:
+            free = dconn.getFreeMemory()
+        except Exception as exc2:  # pylint: disable=broad-except
+            if not is_libvirt_error(exc2):
+                raise
+    return available_memory(stats, free)
+
+
+def dest_network_facts(dconn, name):
+    """{exists, active, bridge} of the libvirt network ``name`` behind ``dconn`` (for check_interface)."""
+    try:
+        net = dconn.networkLookupByName(name)
+    except Exception as exc:  # pylint: disable=broad-except
+        if not is_libvirt_error(exc):
+            raise
+        return {'exists': False}
+    active = bool(net.isActive())
+    bridge = None
+    if active:
+        try:
+            bridge = net.bridgeName()
+        except Exception:  # pylint: disable=broad-except
+            bridge = None
+    return {'exists': True, 'active': active, 'bridge': bridge}
+
+
+def check_copy_space(guest, directory, need_bytes, available_bytes):
+    """Room on the destination for the disks a migration copies into ``directory``."""
+    name = 'storage.copy_space'
+    if available_bytes is None:
+        return check(name, WARN, 'free space in %s on the destination unknown (no storage pool can be opened there); '
+                     '%s MiB to copy' % (directory, mib(need_bytes)), guest=guest,
+                     remedy='Check the free space by hand, or define a directory pool with that target on the destination.')
+    detail = '%s MiB to copy into %s, %s MiB free there on the destination' % (
+        mib(need_bytes), directory, mib(available_bytes))
+    if available_bytes >= need_bytes:
+        return check(name, OK, detail, guest=guest)
+    return check(name, FAIL, detail.replace(', %s MiB free' % mib(available_bytes),
+                                            ' but only %s MiB free' % mib(available_bytes)), guest=guest,
+                 remedy='Free space in %s on the destination (or grow that filesystem), choose another destination, '
+                        'or copy only some disks (migrate_disks).' % directory)
+
+
 def check_vcpus(dest_cpus, dest_vcpus_running, incoming_vcpus, ratio):
     name = 'capacity.vcpus'
     total = dest_vcpus_running + incoming_vcpus
@@ -1517,7 +1569,18 @@ class PreflightRunner:
         src = {'hostname': sconn.getHostname(), 'caps': parse_capabilities(sconn.getCapabilities()),
                'libvirt': sconn.getLibVersion(), 'qemu': sconn.getVersion()}
         doms = self._guests(sconn)
-        guests = [self._read_guest(d) for d in doms]
+        guests = []
+        for dom in doms:
+            try:
+                guests.append(self._read_guest(dom))
+            except Exception as exc:  # pylint: disable=broad-except
+                if not is_libvirt_error(exc) or _lv_code(exc) != VIR_ERR_NO_DOMAIN:
+                    raise
+                # Migrated away (an evacuation running meanwhile) or undefined between the listing
+                # and the reading: nothing left here to check.
+                self.add(check('guest.exists', WARN, '%s left this host while the preflight ran (migrated away or '
+                               'undefined); not checked' % dom.name(), guest=dom.name(),
+                               remedy='Run the preflight again if it is to move from here.'))
         self._time('source_s', t0)
         try:
             return self._run(t0, ep, src, guests)
@@ -1613,7 +1676,7 @@ class PreflightRunner:
                 if iface['type'] == 'network' and dconn is not None:
                     dest_network = net_cache.get(iface['network'])
                     if dest_network is None:
-                        dest_network = self._dest_network(dconn, iface['network'])
+                        dest_network = dest_network_facts(dconn, iface['network'])
                         net_cache[iface['network']] = dest_network
                 elif iface['type'] == 'network':
                     self.add(check('network.interface', WARN, "interface %s: cannot check network '%s' without a "
@@ -1773,22 +1836,6 @@ class PreflightRunner:
             available = pool.info()[3]
         return {'name': pool.name(), 'active': active, 'available': available}
 
-    def _dest_network(self, dconn, name):
-        try:
-            net = dconn.networkLookupByName(name)
-        except Exception as exc:  # pylint: disable=broad-except
-            if not is_libvirt_error(exc):
-                raise
-            return {'exists': False}
-        active = bool(net.isActive())
-        bridge = None
-        if active:
-            try:
-                bridge = net.bridgeName()
-            except Exception:  # pylint: disable=broad-except
-                bridge = None
-        return {'exists': True, 'active': active, 'bridge': bridge}
-
     def _firewall_checks(self, ep, ssh, facts, dst, qemu_conf, libvirtd_conf):
         p = self.p
         host = ep['host']
@@ -1842,18 +1889,7 @@ class PreflightRunner:
     def _capacity_checks(self, dconn, guests):
         p = self.p
         margin = int(p.get('memory_margin_mib') if p.get('memory_margin_mib') is not None else 256)
-        stats = free = None
-        try:
-            stats = dconn.getMemoryStats(-1, 0)  # VIR_NODE_MEMORY_STATS_ALL_CELLS
-        except Exception as exc:  # pylint: disable=broad-except
-            if not is_libvirt_error(exc):
-                raise
-            try:
-                free = dconn.getFreeMemory()
-            except Exception as exc2:  # pylint: disable=broad-except
-                if not is_libvirt_error(exc2):
-                    raise
-        free = available_memory(stats, free)
+        free = dest_available_memory(dconn)
         for g in guests:
             self.add(check_memory(g['name'], g['memory_kib'] or 0, free, margin))
         if len(guests) > 1:

@@ -125,6 +125,17 @@ class _PoolAt:
         return False
 
 
+def free_bytes_at(conn, directory, host):
+    """Free bytes in `directory` as libvirt sees it (a transient pool when none is defined there;
+    no lasting change), or None when no pool can be opened there (e.g. the directory is missing)."""
+    try:
+        with _PoolAt(conn, directory, host) as pool:
+            pool.refresh(0)
+            return pool.info()[3]
+    except Exception:  # reported as unknown by the caller's check, which then does not block
+        return None
+
+
 def is_shared(src_conn, dst_conn, directory, src_host, dst_host):
     """True when `directory` is the same storage on both hosts, proven with a probe volume:
     written through the source's pool, looked up through a pool at the same path on the

@@ -220,6 +220,21 @@ options:
     description: In O(mode=cold), destroy the guest when it did not shut down within O(shutdown_timeout).
     type: bool
     default: false
+  precheck:
+    description:
+      - Before anything is touched, check that the destination can take the guest now, with the same verdicts as
+        M(kvmops.migration.virt_migrate_preflight) - every libvirt network (C(<interface type='network'>)) of the
+        guest exists and is active there; its free memory (free plus reclaimable cache) covers a guest that will
+        run there plus O(memory_margin_mib); each directory that receives copied disks has room for them.
+      - A failed check fails the task, naming the check and its remedy (result C(checks)), and changes nothing; these
+        are the failures that libvirt would otherwise report half-way (or, for memory, the destination's OOM killer).
+      - V(false) skips them and lets libvirt decide.
+    type: bool
+    default: true
+  memory_margin_mib:
+    description: Memory (MiB) the destination must keep free beyond the guest's, for O(precheck).
+    type: int
+    default: 256
 notes:
   - Post-copy recovery after a network failure is not automatic in libvirt 9.0 / QEMU 7.2
     (see the collection's docs/migration-policy.md); the module then reports exactly where each half of the guest is.
@@ -380,9 +395,15 @@ removed_source_storage:
   type: list
   elements: str
 plan:
-  description: In check mode, what would be done.
+  description: In check mode, what would be done, including C(checks) (the O(precheck) verdicts).
   returned: in check mode when a migration would run
   type: dict
+checks:
+  description:
+    - The O(precheck) verdicts when one of them failed, each C(name), C(status) (ok, warn, fail), C(detail), C(remedy).
+  returned: when a precheck failed
+  type: list
+  elements: dict
 msg:
   description: What happened, in one sentence.
   returned: always

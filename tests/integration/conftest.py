@@ -25,3 +25,32 @@ def make_guest(labh):
     yield make
     for name in made:
         virtlab("guest", "rm", name, check=False)
+
+
+@pytest.fixture
+def bridge_network_on_source(labh):
+    """Network pf-net (a bridge pfbr0) on host-a only: a destination that lacks the guest's bridge."""
+    virtlab("exec", "host-a", "--", "ip", "link", "add", "pfbr0", "type", "bridge", check=False)
+    virtlab("exec", "host-a", "--", "ip", "link", "set", "pfbr0", "up")
+    conn = labh.libvirt("host-a")
+    if "pf-net" in conn.listNetworks() + conn.listDefinedNetworks():  # left by an interrupted run
+        stale = conn.networkLookupByName("pf-net")
+        if stale.isActive():
+            stale.destroy()
+        stale.undefine()
+    net = conn.networkDefineXML("<network><name>pf-net</name><forward mode='bridge'/><bridge name='pfbr0'/></network>")
+    try:
+        net.create()
+        yield "pf-net"
+    finally:
+        # Guests on the network go first (the make_guest fixture is torn down after this one).
+        for host in labh.hypervisors:
+            for dom in labh.libvirt(host).listAllDomains(0):
+                if "<source network='pf-net'" in dom.XMLDesc(0):
+                    virtlab("guest", "rm", dom.name(), check=False)
+        try:
+            if net.isActive():
+                net.destroy()
+        finally:
+            net.undefine()
+            virtlab("exec", "host-a", "--", "ip", "link", "del", "pfbr0", check=False)

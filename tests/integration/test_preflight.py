@@ -7,8 +7,6 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import pytest
-
 from support import invariant
 from support.lab import run_module, virtlab
 
@@ -155,26 +153,6 @@ def test_local_disk_needs_copy_storage(labh, make_guest):
     strict = preflight({"dest": FAULT_DEST, "guests": [name], "fail_on": "warn"}, check_mode=True)
     assert strict.get("failed") and "storage.disk (pf-local)" in strict["msg"]
     assert no_probe_files_left(labh, SRC, "/var/lib/libvirt/local")
-
-
-@pytest.fixture
-def bridge_network_on_source(labh):
-    """Network pf-net (a bridge pfbr0) on host-a only."""
-    virtlab("exec", SRC, "--", "ip", "link", "add", "pfbr0", "type", "bridge", check=False)
-    virtlab("exec", SRC, "--", "ip", "link", "set", "pfbr0", "up")
-    conn = labh.libvirt(SRC)
-    net = conn.networkDefineXML("<network><name>pf-net</name><forward mode='bridge'/><bridge name='pfbr0'/></network>")
-    try:
-        net.create()
-        yield "pf-net"
-    finally:
-        virtlab("guest", "rm", "pf-net-g", check=False)
-        try:
-            if net.isActive():
-                net.destroy()
-        finally:
-            net.undefine()
-            virtlab("exec", SRC, "--", "ip", "link", "del", "pfbr0", check=False)
 
 
 def test_missing_network_on_destination(labh, make_guest, bridge_network_on_source):

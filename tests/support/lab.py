@@ -84,6 +84,10 @@ class LabHandle:
         """A file inside a lab host, readable from the control node."""
         return self.lab.host(host).root_path(path)
 
+    def exists_on(self, host, path):
+        """Whether `path` exists inside the host (its own mounts included)."""
+        return os.path.exists(self.host_path(host, path))
+
 
 def run_module(host, module, args, check_mode=False, timeout=900, extra_env=None):
     """Run one of our modules on a lab host with ansible (ad hoc) and return its result dict."""

@@ -46,3 +46,101 @@ def test_disks_of_lists_file_and_block_disks_and_skips_empty_cdroms():
     assert [(d.target, d.path, d.format, d.readonly) for d in disks] == [
         ('vda', '/v/a.qcow2', 'qcow2', False), ('vdb', '/dev/sdb', 'raw', False), ('hdd', '/iso/x.iso', 'raw', True)]
     assert disks[0].directory == '/v'
+
+
+# --- the destination prechecks (cases 10-12 of the fault suite, before anything moves) -------
+
+GUEST_XML = """<domain type='qemu'><name>web1</name><uuid>2d9c7c0e-8a5e-4a36-9c0b-6c1c1e0a4d01</uuid>
+<memory unit='KiB'>1048576</memory><vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+<source file='/var/lib/libvirt/local/web1.qcow2'/><target dev='vda' bus='virtio'/></disk>
+<interface type='network'><source network='prod'/><mac address='52:54:00:00:00:01'/></interface>
+</devices></domain>"""
+
+
+class FakeDom:
+    def XMLDesc(self, flags):
+        return GUEST_XML
+
+    def blockInfo(self, path, flags):
+        return [10 * 1024 ** 3, 300 * 1024 ** 2, 300 * 1024 ** 2]  # capacity, allocation, physical
+
+
+class FakeNet:
+    def isActive(self):
+        return True
+
+    def bridgeName(self):
+        return 'br-prod'
+
+
+class FakeDestConn:
+    def __init__(self, networks=('prod',), free_mib=8192):
+        self.networks = networks
+        self.free_mib = free_mib
+
+    def networkLookupByName(self, name):
+        if name not in self.networks:
+            import libvirt
+            raise libvirt.libvirtError("Network not found: no network with matching name '%s'" % name)
+        return FakeNet()
+
+    def getMemoryStats(self, cell, flags):
+        return {'total': 16 * 1024 ** 2, 'free': self.free_mib * 1024, 'buffers': 0, 'cached': 0}
+
+
+class FakeKvm:
+    def __init__(self, **params):
+        from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import option_defaults
+        self.params = dict(option_defaults(), name='web1', dest='host-b', **params)
+        self.client = None
+        self.check_mode = False
+
+
+def manager(monkeypatch, free_disk_mib=4096, active=True, **params):
+    from ansible_collections.kvmops.migration.plugins.module_utils import _migration_manager as mm
+    monkeypatch.setattr(mm, 'free_bytes_at', lambda conn, directory, host: free_disk_mib * 1024 ** 2)
+    mgr = mm.MigrationManager(FakeKvm(**params))
+    mgr.domain_active = active
+    mgr.dst_host = 'host-b'
+    return mgr
+
+
+COPY = [{'target': 'vda', 'path': '/var/lib/libvirt/local/web1.qcow2', 'action': 'copy (all)'}]
+
+
+def test_prechecks_pass_when_the_destination_can_take_the_guest(monkeypatch):
+    checks = manager(monkeypatch)._destination_checks(FakeDom(), FakeDestConn(), COPY)
+    assert [(c['name'], c['status']) for c in checks] == [
+        ('network.interface', 'ok'), ('capacity.memory', 'ok'), ('storage.copy_space', 'ok')]
+
+
+@pytest.mark.parametrize('conn,free_disk_mib,words', [
+    (FakeDestConn(networks=()), 4096, "network 'prod' is not defined on the destination"),
+    (FakeDestConn(free_mib=1000), 4096, 'but the destination has only 1000.0 MiB'),
+    (FakeDestConn(), 100, 'but only 100.0 MiB free'),
+])
+def test_a_failed_precheck_refuses_naming_check_and_remedy(monkeypatch, conn, free_disk_mib, words):
+    from ansible_collections.kvmops.migration.plugins.module_utils._client import MigrationError
+    with pytest.raises(MigrationError) as err:
+        manager(monkeypatch, free_disk_mib=free_disk_mib)._destination_checks(FakeDom(), conn, COPY)
+    assert err.value.msg.startswith('web1 cannot go to host-b: ') and words in err.value.msg
+    assert 'precheck: false' in err.value.remedy
+    assert [c for c in err.value.details['checks'] if c['status'] == 'fail']
+
+
+def test_memory_is_not_checked_for_a_guest_that_will_not_run_there(monkeypatch):
+    checks = manager(monkeypatch, active=False)._destination_checks(FakeDom(), FakeDestConn(free_mib=10), [])
+    assert [c['name'] for c in checks] == ['network.interface']
+
+
+def test_precheck_false_checks_nothing(monkeypatch):
+    assert manager(monkeypatch, precheck=False)._destination_checks(FakeDom(), FakeDestConn(networks=()), COPY) == []
+
+
+def test_unknown_free_space_warns_and_does_not_block(monkeypatch):
+    mgr = manager(monkeypatch)
+    from ansible_collections.kvmops.migration.plugins.module_utils import _migration_manager as mm
+    monkeypatch.setattr(mm, 'free_bytes_at', lambda conn, directory, host: None)
+    checks = mgr._destination_checks(FakeDom(), FakeDestConn(), COPY)
+    assert checks[-1]['status'] == 'warn' and 'unknown' in checks[-1]['detail']

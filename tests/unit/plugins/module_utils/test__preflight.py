@@ -813,6 +813,18 @@ class TestRunner:
         c = by_name(runner.run(), 'guest.exists', 'nope')[0]
         assert c['status'] == 'fail'
 
+    def test_guest_that_leaves_while_the_preflight_reads_it(self, tmp_path, monkeypatch, fake_lv_errors):
+        """An evacuation running meanwhile migrates it away between listing and reading."""
+        runner = make_runner(tmp_path, monkeypatch, [dom_xml()])
+
+        def gone(flags=0):
+            raise FakeLvError("Domain not found: no domain with matching uuid 'x' (vm1)", 42)
+        runner.client.conn.doms['vm1'].XMLDesc = gone
+        result = runner.run()
+        c = by_name(result, 'guest.exists', 'vm1')[0]
+        assert c['status'] == 'warn' and 'left this host while the preflight ran' in c['detail']
+        assert not by_name(result, 'capacity.memory', 'vm1')
+
     def test_memory_too_small(self, tmp_path, monkeypatch, fake_lv_errors):
         disk = tmp_path / 'vm1.qcow2'
         disk.write_text('x')
