@@ -13,11 +13,12 @@
 #   make lab-status      health table of the lab
 #   make lab-test        the lab's own tests (tests/lab), incl. down/up and kill/repair
 #   make integration     module tests on the lab (tests/integration)
+#   make bench-smoke     the benchmark's smoke profile on the lab (tests/bench), into tests/output/bench-smoke
 #   make molecule        molecule scenarios against the lab (roles)
 #   make install-check   install the built tarball in a temp dir; ansible-doc shows every module
-#   make test            everything CI runs: unit sanity lint build install-check ee-check changelog-lint lab-test integration molecule
+#   make test            everything CI runs: unit sanity lint build install-check ee-check changelog-lint lab-test integration bench-smoke molecule
 #   make demo            set up what is missing, bring the lab up, run the migration demo
-#   make bench           benchmarks (not part of make test), writes .bench/
+#   make bench           the full benchmarks (not part of make test), writes .bench/
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -69,7 +70,7 @@ LINT_PATHS ?= roles playbooks molecule extensions
 BUILD_DIR ?= build
 PYTEST_ARGS ?=
 
-.PHONY: help venv unit sanity lint build install-check ee-check changelog-lint clean-venv lab lab-down lab-status lab-test integration molecule test demo bench
+.PHONY: help venv unit sanity lint build install-check ee-check changelog-lint clean-venv lab lab-down lab-status lab-test integration bench-smoke molecule test demo bench
 
 help:
 	@sed -n 's/^#   make /  make /p' $(MAKEFILE_LIST)
@@ -173,12 +174,18 @@ integration: $(STAMP) lab
 	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
 	cd tests && $(LAB_ENV) $(VENV_BIN)/python -m pytest -p no:cacheprovider -q $(LAB_RERUN) $(PYTEST_ARGS) $(call junit,integration) integration
 
+# The benchmark's smoke profile (one small case of each figure): figures reported, the run fails
+# only when a figure or chart is missing or a guest was not on exactly one host.
+bench-smoke: $(STAMP) lab
+	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
+	cd tests && $(LAB_ENV) $(VENV_BIN)/python -m pytest -p no:cacheprovider -q -s $(PYTEST_ARGS) $(call junit,bench-smoke) bench
+
 molecule: $(STAMP) lab
 	$(LAB_ENV) $(VENV_BIN)/molecule test -s default
 
 # Every stage runs even if an earlier one failed, so one CI run shows every problem; the
 # closing line counts the tests of all stages and the exit code is non-zero if anything failed.
-TEST_STAGES := unit sanity lint build install-check ee-check changelog-lint lab-test integration molecule
+TEST_STAGES := unit sanity lint build install-check ee-check changelog-lint lab-test integration bench-smoke molecule
 test: $(STAMP)
 	@rm -rf $(JUNIT_DIR); mkdir -p $(JUNIT_DIR); failed=""; \
 	for stage in $(TEST_STAGES); do \

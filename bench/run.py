@@ -6,10 +6,15 @@ run, on the same lab: plain `virsh migrate --live --p2p` (with and without --aut
 Times are medians of BENCH_RUNS runs (default 3) with min and max. Nothing here asserts a
 wall-clock figure; the report states the targets and whether they were met.
 
-BENCH_PROFILE=smoke runs one small case of each (a few minutes); full is the default.
+BENCH_CELLS="ws,rate,bw,mem;..." replaces the profile's convergence cells.
+BENCH_PROFILE=smoke runs one small case of each (a few minutes; `make test` runs it through
+tests/bench/test_bench_smoke.py); full is the default. BENCH_OUT chooses the output directory.
+The run exits non-zero when a required figure is missing or the exactly-one-host invariant
+failed in any run: figures are reported, never asserted.
 """
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -21,7 +26,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from support.lab import LabHandle, ansible_bin, collections_path, run_module, virtlab  # noqa: E402
 
-OUT = REPO / ".bench"
+OUT = Path(os.environ.get("BENCH_OUT") or REPO / ".bench")
 PROFILE = os.environ.get("BENCH_PROFILE", "full")
 RUNS = int(os.environ.get("BENCH_RUNS", "1" if PROFILE == "smoke" else "3"))
 SRC, DST = "host-a", "host-b"
@@ -30,8 +35,21 @@ VIR_DOMAIN_JOB_STATS_COMPLETED = 1
 # (working set MiB, dirty rate MiB/s, bandwidth cap MiB/s, guest memory MiB)
 CELLS_FULL = [(16, 4, 50, 192), (32, 8, 20, 192), (64, 10, 20, 256), (64, 20, 40, 256),
               (96, 20, 10, 256), (96, 30, 20, 256)]
-CELLS_SMOKE = [(32, 8, 20, 192), (96, 20, 10, 256)]
+CELLS_SMOKE = [(16, 4, 50, 192)]
+REQUIRED_KEYS = ("idle_overhead_ratio", "convergence", "evacuation", "blockcopy_ratio", "preflight_pair_s",
+                 "planner_1000_hosts_s")
+CELL_KEYS = ("working_set_mib", "dirty_rate_mibps", "bandwidth_mibps", "virsh_completed",
+             "virsh_autoconverge_completed", "virt_migrate_completed", "virt_migrate_downtime_ms", "max_downtime_ms",
+             "virt_migrate_total_s")
+EVACUATION_KEYS = ("guests", "serial_s", "evacuate_s", "bound_s")
 CELL_TIMEOUT_S = 150 if PROFILE == "full" else 120
+
+
+def convergence_cells():
+    """The convergence cells of this profile; BENCH_CELLS="ws,rate,bw,mem;..." overrides them."""
+    if os.environ.get("BENCH_CELLS"):
+        return [tuple(int(x) for x in cell.split(",")) for cell in os.environ["BENCH_CELLS"].split(";") if cell]
+    return CELLS_SMOKE if PROFILE == "smoke" else CELLS_FULL
 
 
 def log(msg):
@@ -138,7 +156,7 @@ def run_virt_migrate(labh, name, bandwidth, max_downtime, allow_postcopy=False):
 def bench_convergence(labh):
     cells = []
     timeline = None
-    for ws, rate, bw, memory in (CELLS_SMOKE if PROFILE == "smoke" else CELLS_FULL):
+    for ws, rate, bw, memory in convergence_cells():
         max_downtime = 500
         # Physically reachable with pre-copy alone when the link outruns the dirtying with room
         # for the final copy to fit in max_downtime (no throttling assumed).
@@ -222,6 +240,7 @@ def bench_evacuation(labh, count):
         evac.append(time.monotonic() - started)
         if res.returncode != 0 or on_host(labh, SRC, names):
             raise RuntimeError("evacuate.yml did not drain %s:\n%s" % (SRC, res.stdout[-2000:]))
+        gantt = evacuation_bars(res.stdout)
         playbook("playbooks/return.yml", "-l", SRC)
         log("evacuation run %d: serial %.1fs, evacuate.yml %.1fs, bound %.1fs (%d MiB moved)" % (
             run + 1, serial[-1], evac[-1], bound[-1], moved_bytes // 1048576))
@@ -230,7 +249,34 @@ def bench_evacuation(labh, count):
     return {"guests": count, "serial_s": spread(serial)["median"], "evacuate_s": spread(evac)["median"],
             "bound_s": spread(bound)["median"], "serial": spread(serial), "evacuate": spread(evac),
             "ratio_vs_serial": round(statistics.median(evac) / statistics.median(serial), 3),
-            "ratio_vs_bound": round(statistics.median(evac) / statistics.median(bound), 3)}
+            "ratio_vs_bound": round(statistics.median(evac) / statistics.median(bound), 3), "gantt": gantt}
+
+
+START_RE = re.compile(r"(\d\d):(\d\d):(\d\d) start (\S+) (\S+) -> (\S+)")
+END_RE = re.compile(r"(\d\d):(\d\d):(\d\d) (moved|failed) (\S+) (\S+) -> (\S+)")
+
+
+def evacuation_bars(output):
+    """[{guest, dest, start_s, end_s, result}] from evacuate.yml's progress lines (1 s resolution)."""
+    def seconds(m):
+        return int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3))
+    starts, bars = {}, []
+    for line in output.splitlines():
+        m = START_RE.search(line)
+        if m and m.group(4) not in starts:
+            starts[m.group(4)] = (seconds(m), m.group(6))
+            continue
+        m = END_RE.search(line)
+        if m and m.group(5) in starts and not any(b["guest"] == m.group(5) for b in bars):
+            begin, dest = starts[m.group(5)]
+            bars.append({"guest": m.group(5), "dest": dest, "start_s": begin, "end_s": max(seconds(m), begin + 1),
+                         "result": m.group(4)})
+    if bars:
+        t0 = min(b["start_s"] for b in bars)
+        for b in bars:
+            b["start_s"] -= t0
+            b["end_s"] -= t0
+    return bars
 
 
 # --- block copy and preflight -----------------------------------------------------------------
@@ -321,6 +367,40 @@ def chart_timeline(timeline, path):
     fig.savefig(path, dpi=110)
 
 
+def chart_gantt(bars, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    colours = {}
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown"]
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(bars) + 1.5))
+    for row, move in enumerate(sorted(bars, key=lambda b: (b["start_s"], b["guest"]))):
+        colour = colours.setdefault(move["dest"], palette[len(colours) % len(palette)])
+        ax.barh(row, move["end_s"] - move["start_s"], left=move["start_s"], color=colour,
+                hatch="//" if move["result"] != "moved" else None, label=move["dest"])
+        ax.annotate(move["guest"], (move["start_s"], row), xytext=(3, 0), textcoords="offset points", va="center",
+                    fontsize=8, color="white")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), ["to %s" % label for label in unique], loc="lower right")
+    ax.set_yticks([])
+    ax.set_xlabel("seconds since the first migration started (progress lines, 1 s resolution)")
+    ax.set_title("evacuate.yml -l host-a: one bar per guest, coloured by destination")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def missing_figures(data):
+    """What a report needs and this run did not produce, and invariant failures: the exit status."""
+    problems = ["missing %s" % key for key in REQUIRED_KEYS if data.get(key) is None]
+    for cell in data.get("convergence") or []:
+        problems += ["convergence cell lacks %s" % key for key in CELL_KEYS if key not in cell]
+        if not cell.get("invariant_held"):
+            problems.append("convergence cell %s: a guest was not on exactly one host" % cell)
+    problems += ["evacuation lacks %s" % key for key in EVACUATION_KEYS if key not in (data.get("evacuation") or {})]
+    return problems
+
+
 def report(data):
     lines = ["# Benchmark report", "",
              "Profile `%s`, %d run(s) per figure (median, min-max), lab `%s`, %s." % (
@@ -359,6 +439,8 @@ def report(data):
                   "| bound (sum of single-migration times) | %s |" % ev["bound_s"], "",
                   "evacuate / serial = **%s** (target <= 0.5); evacuate / bound = **%s** (target <= 1.3)." % (
                       ev["ratio_vs_serial"], ev["ratio_vs_bound"]), ""]
+        if ev.get("gantt"):
+            lines += ["![evacuation Gantt](evacuation.png)", ""]
     bc = data.get("blockcopy")
     if bc:
         lines += ["## Block copy", "", "virt_blockcopy %s MiB/s vs qemu-img convert %s MiB/s (medians): "
@@ -386,19 +468,25 @@ def main():
     log("convergence matrix")
     data["convergence"], timeline = bench_convergence(labh)
     log("preflight")
-    data["preflight"] = bench_preflight(labh, 10 if PROFILE == "full" else 3)
+    data["preflight"] = bench_preflight(labh, 10 if PROFILE == "full" else 2)
     data["preflight_pair_s"] = data["preflight"]["module_s"]["median"] if data["preflight"]["module_s"] else None
     log("block copy")
     data["blockcopy"] = bench_blockcopy(labh)
     data["blockcopy_ratio"] = data["blockcopy"]["ratio"]
     log("evacuation")
-    data["evacuation"] = bench_evacuation(labh, 8 if PROFILE == "full" else 3)
+    data["evacuation"] = bench_evacuation(labh, 8 if PROFILE == "full" else 2)
     if timeline and timeline["progress"]:
         chart_timeline(timeline, OUT / "timeline.png")
+    if data["evacuation"].get("gantt"):
+        chart_gantt(data["evacuation"]["gantt"], OUT / "evacuation.png")
     (OUT / "latest.json").write_text(json.dumps(data, indent=1))
     (OUT / "report.md").write_text(report(data))
     log("wrote %s and %s" % (OUT / "latest.json", OUT / "report.md"))
+    problems = missing_figures(data)
+    for problem in problems:
+        log("PROBLEM: %s" % problem)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""`make test` runs the benchmark's smoke profile (issue 8): one small case of each figure, on
+the lab, side by side with the tools users would otherwise run. Figures are reported, never
+asserted (2 noisy cores); what must hold is that every figure is produced, the charts are
+drawn, and no run left a guest on other than exactly one host (bench/run.py exits non-zero)."""
+import json
+import os
+import subprocess
+import sys
+
+from support.lab import REPO
+
+OUT = REPO / "tests" / "output" / "bench-smoke"
+
+
+def test_bench_smoke_produces_every_figure_and_chart():
+    env = dict(os.environ, BENCH_PROFILE="smoke", BENCH_OUT=str(OUT))
+    res = subprocess.run([sys.executable, str(REPO / "bench" / "run.py")], env=env, cwd=str(REPO),
+                         capture_output=True, text=True, timeout=1200, check=False)
+    print(res.stdout[-6000:])
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
+    data = json.loads((OUT / "latest.json").read_text())
+    assert data["profile"] == "smoke"
+    for key in ("idle_overhead_ratio", "blockcopy_ratio", "preflight_pair_s", "planner_1000_hosts_s"):
+        assert isinstance(data[key], (int, float)) and data[key] > 0, (key, data[key])
+    assert data["convergence"] and data["evacuation"]["guests"] == 2
+    report = (OUT / "report.md").read_text()
+    for chart in ("timeline.png", "evacuation.png"):
+        assert (OUT / chart).stat().st_size > 10000, chart
+        assert "(%s)" % chart in report
