@@ -364,6 +364,11 @@ class _Evacuation:
                 popped.append(entry)
         for entry in popped:
             heapq.heappush(heap, entry)
+        if best is None and not tried:
+            # Every open host had been dropped from the heap for lack of vCPUs (by an earlier
+            # guest's search): say so, rather than give no reason at all.
+            tried = [(host, self.cluster.rejection(guest, host) or "vcpu")
+                     for host in (self.cluster.hosts[name] for name in sorted(open_hosts))]
         return best, tried
 
     def _eligibility_reason(self, guest):

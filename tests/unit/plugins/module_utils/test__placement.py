@@ -567,3 +567,18 @@ def test_rebalance_performance(capsys):
     with capsys.disabled():
         print("\nplan_rebalance: 1000 hosts, 20000 guests -> %d moves in %.3f s" % (len(plan.assignments), elapsed))
     assert elapsed < 5.0
+
+
+def test_guest_whose_only_allowed_host_has_no_vcpu_left_gets_a_reason():
+    """Found by hypothesis: h0 had been dropped from the search heap (no vCPU left for any
+    guest) while answering an earlier guest; g0, allowed only on h0, got an empty reason."""
+    gib = 1024 ** 3
+    hosts = [HostInfo('h0', 8 * gib, 2 * gib, vcpus=1, vcpus_used=1), HostInfo('h1', 8 * gib, 0, 1, 0),
+             HostInfo('h2', 8 * gib, 0, 1, 0), HostInfo('h3', 8 * gib, gib, 1, 0), HostInfo('h4', 8 * gib, 0, 1, 0)]
+    guests = [GuestInfo('g0', 'h1', gib, vcpus=1, allowed_hosts=frozenset(['h0']), running=False),
+              GuestInfo('g2', 'h1', 2 * gib, vcpus=1, running=False)]
+    plan = plan_evacuation(guests, hosts, ['h1', 'h2', 'h4'], memory_margin_bytes=0, memory_margin_ratio=0.0,
+                           max_vcpu_overcommit=1.0)
+    reasons = dict((u.guest, u.reason) for u in plan.unplaceable)
+    assert sorted(reasons) == ['g0', 'g2'] and all(reasons.values()), reasons
+    assert 'vCPUs to spare' in reasons['g0']
