@@ -30,6 +30,12 @@ class GuestKernelOops(AssertionError):
     """
 
 
+class GuestStalled(AssertionError):
+    """The guest's heartbeat stopped while libvirt reports it running on exactly one host (the
+    invariant checks state and location first): the same TCG memory corruption, when it hangs
+    the guest kernel instead of oopsing it. Rerun once like GuestKernelOops."""
+
+
 def virtlab(*args, check=True, timeout=600):
     """Run lab/virtlab; return CompletedProcess (text)."""
     res = subprocess.run([VIRTLAB] + list(args), capture_output=True, text=True, timeout=timeout, check=False)
@@ -70,7 +76,7 @@ class LabHandle:
             if hb["counter"] > counter:
                 return hb
             time.sleep(0.5)
-        raise AssertionError("guest %s: heartbeat stuck at %s (last %s)" % (name, counter, hb))
+        raise GuestStalled("guest %s: heartbeat stuck at %s (last %s)" % (name, counter, hb))
 
     def libvirt(self, host):
         return self.lab.libvirt(self.lab.host(host, hypervisor=True))
