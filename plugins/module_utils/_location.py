@@ -97,6 +97,21 @@ def _lists(src, dst):
     return running, defined
 
 
+def postcopy_split_problem(src, dst):
+    """Where each half of a guest in an interrupted post-copy is. In post-copy the vCPUs run on
+    the destination and fetch every page not yet sent from the source on demand, so neither
+    copy alone is the guest."""
+    if dst.reachable:
+        dest_side = 'its vCPUs and the memory it has already fetched are on %s (%s)' % (dst.host, dst.describe())
+    else:
+        dest_side = ('its vCPUs and the memory it has already fetched are on %s, which cannot be reached '
+                     '(its libvirt does not answer)' % dst.host)
+    why = 'post-copy failed' if src.reason == PAUSED_POSTCOPY_FAILED else 'post-copy'
+    return ('post-copy was interrupted: %s; the pages it has not fetched yet exist only in the copy paused '
+            '(%s) on %s. Neither copy is the whole guest: destroying or resuming either one loses it'
+            % (dest_side, why, src.host))
+
+
 def assess(src, dst, want_persistent=True, want_undefine_source=True, source_was_paused_by_user=False,
            dest_defined_before=False):
     """Decide where the guest lives and which steps restore the invariant.
@@ -114,15 +129,13 @@ def assess(src, dst, want_persistent=True, want_undefine_source=True, source_was
       the destination copy is destroyed and the source resumed (unless a user paused it).
     """
     running, defined = _lists(src, dst)
+    if src.reachable and src.paused_in_postcopy and (dst.active or not dst.reachable):
+        return Location(running, defined, 'postcopy_split', [], problem=postcopy_split_problem(src, dst))
     if not src.reachable or not dst.reachable:
         who = [v.host for v in (src, dst) if not v.reachable]
         return Location(running, defined, 'unknown', [],
                         problem='cannot reach libvirt on %s; the guest was not touched' % ', '.join(who))
     steps = []
-    if src.paused_in_postcopy and dst.active:
-        return Location(running, defined, 'postcopy_split', [], problem=(
-            'post-copy was interrupted: the guest runs on %s but part of its memory is still on %s; '
-            'it can only continue once post-copy resumes' % (dst.host, src.host)))
     if src.live and dst.live:
         return Location(running, defined, 'both', [], problem=(
             'the guest runs on BOTH %s and %s; refusing to destroy either automatically' % (src.host, dst.host)))

@@ -297,8 +297,27 @@ def shutdown_guest(dom, timeout_s, force, clock=time.monotonic, sleep=time.sleep
     return 'forced'
 
 
-def migration_error(job_message, location, advice=None):
+def postcopy_split_procedure(src_host, dst_host):
+    """The operator procedure for an interrupted post-copy (docs/operations.md, "Post-copy
+    interrupted"). Software alone cannot save the guest while the hosts cannot talk: only a
+    restored network (or QEMU's post-copy recovery) can bring the missing pages over."""
+    return ('Post-copy was interrupted; follow docs/operations.md "Post-copy interrupted": 1. do not destroy, '
+            'resume or undefine the guest on either host; 2. restore the network between %(src)s and %(dst)s; '
+            "QEMU's own stream usually carries on by itself while TCP still retries (about 15 minutes); 3. re-run "
+            'this task: it waits for the two copies to become one and removes the stale definition on %(src)s; '
+            "4. if %(src)s still shows the guest 'paused (post-copy failed)' once the network is back, try "
+            "libvirt's post-copy recovery on %(src)s (virsh migrate --postcopy --postcopy-resume); if that is "
+            'refused, the memory cannot be reunited: destroy both copies and boot the guest from its disks on one '
+            'host, as after a power loss.' % {'src': src_host, 'dst': dst_host})
+
+
+def migration_error(job_message, location, advice=None, src_host=None, dst_host=None):
     """The failed-migration error, with where the guest is now."""
+    if location.verdict == 'postcopy_split':
+        msg = 'Migration failed: %s. The guest is split between %s and %s: %s.' % (
+            job_message, src_host, dst_host, location.problem)
+        # The procedure only: nothing else the engine could advise helps until the halves are one.
+        return MigrationError(msg, remedy=postcopy_split_procedure(src_host, dst_host))
     where = ', '.join(location.running_on) or 'no host'
     msg = 'Migration failed: %s. The guest now runs on %s.' % (job_message, where)
     if location.problem:

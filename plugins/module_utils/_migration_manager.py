@@ -62,6 +62,9 @@ from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
 GIB = 1024 ** 3
 # How long the outcome check waits for a libvirtd that was restarted during the job.
 RECONNECT_TIMEOUT_S = 30
+# After libvirt reported a post-copy failure, wait at least this long for QEMU's stream to
+# finish by itself, even when the overall timeout is already spent.
+POSTCOPY_SETTLE_MIN_S = 30
 DEFAULT_THROTTLE_INITIAL = 50
 DEFAULT_THROTTLE_INCREMENT = 25
 URI_RE = re.compile(r'^[a-z][a-z0-9+]*://[^/\s?#]+(/[^\s]*)?$')  # a destination URI must name a host
@@ -168,6 +171,8 @@ class MigrationManager:
                                     remedy='Name another hypervisor as dest; if it is another machine, give it '
                                            'a distinct host_uuid in libvirtd.conf.')
         dom, dest_dom = self._find_domain(src_conn, dst_conn)
+        if dom is not None:
+            dom, dest_dom, src_conn, dst_conn = self._settle_earlier_attempt(dom, src_conn, dst_conn, uri)
         if dom is None:
             return self._already_there(src_conn, dst_conn, dest_dom)
         self.uuid = dom.UUIDString()
@@ -276,17 +281,47 @@ class MigrationManager:
             except DomainNotFoundError:
                 raise src_missing
 
+    def _settle_earlier_attempt(self, dom, src_conn, dst_conn, uri):
+        """An earlier attempt may have left the guest split by an interrupted post-copy, or
+        already running on the destination with its definition still on the source (QEMU
+        finished a post-copy after libvirt had given up). Wait for a split to end (never touch
+        either half), then treat a guest that runs on the destination as already moved.
+        Returns (source domain or None, destination domain or None, src_conn, dst_conn)."""
+        uuid = dom.UUIDString()
+        location = assess(read_view(src_conn, uuid, self.src_host), read_view(dst_conn, uuid, self.dst_host))
+        if location.verdict == 'postcopy_split':
+            if self.kvm.check_mode:
+                raise migration_error('an earlier post-copy of this guest has not finished', location,
+                                      src_host=self.src_host, dst_host=self.dst_host)
+            self.uuid = uuid
+            timeout_s = self.p['timeout'] or default_timeout_s(dom.info()[2] * 1024, 0)
+            src_conn, dst_conn = self._wait_for_postcopy_to_settle(uri, timeout_s)
+            location = assess(read_view(src_conn, uuid, self.src_host), read_view(dst_conn, uuid, self.dst_host))
+            if location.verdict == 'postcopy_split':
+                raise migration_error('an earlier post-copy of this guest did not finish within %s s' % timeout_s,
+                                      location, src_host=self.src_host, dst_host=self.dst_host)
+            self.result['waited_for_postcopy'] = True
+        if location.verdict == 'destination':
+            return None, dst_conn.lookupByUUIDString(uuid), src_conn, dst_conn
+        return src_conn.lookupByUUIDString(uuid), None, src_conn, dst_conn
+
     def _already_there(self, src_conn, dst_conn, dest_dom):
-        """The guest is only on the destination: done already (or, offline, defined there)."""
+        """The guest is only on the destination: done already (or, offline, defined there).
+        What is left of it on the source (a definition QEMU's late finish left behind) is
+        removed as undefine_source asks; check mode only reports it."""
         self.uuid = dest_dom.UUIDString()
-        outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
-                                    self.p['persistent'], self.p['undefine_source'], False, True)
+        if self.kvm.check_mode:
+            location = verify_and_repair_readonly(src_conn, dst_conn, self.uuid, self.src_host, self.dst_host)
+            repairs = location.get('steps', [])
+        else:
+            outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
+                                        self.p['persistent'], self.p['undefine_source'], False, True)
+            location, repairs = outcome.as_dict(), outcome.repairs
         wanted_active = self.p['mode'] == 'live'
-        if wanted_active and self.dst_host not in outcome.location.running_on:
+        if wanted_active and self.dst_host not in location['running_on']:
             raise MigrationError('%s is only on %s and not running there; nothing to migrate' % (
                 dest_dom.name(), self.dst_host), remedy='Start it there, or use mode=offline for shut-off guests.')
-        changed = bool(outcome.repairs) and not self.kvm.check_mode
-        self.result.update(changed=changed, location=outcome.as_dict(), uuid=self.uuid,
+        self.result.update(changed=bool(repairs), location=location, uuid=self.uuid,
                            msg='%s is already on %s' % (dest_dom.name(), self.dst_host))
         return self.result
 
@@ -369,9 +404,12 @@ class MigrationManager:
         # new one (waiting a little for a daemon that is coming back), or the outcome check
         # could not see where the guest went.
         src_conn = self._reconnect(self.client.uri)
-        dst_conn = self._reconnect(uri)
         if job.postcopy_started and job.error is not None:
-            src_conn, dst_conn = self._wait_for_postcopy_to_settle(uri, timeout_s)
+            # The rest of the overall timeout (at least a short grace) for QEMU to finish on its own.
+            src_conn, dst_conn = self._wait_for_postcopy_to_settle(
+                uri, max(timeout_s - job.duration_s, POSTCOPY_SETTLE_MIN_S))
+        else:
+            dst_conn = self._reconnect(uri)
         outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
                                     self.p['persistent'], self.p['undefine_source'], self.paused_by_user,
                                     self.dest_defined_before, created)
@@ -400,7 +438,9 @@ class MigrationManager:
         gave_up = engine.state == 'aborting'
         reason = job.error_message() or 'the job ended without moving the guest'
         advice = engine.advice() if gave_up else None
-        error = migration_error(reason, outcome.location, advice)
+        if outcome.location.verdict == 'postcopy_split':
+            self.result['postcopy_split'] = postcopy_halves(self.src_host, self.dst_host, job.samples)
+        error = migration_error(reason, outcome.location, advice, self.src_host, self.dst_host)
         error.details.update(self.result)
         raise error
 
@@ -497,7 +537,22 @@ def _disk_from(entry):
 
 
 def verify_and_repair_readonly(src_conn, dst_conn, uuid, src_host, dst_host):
-    """Where the guest is now, without repairing anything (check mode)."""
+    """Where the guest is now and the repairs a real run would make, without making them (check mode)."""
     src = read_view(src_conn, uuid, src_host)
     dst = read_view(dst_conn, uuid, dst_host)
-    return assess(src, dst).as_dict()
+    location = assess(src, dst)
+    data = location.as_dict()
+    data['steps'] = [{'action': action, 'host': src_host if side == 'source' else dst_host, 'why': why}
+                     for action, side, why in location.steps]
+    if location.problem:
+        data['problem'] = location.problem
+    return data
+
+
+def postcopy_halves(src_host, dst_host, samples):
+    """Fault case 5's report: which host holds what of a guest whose post-copy was interrupted,
+    with the memory still to fetch as of the last job sample libvirt gave."""
+    last = next((s for s in reversed(samples) if s.get('remaining') is not None), None)
+    return {'vcpus_on': dst_host, 'unfetched_memory_on': src_host,
+            'unfetched_memory_bytes': last['remaining'] if last else None,
+            'as_of_ms': last['t_ms'] if last else None}

@@ -389,6 +389,54 @@ location:
       description: Steps taken after the attempt to restore the one-host invariant.
       type: list
       elements: dict
+    steps:
+      description:
+        - In check mode, the repairs a real run would make (C(action), C(host), C(why)), for example removing a
+          definition an earlier attempt left on the source.
+      returned: in check mode
+      type: list
+      elements: dict
+    source:
+      description: What the source's libvirtd reports (C(host), C(reachable), C(exists), C(state), C(state_reason), C(persistent)).
+      type: dict
+    destination:
+      description: What the destination's libvirtd reports, with the same keys as RV(location.source).
+      type: dict
+    problem:
+      description: Why nothing could be repaired automatically (guest on both hosts, post-copy split, host unreachable).
+      returned: when there is such a problem
+      type: str
+postcopy_split:
+  description:
+    - Where each half of the guest is when a post-copy was interrupted and did not finish within O(timeout) (for
+      example the link to the destination stayed down). The guest's vCPUs are on RV(postcopy_split.vcpus_on), the
+      pages it has not fetched yet only on RV(postcopy_split.unfetched_memory_on). The task fails with the operator
+      procedure in RV(remedy) (also in docs/operations.md, "Post-copy interrupted"); it never destroys either half.
+  returned: on failure after an interrupted post-copy
+  type: dict
+  contains:
+    vcpus_on:
+      description: The destination host.
+      type: str
+    unfetched_memory_on:
+      description: The source host.
+      type: str
+    unfetched_memory_bytes:
+      description: Memory still to be fetched by the destination, from the last job sample libvirt gave.
+      type: int
+    as_of_ms:
+      description: Time of that sample, in ms since the job started.
+      type: int
+waited_for_postcopy:
+  description:
+    - True when the task found the guest split by an earlier interrupted post-copy and waited (up to O(timeout))
+      for QEMU to finish it before anything else.
+  returned: when it waited
+  type: bool
+remedy:
+  description: On failure, what to do about it (the fix for bad input, the operator procedure after a post-copy split).
+  returned: on failure, when there is a remedy
+  type: str
 removed_source_storage:
   description: Source disk images deleted after the verified migration (O(remove_source_storage=true)).
   returned: when source images were removed

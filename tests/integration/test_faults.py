@@ -41,6 +41,19 @@ def migrate_with_fault(labh, name, inject, restore, after_s=3.0, args=None):
             restore()
 
 
+def wait_for_postcopy(labh, name, running, timeout):
+    """Until the source shows the guest paused by post-copy (the switch-over happened)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not running.done():
+        try:
+            if labh.domain("host-a", name).state() == [3, 12]:  # paused, post-copy
+                return
+        except Exception:  # between states
+            pass
+        time.sleep(0.3)
+    raise AssertionError("post-copy never started: %s" % (running.result() if running.done() else "timeout"))
+
+
 def rerun_converges(labh, name, snap):
     """The same task again, after the fault is gone, ends with the guest on host-b."""
     res = run_module("host-a", "virt_migrate", dict(MIGRATE, name=name, bandwidth=0))
@@ -129,16 +142,7 @@ def test_link_cut_during_postcopy_then_restored(labh, make_guest):
             "allow_postcopy": True, "policy": {"downtime_steps": 1}, "timeout": 300}
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(run_module, "host-a", "virt_migrate", args)
-        deadline = time.monotonic() + 200
-        while time.monotonic() < deadline:
-            try:
-                if labh.domain("host-a", name).state() == [3, 12]:  # paused, post-copy
-                    break
-            except Exception:  # between states
-                pass
-            time.sleep(0.3)
-        else:
-            raise AssertionError("post-copy never started")
+        wait_for_postcopy(labh, name, running, 200)
         virtlab("fault", "link-down", "host-b")
         try:
             time.sleep(45)  # longer than libvirt's keepalive: libvirt declares the job failed
@@ -148,3 +152,45 @@ def test_link_cut_during_postcopy_then_restored(labh, make_guest):
     host, _hb = invariant.check(labh, name, snapshot=snap, timeout=180)
     assert res["location"]["running_on"] == [host], res["location"]
     assert [h for h, dummy_state, persistent in labh.locate(name) if persistent] == [host]
+
+
+def test_link_cut_during_postcopy_not_restored_within_the_timeout(labh, make_guest):
+    """Case 5: the link stays down past the timeout. Software alone cannot save the guest then
+    (its vCPUs are on host-b, the pages it has not fetched only on host-a), so the task must fail
+    with an exact report of each half and the operator procedure, and touch neither half. Then
+    the procedure is followed: link restored, same task re-run, which waits for QEMU to finish
+    and ends with the guest on host-b only, its heartbeat continuing."""
+    name = make_guest("ft-postcopy-lost", "host-a", "--memory", "256", "--dirty", "96,20")
+    snap = invariant.Snapshot(labh, name)
+    args = {"name": name, "dest": "host-b", "bandwidth": 10, "postcopy_bandwidth": 2, "auto_converge": False,
+            "allow_postcopy": True, "policy": {"downtime_steps": 1}, "timeout": 100}
+    link_down = False
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(run_module, "host-a", "virt_migrate", args)
+            wait_for_postcopy(labh, name, running, 100)
+            virtlab("fault", "link-down", "host-b")
+            link_down = True
+            res = running.result(timeout=400)
+        # The report, given while host-b is still cut off.
+        assert res.get("failed") and not res.get("changed"), res
+        assert "split between host-a and host-b" in res["msg"], res["msg"]
+        assert "vCPUs and the memory it has already fetched are on host-b, which cannot be reached" in res["msg"]
+        assert "exist only in the copy paused (post-copy failed) on host-a" in res["msg"]
+        assert res["location"]["verdict"] == "postcopy_split", res["location"]
+        assert res["location"]["destination"]["reachable"] is False
+        assert res["postcopy_split"]["vcpus_on"] == "host-b" and res["postcopy_split"]["unfetched_memory_on"] == "host-a"
+        assert res["postcopy_split"]["unfetched_memory_bytes"] > 0, res["postcopy_split"]
+        assert 'docs/operations.md "Post-copy interrupted"' in res["remedy"] and "do not destroy" in res["remedy"]
+        assert res["location"]["repairs"] == []
+        # Neither half was touched: the source copy is still there, paused by the post-copy, and defined.
+        dom = labh.domain("host-a", name)
+        assert dom.state() == [3, 13] and dom.isPersistent(), dom.state()
+    finally:
+        if link_down:
+            virtlab("fault", "link-up", "host-b")
+    # The documented procedure: network back, the same task again.
+    again = run_module("host-a", "virt_migrate", dict(args, timeout=300))
+    assert not again.get("failed"), again
+    assert again["location"]["verdict"] == "destination", again["location"]
+    invariant.check(labh, name, expect_on="host-b", snapshot=snap, timeout=180)

@@ -56,6 +56,8 @@ def steps(location):
     ('paused_migration', 'running', 'destination', [('destroy', 'source'), ('undefine', 'source')]),
     ('paused_postcopy', 'running', 'postcopy_split', []),
     ('paused_postcopy_failed', 'running', 'postcopy_split', []),
+    ('paused_postcopy_failed', 'unreachable', 'postcopy_split', []),
+    ('paused_postcopy', 'unreachable', 'postcopy_split', []),
     ('running', 'running', 'both', []),
     ('shutoff', 'absent', 'none', []),
     ('unreachable', 'running', 'unknown', []),
@@ -65,6 +67,22 @@ def test_verdicts_and_repairs(src, dst, verdict, expected):
     location = assess(view('a', src), view('b', dst))
     assert location.verdict == verdict
     assert steps(location) == expected
+
+
+def test_postcopy_split_with_an_unreachable_destination_says_where_each_half_is():
+    """Fault case 5: the link to the destination is gone during post-copy. The report must
+    name both halves, not just 'cannot reach host b'."""
+    location = assess(view('a', 'paused_postcopy_failed'), view('b', 'unreachable'))
+    assert location.running_on == ['a']
+    assert 'vCPUs and the memory it has already fetched are on b, which cannot be reached' in location.problem
+    assert 'exist only in the copy paused (post-copy failed) on a' in location.problem
+    assert 'destroying or resuming either one loses it' in location.problem
+
+
+def test_postcopy_split_with_a_reachable_destination_describes_its_state():
+    location = assess(view('a', 'paused_postcopy'), view('b', 'running'))
+    assert 'are on b (running persistent)' in location.problem
+    assert 'paused (post-copy) on a' in location.problem
 
 
 def test_a_guest_paused_by_its_user_stays_paused():

@@ -12,6 +12,12 @@ import threading
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _migration
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import ConvergenceEngine, Policy
+from ansible_collections.kvmops.migration.plugins.module_utils._location import (
+    PAUSED,
+    PAUSED_POSTCOPY_FAILED,
+    HostView,
+    assess,
+)
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import MigrationSpec
 
 
@@ -72,3 +78,30 @@ def test_hard_timeout_aborts_once(monkeypatch):
     runner.run()
     assert dom.calls.count(('abort',)) == 1 and runner.abandoned
     dom.release.set()
+
+
+def _location(src_kind, dst_reachable):
+    src = HostView('host-a', exists=True, state=PAUSED, reason=src_kind)
+    dst = HostView('host-b', exists=True, state=1, reason=1) if dst_reachable else HostView('host-b', reachable=False)
+    return assess(src, dst)
+
+
+def test_a_postcopy_split_fails_with_both_halves_and_the_operator_procedure():
+    error = _migration.migration_error('client socket is closed', _location(PAUSED_POSTCOPY_FAILED, False),
+                                       advice='raise the bandwidth', src_host='host-a', dst_host='host-b')
+    assert error.msg.startswith('Migration failed: client socket is closed. The guest is split between host-a and '
+                                'host-b: post-copy was interrupted')
+    assert 'host-b, which cannot be reached' in error.msg and 'paused (post-copy failed) on host-a' in error.msg
+    # The engine's convergence advice is irrelevant while the memory is split: only the procedure.
+    assert 'raise the bandwidth' not in error.remedy
+    for step in ('do not destroy, resume or undefine', 'restore the network between host-a and host-b',
+                 're-run this task', '--postcopy-resume', 'boot the guest from its disks'):
+        assert step in error.remedy
+
+
+def test_other_failures_keep_the_engine_advice():
+    location = assess(HostView('host-a', exists=True, state=1, reason=1), HostView('host-b'))
+    error = _migration.migration_error('aborted', location, advice='raise the bandwidth',
+                                       src_host='host-a', dst_host='host-b')
+    assert error.msg == 'Migration failed: aborted. The guest now runs on host-a.'
+    assert error.remedy == 'raise the bandwidth'

@@ -8,7 +8,11 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import default_timeout_s, dest_uri
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import (
+    default_timeout_s,
+    dest_uri,
+    postcopy_halves,
+)
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of
 
 
@@ -144,3 +148,11 @@ def test_unknown_free_space_warns_and_does_not_block(monkeypatch):
     monkeypatch.setattr(mm, 'free_bytes_at', lambda conn, directory, host: None)
     checks = mgr._destination_checks(FakeDom(), FakeDestConn(), COPY)
     assert checks[-1]['status'] == 'warn' and 'unknown' in checks[-1]['detail']
+
+
+def test_postcopy_halves_report_the_last_figures_libvirt_gave():
+    samples = [{'t_ms': 500, 'remaining': 90 << 20}, {'t_ms': 1000, 'remaining': 40 << 20}, {'t_ms': 1500}]
+    halves = postcopy_halves('host-a', 'host-b', samples)
+    assert halves == {'vcpus_on': 'host-b', 'unfetched_memory_on': 'host-a',
+                      'unfetched_memory_bytes': 40 << 20, 'as_of_ms': 1000}
+    assert postcopy_halves('host-a', 'host-b', [])['unfetched_memory_bytes'] is None
