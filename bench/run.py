@@ -406,6 +406,8 @@ def report(data):
              "Profile `%s`, %d run(s) per figure (median, min-max), lab `%s`, %s." % (
                  PROFILE, RUNS, "3 hypervisors, QEMU TCG", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())),
              "Reproduce: `make bench` (or `BENCH_PROFILE=smoke make bench`).", ""]
+    for error in data.get("errors") or []:
+        lines += ["**Not measured** (the section failed): `%s`" % error, ""]
     idle = data.get("idle")
     if idle:
         lines += ["## Idle guest: overhead vs virsh", "",
@@ -457,32 +459,46 @@ def main():
     OUT.mkdir(exist_ok=True)
     virtlab("up", "--firewall")
     labh = LabHandle()
-    data = {"profile": PROFILE, "runs": RUNS}
-    log("planner")
-    planner = bench_planner()
-    data["planner_1000_hosts_s"] = planner["median"]
-    data["planner"] = planner
-    log("idle overhead")
-    data["idle"] = bench_idle(labh)
-    data["idle_overhead_ratio"] = data["idle"]["ratio"]
-    log("convergence matrix")
-    data["convergence"], timeline = bench_convergence(labh)
-    log("preflight")
-    data["preflight"] = bench_preflight(labh, 10 if PROFILE == "full" else 2)
-    data["preflight_pair_s"] = data["preflight"]["module_s"]["median"] if data["preflight"]["module_s"] else None
-    log("block copy")
-    data["blockcopy"] = bench_blockcopy(labh)
-    data["blockcopy_ratio"] = data["blockcopy"]["ratio"]
-    log("evacuation")
-    data["evacuation"] = bench_evacuation(labh, 8 if PROFILE == "full" else 2)
+    data = {"profile": PROFILE, "runs": RUNS, "errors": []}
+
+    def section(title, measure):
+        """Run one benchmark; an error is recorded (and makes the run fail) without losing
+        what the other sections measured, and what is known so far is saved at once."""
+        log(title)
+        try:
+            return measure()
+        except Exception as exc:  # reported in the JSON and the exit status
+            log("PROBLEM in %s: %r" % (title, exc))
+            data["errors"].append("%s: %r" % (title, exc))
+            return None
+        finally:
+            (OUT / "latest.json").write_text(json.dumps(data, indent=1))
+
+    planner = section("planner", bench_planner)
+    if planner:
+        data["planner"], data["planner_1000_hosts_s"] = planner, planner["median"]
+    data["idle"] = section("idle overhead", lambda: bench_idle(labh))
+    if data["idle"]:
+        data["idle_overhead_ratio"] = data["idle"]["ratio"]
+    timeline = None
+    convergence = section("convergence matrix", lambda: bench_convergence(labh))
+    if convergence:
+        data["convergence"], timeline = convergence
+    data["preflight"] = section("preflight", lambda: bench_preflight(labh, 10 if PROFILE == "full" else 2))
+    if data["preflight"]:
+        data["preflight_pair_s"] = data["preflight"]["module_s"]["median"] if data["preflight"]["module_s"] else None
+    data["blockcopy"] = section("block copy", lambda: bench_blockcopy(labh))
+    if data["blockcopy"]:
+        data["blockcopy_ratio"] = data["blockcopy"]["ratio"]
+    data["evacuation"] = section("evacuation", lambda: bench_evacuation(labh, 8 if PROFILE == "full" else 2))
     if timeline and timeline["progress"]:
         chart_timeline(timeline, OUT / "timeline.png")
-    if data["evacuation"].get("gantt"):
+    if data["evacuation"] and data["evacuation"].get("gantt"):
         chart_gantt(data["evacuation"]["gantt"], OUT / "evacuation.png")
     (OUT / "latest.json").write_text(json.dumps(data, indent=1))
     (OUT / "report.md").write_text(report(data))
     log("wrote %s and %s" % (OUT / "latest.json", OUT / "report.md"))
-    problems = missing_figures(data)
+    problems = missing_figures(data) + data["errors"]
     for problem in problems:
         log("PROBLEM: %s" % problem)
     return 1 if problems else 0
