@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Migration job figures for monitoring (pure): progress that never goes backwards.
+"""Migration job figures for monitoring: progress that never goes backwards (pure), and the
+reports of migrations started with wait: false (read from their files).
 
 During pre-copy the remaining size can grow (the guest dirties pages faster than they are
 sent), so processed / (processed + remaining) can fall. Progress is therefore reported as
@@ -11,6 +12,11 @@ the high-water mark for the job, kept by the caller between readings (``previous
 """
 
 from __future__ import annotations
+
+import glob
+import os
+
+from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, read_json
 
 JOB_TYPES = {0: 'none', 1: 'bounded', 2: 'unbounded', 3: 'completed', 4: 'failed', 5: 'cancelled'}
 JOB_OPERATIONS = {0: 'unknown', 1: 'start', 2: 'save', 3: 'restore', 4: 'migration_in', 5: 'migration_out',
@@ -50,3 +56,25 @@ def describe_job(stats, previous=None):
         'auto_converge_throttle': stats.get('auto_converge_throttle'),
         'disk_remaining_bytes': stats.get('disk_remaining'),
     }
+
+
+def detached_migrations(state_dir, name=None):
+    """Summaries of the migrations started with wait: false (virt_migrate writes one file per
+    domain under ``state_dir/migrations``), newest first; only ``name``'s if given. A report
+    that says running but whose process is gone is shown as not running, without a result."""
+    found = []
+    for path in glob.glob(os.path.join(state_dir, 'migrations', '*.json')):
+        report = read_json(path)
+        if not report or (name is not None and report.get('name') != name):
+            continue
+        entry = dict((key, report[key]) for key in ('name', 'uuid', 'destination', 'msg', 'location', 'failed')
+                     if key in report)
+        entry['running'] = bool(report.get('running')) and pid_alive(report.get('pid'))
+        entry['failed'] = bool(report.get('failed'))
+        entry['outcome_file'] = path
+        entry['_at'] = report.get('finished_at') or report.get('started_at') or 0
+        found.append(entry)
+    found.sort(key=lambda entry: entry['_at'], reverse=True)
+    for entry in found:
+        del entry['_at']
+    return found

@@ -11,7 +11,9 @@ changes nothing; the outcome check on both hosts runs after every attempt.
 
 from __future__ import annotations
 
+import os
 import re
+import time
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     DomainNotFoundError,
@@ -23,6 +25,12 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
     ConvergenceEngine,
     Policy,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._detach import (
+    pid_alive,
+    read_json,
+    run_detached,
+    write_json_atomic,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._location import PAUSED, PAUSED_USER, assess
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import (
@@ -119,6 +127,8 @@ ARGUMENT_SPEC = dict(
     force_shutdown=dict(type='bool', default=False),
     precheck=dict(type='bool', default=True),
     memory_margin_mib=dict(type='int', default=256),
+    wait=dict(type='bool', default=True),
+    state_dir=dict(type='path', default='/var/lib/libvirt/kvmops'),
 )
 
 
@@ -140,6 +150,11 @@ def dest_uri(dest, transport):
     return 'qemu+%s://%s/system' % (transport, dest)
 
 
+def outcome_path(state_dir, uuid):
+    """Where a detached (wait: false) migration of the domain writes its result."""
+    return os.path.join(state_dir, 'migrations', '%s.json' % uuid)
+
+
 def default_timeout_s(memory_bytes, disk_bytes=0):
     """120 s plus 60 s per GiB to move: generous for a healthy link, bounded for a sick one."""
     return int(120 + 60 * (memory_bytes + disk_bytes) / GIB)
@@ -151,9 +166,27 @@ class MigrationManager:
         self.p = kvm.params
         self.client = kvm.client
         self.result = {'changed': False, 'mode': self.p['mode']}
+        self.detached = None  # the DetachedRun when this runs with wait: false
 
     # -- steps -----------------------------------------------------------------------
     def run(self):
+        if self.p['wait'] or self.kvm.check_mode:
+            return self._run()
+        if self.p['mode'] not in ('live', 'paused'):
+            raise InvalidInputError('wait=false is for mode=live or mode=paused, not mode=%s' % self.p['mode'],
+                                    remedy='Use wait: true, or run the task with async to not block on it.')
+        dummy_kind, result = run_detached(self._run_detached)
+        return result
+
+    def _run_detached(self, run):
+        """The whole task, in the detached process; ``_live`` announces when the job started."""
+        self.detached = run
+        try:
+            return self._run()
+        finally:
+            self.client.close()
+
+    def _run(self):
         uri = dest_uri(self.p['dest'], self.p['transport'])
         self._check_numbers()
         src_conn = self.client.conn
@@ -171,6 +204,8 @@ class MigrationManager:
                                     remedy='Name another hypervisor as dest; if it is another machine, give it '
                                            'a distinct host_uuid in libvirtd.conf.')
         dom, dest_dom = self._find_domain(src_conn, dst_conn)
+        if self._wait_for_detached_run((dom or dest_dom).UUIDString()):
+            dom, dest_dom = self._find_domain(src_conn, dst_conn)
         if dom is not None:
             dom, dest_dom, src_conn, dst_conn = self._settle_earlier_attempt(dom, src_conn, dst_conn, uri)
         if dom is None:
@@ -280,6 +315,39 @@ class MigrationManager:
                 return None, self._lookup(dst_conn)
             except DomainNotFoundError:
                 raise src_missing
+
+    def _wait_for_detached_run(self, uuid):
+        """A migration of this guest started with wait: false may still run: wait for its result
+        (never start a second one beside it), and return it in ``detached_outcome``.
+        True if there was such a run."""
+        path = outcome_path(self.p['state_dir'], uuid)
+        report = read_json(path)
+        if not report or report.get('collected') or report.get('pid') == os.getpid():
+            return False
+        if report.get('running') and pid_alive(report.get('pid')):
+            if self.kvm.check_mode:
+                raise MigrationError('a migration of this guest started with wait: false is still running (pid %s)'
+                                     % report['pid'], remedy='Wait for it (wait: true), or abort it with '
+                                     'virt_migrate_control action=abort.', details={'detached_outcome': report})
+            timeout_s = self.p['timeout'] or default_timeout_s(GIB) + 60
+            deadline = time.monotonic() + timeout_s
+            while report and report.get('running') and pid_alive(report.get('pid')):
+                if time.monotonic() > deadline:
+                    raise MigrationError('a migration of this guest started with wait: false (pid %s) is still running '
+                                         'after %s s' % (report['pid'], timeout_s),
+                                         remedy='Wait longer (timeout), or abort it with virt_migrate_control '
+                                                'action=abort.', details={'detached_outcome': report})
+                time.sleep(1)
+                report = read_json(path)
+        if not report or report.get('running'):
+            # Its process died without a result (e.g. killed): the outcome check below decides.
+            self.result['detached_outcome'] = {'msg': 'the detached run ended without writing a result'}
+        else:
+            self.result['detached_outcome'] = dict((key, report.get(key)) for key in (
+                'msg', 'failed', 'remedy', 'location', 'stats', 'finished_at') if key in report)
+            if not self.kvm.check_mode:
+                write_json_atomic(path, dict(report, collected=True))  # handed over once
+        return True
 
     def _settle_earlier_attempt(self, dom, src_conn, dst_conn, uri):
         """An earlier attempt may have left the guest split by an interrupted post-copy, or
@@ -398,7 +466,22 @@ class MigrationManager:
         policy = Policy(max_downtime_ms=self.p['max_downtime'], allow_postcopy=self.p['allow_postcopy'],
                         completion_timeout_ms=timeout_s * 1000, **(self.p['policy'] or {}))
         engine = ConvergenceEngine(policy, spec.postcopy_enabled, spec.auto_converge_enabled)
-        job = LiveJob(dom, uri, spec, engine, poll_interval=self.p['poll_interval'], hard_timeout_s=timeout_s + 60)
+        on_sample = None
+        if self.detached is not None:
+            path = outcome_path(self.p['state_dir'], self.uuid)
+            self.detached.report_to(path, {'name': dom.name(), 'uuid': self.uuid, 'source': self.src_host,
+                                           'destination': self.dst_host, 'mode': self.p['mode']})
+            started = dict(self.result, changed=True, started=True, outcome_file=path, pid=os.getpid(),
+                           timeout_s=timeout_s, msg=(
+                               'Started migrating %s from %s to %s; it goes on without this task. Follow it with '
+                               'virt_migrate_info (name: %s); run this task again with wait: true to wait for it '
+                               'and verify where the guest ended up.' % (dom.name(), self.src_host, self.dst_host,
+                                                                         dom.name())))
+
+            def on_sample(dummy_sample):
+                self.detached.announce(started)
+        job = LiveJob(dom, uri, spec, engine, poll_interval=self.p['poll_interval'], hard_timeout_s=timeout_s + 60,
+                      on_sample=on_sample)
         job.run()
         # A libvirtd restarted during the job closed our connection to it: look again with a
         # new one (waiting a little for a daemon that is coming back), or the outcome check

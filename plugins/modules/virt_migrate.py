@@ -235,15 +235,45 @@ options:
     description: Memory (MiB) the destination must keep free beyond the guest's, for O(precheck).
     type: int
     default: 256
+  wait:
+    description:
+      - With V(false), the task returns as soon as the migration job runs in libvirt (RV(started)), after the same
+        validation and prechecks as a waiting run (bad input still fails the task and changes nothing). A detached
+        process on the source keeps driving the job with the same convergence policy and timeout, checks where
+        the guest ended up on both hosts, repairs what a failure left, and writes its full result to
+        RV(outcome_file). Follow it with M(kvmops.migration.virt_migrate_info) (RV(kvmops.migration.virt_migrate_info#module:detached));
+        abort it with M(kvmops.migration.virt_migrate_control).
+      - A later run of this module for the same guest (with the default V(true)) waits for a detached run that is
+        still going, instead of starting a second migration, and returns its result in RV(detached_outcome).
+      - Only for O(mode=live) and O(mode=paused). Ansible's own C(async)/C(poll) works with V(true) as well.
+    type: bool
+    default: true
+  state_dir:
+    description: Where the results of O(wait=false) runs are kept (C(<state_dir>/migrations/<uuid>.json)).
+    type: path
+    default: /var/lib/libvirt/kvmops
 notes:
-  - Post-copy recovery after a network failure is not automatic in libvirt 9.0 / QEMU 7.2
-    (see the collection's docs/migration-policy.md); the module then reports exactly where each half of the guest is.
+  - Post-copy recovery after a network failure is not automatic in libvirt 9.0 / QEMU 7.2; the module then
+    reports exactly where each half of the guest is and the operator procedure (the collection's
+    docs/operations.md, "Post-copy interrupted").
 seealso:
   - module: kvmops.migration.virt_migrate_info
   - module: kvmops.migration.virt_migrate_control
 '''
 
 EXAMPLES = r'''
+- name: Start a migration and go on with other tasks (it keeps converging on its own)
+  kvmops.migration.virt_migrate:
+    name: db01
+    dest: host-c
+    wait: false
+  register: db01_started
+
+- name: Later, wait for it and verify where the guest ended up (never starts a second migration)
+  kvmops.migration.virt_migrate:
+    name: db01
+    dest: host-c
+
 - name: Live-migrate a guest to host-b over SSH (virsh migrate --live --p2p --persistent --undefinesource)
   kvmops.migration.virt_migrate:
     name: web01
@@ -433,6 +463,24 @@ waited_for_postcopy:
       for QEMU to finish it before anything else.
   returned: when it waited
   type: bool
+started:
+  description: True when O(wait=false) returned while the migration goes on in a detached process.
+  returned: with O(wait=false), when the job was started
+  type: bool
+outcome_file:
+  description: The file the detached process writes its final result to (the same keys as a waiting run's result).
+  returned: with O(wait=false), when the job was started
+  type: str
+pid:
+  description: Process id of the detached process driving the migration.
+  returned: with O(wait=false), when the job was started
+  type: int
+detached_outcome:
+  description:
+    - The result of an earlier O(wait=false) run of this guest that this run waited for or found finished
+      (C(msg), C(failed), C(remedy), C(location), C(stats), C(finished_at)); each result is handed over once.
+  returned: when there was such a run
+  type: dict
 remedy:
   description: On failure, what to do about it (the fix for bad input, the operator procedure after a post-copy split).
   returned: on failure, when there is a remedy

@@ -42,6 +42,12 @@ options:
   previous_progress:
     description: Progress percent returned by an earlier call for the same job; the result never goes below it.
     type: float
+  state_dir:
+    description:
+      - Where M(kvmops.migration.virt_migrate) keeps the results of migrations started with C(wait=false)
+        (C(<state_dir>/migrations/<uuid>.json)); they are returned in RV(detached). Same default as there.
+    type: path
+    default: /var/lib/libvirt/kvmops
 '''
 
 EXAMPLES = r'''
@@ -52,6 +58,20 @@ EXAMPLES = r'''
   until: job.jobs | length == 0 or job.jobs[0].type != 'unbounded'
   retries: 120
   delay: 2
+
+- name: Start a migration without waiting for it
+  kvmops.migration.virt_migrate:
+    name: web01
+    dest: host-b
+    wait: false
+
+- name: Wait until that migration has ended, then read its outcome
+  kvmops.migration.virt_migrate_info:
+    name: web01
+  register: info
+  until: info.detached | selectattr('running') | list | length == 0
+  retries: 120
+  delay: 5
 
 - name: Figures of the last migration
   kvmops.migration.virt_migrate_info:
@@ -96,10 +116,46 @@ jobs:
     completed:
       description: Statistics of the last completed job (with O(completed=true)).
       type: dict
+detached:
+  description:
+    - Migrations started from this host with C(wait=false) (for O(name), only that domain's), newest first. A
+      domain that has already left this host is still reported here, with RV(jobs) empty.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Domain name.
+      type: str
+    uuid:
+      description: Domain UUID.
+      type: str
+    destination:
+      description: Destination host.
+      type: str
+    running:
+      description: True while the detached process still runs.
+      type: bool
+    failed:
+      description: True if it ended in failure (its RV(detached[].msg) says why and where the guest is).
+      type: bool
+    msg:
+      description: Its final message (absent while it runs).
+      type: str
+    location:
+      description: Where the guest was found on both hosts when it ended (see virt_migrate's C(location)).
+      type: dict
+    outcome_file:
+      description: The file holding its full result.
+      type: str
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule, translated
-from ansible_collections.kvmops.migration.plugins.module_utils._jobinfo import describe_job
+from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+    DomainNotFoundError,
+    KvmopsModule,
+    translated,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._jobinfo import describe_job, detached_migrations
 
 VIR_DOMAIN_JOB_STATS_COMPLETED = 1
 
@@ -107,8 +163,14 @@ VIR_DOMAIN_JOB_STATS_COMPLETED = 1
 def run_module(kvm):
     client = kvm.client
     p = kvm.params
+    detached = detached_migrations(p['state_dir'], p['name'])
     if p['name'] is not None:
-        domains = [client.lookup_domain(name=p['name'])]
+        try:
+            domains = [client.lookup_domain(name=p['name'])]
+        except DomainNotFoundError:
+            if not detached:
+                raise
+            domains = []  # it left this host with a detached migration: that is the news
     else:
         with translated('Listing domains'):
             domains = client.conn.listAllDomains(0)
@@ -126,7 +188,7 @@ def run_module(kvm):
             except Exception:  # libvirtError: no completed job kept for this domain
                 entry['completed'] = None
         jobs.append(entry)
-    return {'changed': False, 'jobs': jobs}
+    return {'changed': False, 'jobs': jobs, 'detached': detached}
 
 
 def main():
@@ -134,6 +196,7 @@ def main():
         name=dict(type='str'),
         completed=dict(type='bool', default=False),
         previous_progress=dict(type='float'),
+        state_dir=dict(type='path', default='/var/lib/libvirt/kvmops'),
     ), supports_check_mode=True).run(run_module)
 
 

@@ -194,3 +194,30 @@ def test_paused_mode_is_virsh_migrate_without_live(labh, make_guest):
     assert res["changed"] is True and not res.get("failed"), res
     assert "LIVE" not in res["flags"] and "AUTO_CONVERGE" not in res["flags"]
     invariant.check(labh, name, expect_on="host-c", snapshot=snap)
+
+
+def test_wait_false_returns_while_it_runs_and_a_rerun_waits_for_the_outcome(labh, make_guest):
+    """wait: false hands the job to a detached process on the source; the task returns while
+    libvirt still migrates, the job stays visible to virt_migrate_info, and the same task with
+    wait: true waits for that run instead of starting a second one."""
+    name = make_guest("it-nowait", "host-a", "--memory", "256", "--dirty", "64,2")
+    snap = invariant.Snapshot(labh, name)
+    # Bad input is still refused up front, with nothing started.
+    for bad, words in (({"mode": "cold"}, "wait=false is for mode=live"), ({"name": "it-nowait-nosuch"}, "nosuch")):
+        refused = run_module("host-a", "virt_migrate", dict({"name": name, "dest": "host-b", "wait": False}, **bad))
+        assert refused.get("failed") and refused["changed"] is False and words in refused["msg"], refused
+    invariant.check(labh, name, expect_on="host-a", snapshot=snap)
+    args = {"name": name, "dest": "host-b", "bandwidth": 10, "wait": False}
+    started = run_module("host-a", "virt_migrate", args)
+    assert started["changed"] is True and started["started"] is True and not started.get("failed"), started
+    info = run_module("host-a", "virt_migrate_info", {"name": name})
+    assert info["jobs"] and info["jobs"][0]["operation"] == "migration_out", info  # still migrating
+    assert info["detached"][0]["running"] is True and info["detached"][0]["destination"] == "host-b", info
+    again = run_module("host-a", "virt_migrate", dict(args, wait=True))
+    assert not again.get("failed"), again
+    assert again["detached_outcome"]["msg"].startswith("Migrated %s from host-a to host-b" % name), again
+    assert again["location"]["running_on"] == ["host-b"] and again["changed"] is False, again
+    after = run_module("host-a", "virt_migrate_info", {"name": name})  # it has left host-a
+    assert after["jobs"] == [] and after["detached"][0]["running"] is False, after
+    assert after["detached"][0]["location"]["verdict"] == "destination"
+    invariant.check(labh, name, expect_on="host-b", snapshot=snap)
