@@ -10,7 +10,8 @@ Private module_utils file (leading underscore): its API may change without notic
 Pure parts (unit-tested without libvirt): ``parse_disks``, ``find_disk``, ``needed_bytes``,
 ``plan_copy``, ``disk_xml_with_source``, ``classify`` and ``BlockJobTracker`` (samples of
 ``blockJobInfo`` plus the live XML's ``<mirror ready=...>`` -> waiting | mirroring | ready |
-failed | timed out, and the throughput).
+failed | timed out, and the throughput). Where the copy goes (a path, a pool volume, a network
+target) and the verdicts on it are in ``_copytarget``.
 
 ``BlockCopier`` is the glue: blockCopy, poll until ready, pivot (blockJobAbort with PIVOT), verify
 that the live and the persistent definitions use the new source, or abort and verify that the guest
@@ -38,6 +39,26 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     is_libvirt_error,
     translate_libvirt_error,
     translated,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._copytarget import (
+    NETWORK,
+    PATH,
+    VIR_STORAGE_VOL_BLOCK,
+    VOLUME,
+    CopyTarget,
+    check_network,
+    check_pool,
+    default_format,
+    destination_disk_xml,
+    expected_volume_path,
+    network_source_key,
+    parse_dest,
+    parse_pool_xml,
+    plan_volume,
+    set_disk_source,
+    source_key,
+    volume_format,
+    volume_xml,
 )
 
 WAITING, MIRRORING, READY, FAILED, TIMED_OUT = 'waiting', 'mirroring', 'ready', 'failed', 'timed out'
@@ -73,7 +94,7 @@ def _source_path(disk_type, src):
     if disk_type == 'dir':
         return src.get('dir')
     if disk_type == 'network':
-        return src.get('name')
+        return network_source_key(src)
     return src.get('file')
 
 
@@ -115,36 +136,30 @@ def _norm(path):
 
 
 def find_disk(disks, disk):
-    """The disk whose target dev or source path is ``disk``; InvalidInputError if none."""
+    """The disk whose target dev or source (path, or URL of a network disk) is ``disk``; InvalidInputError if none."""
     for d in disks:
         if d['target'] == disk:
             return d
     for d in disks:
-        if d['path'] and _norm(d['path']) == _norm(disk):
+        if d['path'] and source_key(d['path']) == source_key(disk):
             return d
     known = ', '.join('%s (%s)' % (d['target'], d['path'] or 'no source') for d in disks) or 'none'
     raise InvalidInputError('the guest has no disk %r (by target dev or source path); its disks: %s' % (disk, known),
                             details={'disks': [d['target'] for d in disks]})
 
 
-def disk_xml_with_source(disk_xml, path, fmt=None, is_block=False):
-    """The ``<disk>`` XML with its source replaced by ``path`` (and driver type by ``fmt``);
-    the backing chain below the old top is dropped for libvirt to re-detect."""
+def as_target(dest, is_block=False):
+    """``dest`` as a CopyTarget: a CopyTarget stays as it is, a string is a path."""
+    if isinstance(dest, CopyTarget):
+        return dest
+    return CopyTarget(PATH, path=dest, is_block=is_block)
+
+
+def disk_xml_with_source(disk_xml, dest, fmt=None, is_block=False):
+    """The ``<disk>`` XML with its source replaced by ``dest`` (a path, or a CopyTarget), and driver
+    type by ``fmt``; the backing chain below the old top is dropped for libvirt to re-detect."""
     disk = ET.fromstring(disk_xml)
-    disk.set('type', 'block' if is_block else 'file')
-    for old in disk.findall('source'):
-        disk.remove(old)
-    for old in disk.findall('backingStore'):
-        disk.remove(old)
-    for old in disk.findall('mirror'):
-        disk.remove(old)
-    src = ET.Element('source', {'dev' if is_block else 'file': path})
-    # <source> goes right after <driver> (order does not matter to libvirt, but keep it tidy).
-    drv = disk.find('driver')
-    index = list(disk).index(drv) + 1 if drv is not None else 0
-    disk.insert(index, src)
-    if fmt and drv is not None:
-        drv.set('type', fmt)
+    set_disk_source(disk, as_target(dest, is_block), fmt)
     return ET.tostring(disk, encoding='unicode')
 
 
@@ -158,7 +173,8 @@ def disk_element_xml(domain_xml, target):
 
 
 def domain_xml_with_disk_source(domain_xml, target, path, fmt=None, is_block=False):
-    """The whole (inactive) domain XML with one disk's source replaced (fallback for defineXML)."""
+    """The whole (inactive) domain XML with one disk's source replaced by ``path`` (a path, or a
+    CopyTarget): the fallback for defineXML."""
     root = ET.fromstring(domain_xml)
     devices = root.find('devices')
     for i, d in enumerate(list(devices)):
@@ -174,15 +190,9 @@ def domain_xml_with_disk_source(domain_xml, target, path, fmt=None, is_block=Fal
     raise InvalidInputError('no disk %s in the domain definition' % target)
 
 
-def copy_destination_xml(path, fmt, is_block=False):
-    if is_block:
-        return "<disk type='block'><source dev='%s'/><driver type='%s'/></disk>" % (_xml_attr(path), fmt)
-    return "<disk type='file'><source file='%s'/><driver type='%s'/></disk>" % (_xml_attr(path), fmt)
-
-
-def _xml_attr(value):
-    return (value.replace('&', '&amp;').replace("'", '&apos;').replace('"', '&quot;')
-            .replace('<', '&lt;').replace('>', '&gt;'))
+def copy_destination_xml(dest, fmt, is_block=False):
+    """blockCopy's destination ``<disk>`` for ``dest`` (a path, or a CopyTarget)."""
+    return destination_disk_xml(as_target(dest, is_block), fmt)
 
 
 # ---------------------------------------------------------------------------
@@ -210,15 +220,18 @@ def copy_flags(shallow=False, reuse_external=False, transient_job=False, synchro
     return flags
 
 
-def plan_copy(disk, dest, fmt, dest_state, free_bytes, need, persistent, options):
+def plan_copy(disk, dest, fmt, dest_state, free_bytes, need, persistent, options, capacity=None):
     """Validate a copy and describe it. Raises InvalidInputError (nothing touched) when it cannot run.
 
-    ``dest_state``: {exists, block, dir_exists} as this host sees ``dest``; ``free_bytes``: free
-    space where ``dest`` lives (None: unknown); ``options``: shallow, reuse_external,
-    synchronous_writes, bandwidth (MiB/s), pivot.
+    ``dest``: a path, or a CopyTarget (path, pool volume, network target). ``dest_state``: for a
+    path {exists, block, dir_exists} as this host sees it; for a volume what libvirt says about it
+    (``_copytarget.plan_volume``); unused for a network target. ``free_bytes``: free space where
+    the copy goes (None: unknown); ``capacity``: the disk's virtual size; ``options``: shallow,
+    reuse_external, synchronous_writes, bandwidth (MiB/s), pivot, remove_source.
     """
-    if disk['type'] not in ('file', 'block'):
-        raise InvalidInputError('disk %s is a %s disk; blockcopy here copies file or block disks only' % (
+    target = as_target(dest)
+    if disk['type'] not in ('file', 'block', 'network'):
+        raise InvalidInputError('disk %s is a %s disk; blockcopy here copies file, block or network disks only' % (
             disk['target'], disk['type']))
     if disk['device'] not in ('disk', 'lun'):
         raise InvalidInputError('disk %s is a %s, not a disk' % (disk['target'], disk['device']))
@@ -228,8 +241,57 @@ def plan_copy(disk, dest, fmt, dest_state, free_bytes, need, persistent, options
             remedy='Pass format: raw or format: qcow2.')
     if options.get('shallow') and fmt != 'qcow2':
         raise InvalidInputError('shallow copies keep the backing chain and need format qcow2, got %s' % fmt)
+    create_volume = False
+    reuse = bool(options.get('reuse_external'))
+    if target.kind == NETWORK:
+        check_network(target, fmt, options)
+    elif target.kind == VOLUME:
+        create_volume = plan_volume(target, dest_state, fmt, capacity, need, free_bytes, options)
+        # The module creates the volume, then libvirt copies into it as into any existing image.
+        reuse = True
+    else:
+        _check_path(target.key, dest_state, free_bytes, need, options)
+    dest = target.key or target.label
+    transient_job = bool(persistent)
+    flags = copy_flags(options.get('shallow'), reuse, transient_job, options.get('synchronous_writes'))
+    steps = []
+    if create_volume:
+        steps.append('create %s (%s, %d bytes)' % (target.label, fmt, capacity or 0))
+    steps.append('blockCopy %s -> %s (%s%s%s)' % (disk['target'], dest, fmt,
+                                                  ', shallow' if options.get('shallow') else '',
+                                                  ', reuse external' if reuse else ''))
+    steps.append('wait until the mirror is ready (cur == end and ready)')
+    if options.get('pivot', True):
+        steps.append('pivot to %s and verify the live definition' % dest)
+        if persistent:
+            steps.append('verify the persistent definition names %s (update it if libvirt did not)' % dest)
+        if options.get('remove_source'):
+            steps.append('remove %s after the verified pivot' % disk['path'])
+    else:
+        steps.append('leave the job mirroring (no pivot)')
+    plan = {
+        'disk': disk['target'],
+        'old_source': disk['path'],
+        'new_source': dest,
+        'dest_kind': target.kind,
+        'format': fmt,
+        'flags': flags,
+        'transient_job': transient_job,
+        'needed_bytes': need,
+        'free_bytes': free_bytes,
+        'bandwidth_bytes': int(options['bandwidth']) * MIB if options.get('bandwidth') else 0,
+        'steps': steps,
+    }
+    if target.kind == VOLUME:
+        plan.update(pool=target.pool, volume=target.volume, create_volume=create_volume)
+    return plan
+
+
+def _check_path(dest, dest_state, free_bytes, need, options):
     if not os.path.isabs(dest):
-        raise InvalidInputError('dest must be an absolute path, got %r' % dest)
+        raise InvalidInputError('dest must be an absolute path, got %r' % dest,
+                                remedy='Give an absolute path, a network URL (nbd://HOST:PORT/EXPORT), '
+                                       'or dest_pool with dest_volume for a volume of a storage pool.')
     if dest_state.get('exists') and not options.get('reuse_external'):
         raise InvalidInputError(
             'dest %s already exists; refusing to overwrite it' % dest,
@@ -245,32 +307,6 @@ def plan_copy(disk, dest, fmt, dest_state, free_bytes, need, persistent, options
             dest, need / float(MIB), free_bytes / float(MIB)),
             remedy='Free space at the destination or copy to another filesystem.',
             details={'needed_bytes': need, 'free_bytes': free_bytes})
-    transient_job = bool(persistent)
-    flags = copy_flags(options.get('shallow'), options.get('reuse_external'), transient_job,
-                       options.get('synchronous_writes'))
-    steps = ['blockCopy %s -> %s (%s%s%s)' % (disk['target'], dest, fmt, ', shallow' if options.get('shallow') else '',
-                                              ', reuse external' if options.get('reuse_external') else '')]
-    steps.append('wait until the mirror is ready (cur == end and ready)')
-    if options.get('pivot', True):
-        steps.append('pivot to %s and verify the live definition' % dest)
-        if persistent:
-            steps.append('verify the persistent definition names %s (update it if libvirt did not)' % dest)
-        if options.get('remove_source'):
-            steps.append('remove %s after the verified pivot' % disk['path'])
-    else:
-        steps.append('leave the job mirroring (no pivot)')
-    return {
-        'disk': disk['target'],
-        'old_source': disk['path'],
-        'new_source': dest,
-        'format': fmt,
-        'flags': flags,
-        'transient_job': transient_job,
-        'needed_bytes': need,
-        'free_bytes': free_bytes,
-        'bandwidth_bytes': int(options['bandwidth']) * MIB if options.get('bandwidth') else 0,
-        'steps': steps,
-    }
 
 
 # ---------------------------------------------------------------------------
@@ -384,10 +420,12 @@ def local_dest_state(dest):
 
 
 class BlockCopier:
-    """Runs one copy. ``dom`` is the libvirt domain; ``params`` the module parameters."""
+    """Runs one copy. ``dom`` is the libvirt domain; ``params`` the module parameters; ``target``
+    the CopyTarget (parsed from ``params`` when not given); ``conn`` the connection that owns
+    ``dom`` (its storage pools are where a pool/volume destination is looked up)."""
 
     def __init__(self, dom, params, check_mode=False, clock=time.monotonic, sleep=time.sleep, local=True,
-                 warn=None):
+                 warn=None, target=None, conn=None):
         self.dom = dom
         self.p = params
         self.check_mode = check_mode
@@ -397,6 +435,17 @@ class BlockCopier:
         self.warn = warn or (lambda msg: None)
         self.name = dom.name()
         self.tracker = None
+        self.target = target or parse_dest(params.get('dest'), params.get('dest_pool'), params.get('dest_volume'))
+        self._conn = conn
+        self.pool = None
+        self.vol_state = None
+        self.pool_free = None
+
+    @property
+    def conn(self):
+        if self._conn is None:
+            self._conn = self.dom.connect()
+        return self._conn
 
     # -- reads -------------------------------------------------------------------
     def live_disks(self):
@@ -423,53 +472,94 @@ class BlockCopier:
         ready = disk['mirror']['ready'] if disk and disk['mirror'] else None
         return info, ready, disk
 
+    def resolve_volume(self, target):
+        """Look the pool and the volume up through libvirt (read only); the target with its path.
+
+        Sets ``vol_state`` ({exists, type, capacity, format, pool_type}) and ``pool_free`` (the
+        pool's available bytes). Unknown or inactive pool: InvalidInputError (``check_pool``).
+        """
+        with translated('Listing the storage pools of this host'):
+            pools = dict((pool.name(), pool) for pool in self.conn.listAllStoragePools(0))
+            active = dict((name, bool(pool.isActive())) for name, pool in pools.items())
+        check_pool(target.pool, active)
+        pool = self.pool = pools[target.pool]
+        try:
+            # Volumes created or deleted outside libvirt since the pool was last looked at.
+            pool.refresh(0)
+        except Exception as exc:  # pylint: disable=broad-except
+            if not is_libvirt_error(exc):
+                raise
+            self.warn('refreshing pool %s failed (%s); its volume list may be stale' % (target.pool, exc))
+        with translated('Reading storage pool %s' % target.pool):
+            facts = parse_pool_xml(pool.XMLDesc(0))
+            self.pool_free = pool.info()[3]
+            names = pool.listVolumes()
+        state = {'exists': target.volume in names, 'type': None, 'capacity': None, 'format': None,
+                 'pool_type': facts['type'], 'dir_exists': True}
+        path = expected_volume_path(facts['type'], facts['target_path'], target.volume)
+        if state['exists']:
+            with translated('Reading volume %s of pool %s' % (target.volume, target.pool)):
+                vol = pool.storageVolLookupByName(target.volume)
+                path = vol.path()
+                state['type'], state['capacity'], dummy_allocation = vol.info()
+                state['format'] = volume_format(vol.XMLDesc(0))
+        state['block'] = state['type'] == VIR_STORAGE_VOL_BLOCK
+        self.vol_state = state
+        return target.replace(path=path, is_block=state['block'])
+
     # -- main --------------------------------------------------------------------
     def run(self):
         p = self.p
-        dest = _norm(p['dest'])
+        target = self.target
         with translated("Checking the state of domain '%s'" % self.name):
             active = bool(self.dom.isActive())
             persistent = bool(self.dom.isPersistent())
         if not active:
             raise InvalidInputError("domain '%s' is not running: an online block copy needs a running guest; "
                                     'copy the image offline (qemu-img convert) instead' % self.name)
+        if target.kind == VOLUME:
+            target = self.target = self.resolve_volume(target)
+        dest = target.key
         disks = self.live_disks()
         # Re-run after a pivot: `disk` may name the old path, which no disk uses any more.
         try:
             disk = find_disk(disks, p['disk'])
         except InvalidInputError:
-            at_dest = [d for d in disks if d['path'] and _norm(d['path']) == dest]
+            at_dest = [d for d in disks if dest and d['path'] and source_key(d['path']) == dest]
             if not at_dest:
                 raise
             disk = at_dest[0]
         result = {'changed': False, 'disk': disk['target'], 'old_source': disk['path'], 'new_source': dest,
-                  'pivoted': False, 'mirroring': False, 'state': None, 'samples': [], 'bytes_copied': 0,
-                  'duration_s': None, 'throughput_mib_s': None, 'persistent_updated_by': None,
+                  'dest_kind': target.kind, 'pivoted': False, 'mirroring': False, 'state': None, 'samples': [],
+                  'bytes_copied': 0, 'duration_s': None, 'throughput_mib_s': None, 'persistent_updated_by': None,
                   'source_removed': False, 'aborted': False}
+        if target.kind == VOLUME:
+            result['volume_created'] = False
 
         info = self.job_info(disk['target'])
         if p.get('abort'):
             return self._abort_existing(disk, info, result)
 
         # Already there: idempotent, but make sure the persistent definition agrees.
-        if disk['path'] and _norm(disk['path']) == dest and not info:
+        if dest and disk['path'] and source_key(disk['path']) == dest and not info:
             result['old_source'] = None
             result['state'] = 'done'
             if persistent:
-                result.update(self._ensure_persistent(disk['target'], dest, disk['format'],
-                                                      disk['type'] == 'block', dry=self.check_mode))
+                here = target.replace(is_block=disk['type'] == 'block') if target.kind != NETWORK else target
+                result.update(self._ensure_persistent(disk['target'], here, disk['format'], dry=self.check_mode))
             return result
 
         if info:
             mirror = disk['mirror']
-            if info.get('type') != VIR_DOMAIN_BLOCK_JOB_TYPE_COPY or not mirror or _norm(mirror['path'] or '') != dest:
+            if (info.get('type') != VIR_DOMAIN_BLOCK_JOB_TYPE_COPY or not mirror or not dest
+                    or source_key(mirror['path'] or '') != dest):
                 raise InvalidInputError(
                     'disk %s already has a %s block job%s; it must end before another copy' % (
                         disk['target'], JOB_TYPE_NAMES.get(info.get('type'), 'unknown'),
                         (' (mirroring to %s)' % mirror['path']) if mirror else ''),
                     remedy='Wait for it, or abort it with abort: true and the same dest (or virsh blockjob --abort).')
             # Our own job from an earlier run (wait: false or pivot: false): adopt it.
-            fmt = mirror['format'] or p.get('format') or disk['format']
+            fmt = mirror['format'] or p.get('format') or default_format(target, disk['format'])
             plan = {'disk': disk['target'], 'old_source': disk['path'], 'new_source': dest, 'format': fmt,
                     'adopted': True, 'steps': ['adopt the running copy job', 'wait for ready',
                                                'pivot' if p.get('pivot', True) else 'leave mirroring']}
@@ -482,18 +572,25 @@ class BlockCopier:
                 with translated('Setting the copy bandwidth of %s' % disk['target']):
                     self.dom.blockJobSetSpeed(disk['target'], int(p['bandwidth']) * MIB,
                                               VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES)
-            return self._wait_and_finish(disk, dest, fmt, persistent, created_dest=False, result=result)
+            return self._wait_and_finish(disk, target, fmt, persistent, created=None, result=result)
 
-        fmt = p.get('format') or disk['format']
-        if self.local:
-            dest_state, free = local_dest_state(dest)
+        fmt = p.get('format') or default_format(target, disk['format'])
+        free = None
+        if target.kind == PATH:
+            if self.local:
+                dest_state, free = local_dest_state(dest)
+            else:
+                dest_state = {'exists': False, 'block': dest.startswith('/dev/'), 'dir_exists': None}
+                self.warn('uri is remote: dest existence and free space were not checked on that host')
+            target = target.replace(is_block=dest_state.get('block'))
+        elif target.kind == VOLUME:
+            dest_state, free = self.vol_state, self.pool_free
         else:
-            dest_state, free = {'exists': False, 'block': dest.startswith('/dev/'), 'dir_exists': None}, None
-            self.warn('uri is remote: dest existence and free space were not checked on that host')
+            dest_state = {}
         with translated('Reading the size of disk %s' % disk['target']):
             capacity, allocation, _physical = self.dom.blockInfo(disk['target'])
         need = needed_bytes(capacity, allocation, p.get('shallow'), disk['has_backing'])
-        plan = plan_copy(disk, dest, fmt, dest_state, free, need, persistent, p)
+        plan = plan_copy(disk, target, fmt, dest_state, free, need, persistent, p, capacity=capacity)
         result['plan'] = plan
         result['format'] = fmt
         if self.check_mode:
@@ -504,12 +601,41 @@ class BlockCopier:
         params = {}
         if plan['bandwidth_bytes']:
             params[VIR_DOMAIN_BLOCK_COPY_BANDWIDTH] = plan['bandwidth_bytes']
-        with translated('Starting the block copy of %s to %s' % (disk['target'], dest)):
-            self.dom.blockCopy(disk['target'], copy_destination_xml(dest, fmt, dest_state.get('block')), params,
-                               plan['flags'])
+        created = None
+        if plan.get('create_volume'):
+            created, target = self._create_volume(target, capacity, fmt)
+            result.update(volume_created=True, new_source=target.key)
+            dest = target.key
+        elif target.kind == PATH and not dest_state.get('exists'):
+            created = 'file'
+        try:
+            with translated('Starting the block copy of %s to %s' % (disk['target'], dest)):
+                self.dom.blockCopy(disk['target'], copy_destination_xml(target, fmt), params, plan['flags'])
+        except BaseException as exc:
+            if created is not None and created != 'file':
+                self._delete_volume(created, result)
+                if isinstance(exc, KvmopsError):
+                    exc.details.update(self._details(result))
+            raise
         result['changed'] = True
-        return self._wait_and_finish(disk, dest, fmt, persistent, created_dest=not dest_state.get('exists'),
-                                     result=result)
+        return self._wait_and_finish(disk, target, fmt, persistent, created=created, result=result)
+
+    def _create_volume(self, target, capacity, fmt):
+        with translated('Creating %s' % target.label):
+            vol = self.pool.createXML(volume_xml(target.volume, capacity, fmt), 0)
+            path = vol.path()
+        return vol, target.replace(path=path)
+
+    def _delete_volume(self, vol, result):
+        """Delete a volume this run created (the copy into it failed or was cancelled)."""
+        try:
+            vol.delete(0)
+            result['partial_dest_removed'] = True
+            result['volume_created'] = False
+        except Exception as exc:  # pylint: disable=broad-except
+            if not is_libvirt_error(exc):
+                raise
+            self.warn('deleting volume %s created by this run failed: %s' % (self.target.volume, exc))
 
     def _abort_existing(self, disk, info, result):
         if not info:
@@ -527,12 +653,13 @@ class BlockCopier:
         result['new_source'] = after['path'] if after else None
         return result
 
-    def _wait_and_finish(self, disk, dest, fmt, persistent, created_dest, result):
+    def _wait_and_finish(self, disk, target, fmt, persistent, created, result):
         p = self.p
-        target = disk['target']
+        dest = target.key
+        target_dev = disk['target']
         self.tracker = tracker = BlockJobTracker(self.clock(), float(p.get('timeout') or 600))
         if p.get('wait') is False:
-            info, ready, dummy = self.sample(target)
+            info, ready, dummy = self.sample(target_dev)
             tracker.feed(self.clock(), info, ready)
             result.update(state=tracker.state, mirroring=tracker.state != FAILED, samples=tracker.samples)
             return result
@@ -540,7 +667,7 @@ class BlockCopier:
         pivoted = False
         try:
             while True:
-                info, ready, dummy = self.sample(target)
+                info, ready, dummy = self.sample(target_dev)
                 now = self.clock()
                 state = tracker.feed(now, info, ready)
                 if tracker.done:
@@ -554,85 +681,95 @@ class BlockCopier:
             if state == FAILED:
                 raise LibvirtCallError(
                     'the copy of %s to %s stopped before it was ready (the job disappeared: an I/O error or '
-                    'someone aborted it); the guest stays on %s' % (target, dest, disk['path']),
-                    remedy='Check the destination storage and the QEMU log of the guest, then retry.',
+                    'someone aborted it); the guest stays on %s' % (target_dev, dest, disk['path']),
+                    remedy='Check the destination storage and the QEMU log of the guest, then retry.%s' % (
+                        ' A network target must hold an image of exactly the disk\'s virtual size.'
+                        if target.kind == NETWORK else ''),
                     details=self._details(result))
             if state == TIMED_OUT:
                 raise OperationTimeoutError(
                     'the copy of %s to %s was not ready after %ss (%.1f%% done)' % (
-                        target, dest, p.get('timeout'), tracker.progress()),
+                        target_dev, dest, p.get('timeout'), tracker.progress()),
                     remedy='Raise timeout, raise or remove the bandwidth limit, or copy when the guest writes less.',
                     details=self._details(result))
             if not p.get('pivot', True):
                 result.update(mirroring=True, state=READY)
                 return result
-            with translated('Pivoting disk %s to %s' % (target, dest)):
-                self.dom.blockJobAbort(target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT)
+            with translated('Pivoting disk %s to %s' % (target_dev, dest)):
+                self.dom.blockJobAbort(target_dev, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT)
             pivoted = True
         except BaseException as exc:
             if not pivoted:
-                self._abort_after_failure(disk, dest, created_dest, result, exc)
+                self._abort_after_failure(disk, target, created, result, exc)
             raise
         result['pivoted'] = True
         result['state'] = 'pivoted'
-        live = next((d for d in self.live_disks() if d['target'] == target), None)
-        if not live or _norm(live['path'] or '') != dest:
+        live = next((d for d in self.live_disks() if d['target'] == target_dev), None)
+        if not live or source_key(live['path'] or '') != dest:
             raise LibvirtCallError('pivot of %s reported success but the live definition names %s, not %s' % (
-                target, live and live['path'], dest), details=self._details(result))
+                target_dev, live and live['path'], dest), details=self._details(result))
         if persistent:
-            result.update(self._ensure_persistent(target, dest, fmt, live['type'] == 'block'))
+            here = target.replace(is_block=live['type'] == 'block') if target.kind != NETWORK else target
+            result.update(self._ensure_persistent(target_dev, here, fmt))
         if p.get('remove_source'):
-            result['source_removed'] = self._remove_source(disk['path'], dest)
+            result['source_removed'] = self._remove_source(disk, dest)
         return result
 
     def _details(self, result):
         keep = ('disk', 'old_source', 'new_source', 'state', 'samples', 'bytes_copied', 'duration_s',
-                'throughput_mib_s', 'aborted', 'partial_dest_removed')
+                'throughput_mib_s', 'aborted', 'partial_dest_removed', 'volume_created')
         return dict((k, result[k]) for k in keep if k in result)
 
-    def _abort_after_failure(self, disk, dest, created_dest, result, exc):
-        """Cancel the copy (no pivot), check the guest still uses its old disk, drop our partial copy."""
-        target = disk['target']
+    def _abort_after_failure(self, disk, target, created, result, exc):
+        """Cancel the copy (no pivot), check the guest still uses its old disk, drop what this run created.
+
+        ``created``: None, ``'file'`` (libvirt created the file at a path target) or the virStorageVol
+        this run created; a network target is never touched."""
+        target_dev = disk['target']
+        dest = target.key
         try:
-            if self.job_info(target):
-                self.dom.blockJobAbort(target, 0)
+            if self.job_info(target_dev):
+                self.dom.blockJobAbort(target_dev, 0)
                 result['aborted'] = True
         except Exception as abort_exc:  # pylint: disable=broad-except
             if not (is_libvirt_error(abort_exc) or isinstance(abort_exc, KvmopsError)):
                 raise
-            self.warn('aborting the block job of %s failed: %s' % (target, abort_exc))
+            self.warn('aborting the block job of %s failed: %s' % (target_dev, abort_exc))
         try:
-            live = next((d for d in self.live_disks() if d['target'] == target), None)
+            live = next((d for d in self.live_disks() if d['target'] == target_dev), None)
         except KvmopsError:
             live = None
-        if live is not None and _norm(live['path'] or '') == _norm(disk['path'] or '') and not live['mirror']:
+        if live is not None and source_key(live['path'] or '') == source_key(disk['path'] or '') and not live['mirror']:
             result['state_after_abort'] = 'on original disk %s' % disk['path']
-            if created_dest and self.local and os.path.isfile(dest):
+            if created == 'file' and self.local and os.path.isfile(dest):
                 try:
                     os.unlink(dest)
                     result['partial_dest_removed'] = True
                 except OSError:
                     pass
+            elif created is not None and created != 'file':
+                self._delete_volume(created, result)
         else:
             result['state_after_abort'] = 'unknown: live disk is %s' % (live and live['path'])
         if isinstance(exc, KvmopsError):
             exc.details.update(self._details(result))
             exc.details['state_after_abort'] = result['state_after_abort']
 
-    def _ensure_persistent(self, target, dest, fmt, is_block, dry=False):
-        """Make the persistent definition's disk name ``dest``; report who did it."""
-        inactive = self.inactive_disk(target)
+    def _ensure_persistent(self, target_dev, target, fmt, dry=False):
+        """Make the persistent definition's disk name ``target``; report who did it."""
+        dest = target.key
+        inactive = self.inactive_disk(target_dev)
         if inactive is None:
-            raise LibvirtCallError('the persistent definition of %s has no disk %s' % (self.name, target))
-        if _norm(inactive['path'] or '') == dest:
+            raise LibvirtCallError('the persistent definition of %s has no disk %s' % (self.name, target_dev))
+        if source_key(inactive['path'] or '') == dest:
             return {'persistent_updated_by': 'libvirt' if self.tracker is not None else None,
                     'persistent_source': inactive['path']}
         if dry:
             return {'changed': True, 'persistent_updated_by': None, 'persistent_source': inactive['path'],
-                    'plan': {'steps': ['update the persistent definition of %s to %s' % (target, dest)]}}
+                    'plan': {'steps': ['update the persistent definition of %s to %s' % (target_dev, dest)]}}
         with translated('Reading the persistent definition of %s' % self.name):
             domain_xml = self.dom.XMLDesc(VIR_DOMAIN_XML_INACTIVE)
-        disk_xml = disk_xml_with_source(disk_element_xml(domain_xml, target), dest, fmt, is_block)
+        disk_xml = disk_xml_with_source(disk_element_xml(domain_xml, target_dev), target, fmt)
         how = 'module (updateDeviceFlags)'
         try:
             self.dom.updateDeviceFlags(disk_xml, VIR_DOMAIN_AFFECT_CONFIG)
@@ -640,17 +777,21 @@ class BlockCopier:
             if not is_libvirt_error(exc):
                 raise
             how = 'module (defineXML)'
-            with translated('Redefining %s with the new source of %s' % (self.name, target)):
-                self.dom.connect().defineXML(domain_xml_with_disk_source(domain_xml, target, dest, fmt, is_block))
-        after = self.inactive_disk(target)
-        if after is None or _norm(after['path'] or '') != dest:
+            with translated('Redefining %s with the new source of %s' % (self.name, target_dev)):
+                self.dom.connect().defineXML(domain_xml_with_disk_source(domain_xml, target_dev, target, fmt))
+        after = self.inactive_disk(target_dev)
+        if after is None or source_key(after['path'] or '') != dest:
             raise LibvirtCallError('the persistent definition of %s still names %s for %s after the update' % (
-                self.name, after and after['path'], target))
+                self.name, after and after['path'], target_dev))
         return {'changed': True, 'persistent_updated_by': how, 'persistent_source': after['path']}
 
-    def _remove_source(self, old, dest):
-        """Delete the old image, only if nothing on this host uses it any more."""
-        if not old or _norm(old) == dest or not self.local:
+    def _remove_source(self, disk, dest):
+        """Delete the old image, only if it is a local file and nothing on this host uses it any more."""
+        old = disk['path']
+        if not old or source_key(old) == dest or not self.local:
+            return False
+        if disk['type'] == 'network':
+            self.warn('remove_source: the old source %s is a network disk; it is never deleted' % old)
             return False
         if not os.path.isfile(old):
             self.warn('remove_source: %s is not a regular file here; left alone' % old)

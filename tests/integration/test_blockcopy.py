@@ -4,6 +4,7 @@ its original disk, refusals touch nothing. Every test ends with THE invariant ch
 import os
 import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_shared_to_local_and_back_with_pivot(labh, make_guest):
     dom.destroy()
     dom.create()
     assert disk_source(labh, name)[0] == local
-    wait_new_boot(labh, name, snap.before["boot_id"])
+    labh.wait_new_boot(name, snap.before["boot_id"])
     snap = invariant.Snapshot(labh, name)
 
     back = blockcopy({"name": name, "disk": "vda", "dest": shared, "remove_source": True, "bandwidth": 200})
@@ -73,16 +74,6 @@ def test_shared_to_local_and_back_with_pivot(labh, make_guest):
     # Rebooted once on purpose (above); since then, same boot and the heartbeat goes on.
     hb = invariant.check(labh, name, expect_on=HOST, snapshot=snap, expect_reboot=True)[1]
     assert hb["boot_id"] == snap.before["boot_id"] and hb["counter"] > snap.before["counter"]
-
-
-def wait_new_boot(labh, name, old_boot, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        hb = labh.heartbeat(name)
-        if hb.get("boot_id") and hb["boot_id"] != old_boot:
-            return hb
-        time.sleep(0.5)
-    raise AssertionError("guest %s did not boot again within %ss" % (name, timeout))
 
 
 def test_persistent_definition_repaired_when_stale(labh, make_guest):
@@ -187,3 +178,233 @@ def _refusals(labh, name, shared, other, tiny_filesystem):
         assert f.read() == before
     assert not exists(labh, "%s/x.qcow2" % LOCAL)
     invariant.check(labh, name, expect_on=HOST, snapshot=snap)
+
+
+# --- pool/volume and network destinations (issue #5), on host-c -----------------------------------
+# host-c only: the fault suite works on host-a and host-b. storage-1 serves the NBD export
+# (qemu-nbd in its namespaces) and the GlusterFS volume `vmstore`.
+HOST_C = "host-c"
+STORAGE = "storage-1"
+STORAGE_IP = "10.213.7.10"
+NBD_PORT = 10851          # qemu-nbd of the test below
+NBD_CLOSED_PORT = 10852   # nothing listens there: an unreachable target
+FILL = 8 * 1024 * 1024    # --disk-fill 8: the first 8 MiB of the guest disk are 0x5a
+DISK_BYTES = 64 * 1024 * 1024
+
+
+def blockcopy_c(args, check_mode=False):
+    return run_module(HOST_C, "virt_blockcopy", args, check_mode=check_mode)
+
+
+def live_disk(labh, name, inactive=False):
+    """(disk type, source, mirror present) of vda on host-c; a network source as protocol://host:port/name."""
+    dom = labh.domain(HOST_C, name)
+    disk = ET.fromstring(dom.XMLDesc(VIR_DOMAIN_XML_INACTIVE if inactive else 0)).find("./devices/disk[@device='disk']")
+    src = disk.find("source")
+    if disk.get("type") == "network":
+        host = src.find("host")
+        where = "%s://%s:%s/%s" % (src.get("protocol"), host.get("name"), host.get("port"), src.get("name"))
+    else:
+        where = src.get("file") or src.get("dev")
+    return disk.get("type"), where, disk.find("mirror") is not None
+
+
+def refusals(labh, name, cases, before, check_mode_args=None):
+    """Run refusals side by side (they touch nothing); each must fail with changed=false and its words.
+    With `check_mode_args`, a check-mode run goes alongside; its result is returned."""
+    with ThreadPoolExecutor(3) as pool:
+        plan = pool.submit(blockcopy_c, check_mode_args, True) if check_mode_args else None
+        results = list(pool.map(lambda case: blockcopy_c(dict(case[0], name=name, disk="vda")), cases))
+    for (args, words), res in zip(cases, results):
+        assert res.get("failed") is True and res.get("changed") is False, (args, res)
+        assert words in res["msg"], (args, res["msg"])
+    assert live_disk(labh, name) == before and not labh.domain(HOST_C, name).blockJobInfo("vda", 0)
+    return plan.result() if plan else None
+
+
+def same_image(a, b):
+    """qemu-img compare on host-c (guest-visible contents; -U: the guest has one of them open)."""
+    res = virtlab("exec", HOST_C, "--", "qemu-img", "compare", "-U", a, b, check=False)
+    return res.returncode == 0
+
+
+def pool_volumes(labh, pool_name):
+    pool = labh.libvirt(HOST_C).storagePoolLookupByName(pool_name)
+    pool.refresh(0)
+    return pool.listVolumes()
+
+
+@pytest.fixture
+def tiny_pool(labh):
+    """Pool bc5-tiny on host-c: a dir pool on a 64 KiB tmpfs, defined but not started."""
+    path = "%s/bc5-tiny" % LOCAL
+    virtlab("exec", HOST_C, "--", "mkdir", "-p", path)
+    virtlab("exec", HOST_C, "--", "mount", "-t", "tmpfs", "-o", "size=64k", "bc5-tiny", path)
+    conn = labh.libvirt(HOST_C)
+    if "bc5-tiny" in conn.listStoragePools() + conn.listDefinedStoragePools():  # left by an interrupted run
+        stale = conn.storagePoolLookupByName("bc5-tiny")
+        if stale.isActive():
+            stale.destroy()
+        stale.undefine()
+    pool = conn.storagePoolDefineXML("<pool type='dir'><name>bc5-tiny</name><target><path>%s</path></target></pool>"
+                                     % path, 0)
+    try:
+        yield pool
+    finally:
+        if pool.isActive():
+            pool.destroy()
+        pool.undefine()
+        virtlab("exec", HOST_C, "--", "umount", path, check=False)
+        virtlab("exec", HOST_C, "--", "rmdir", path, check=False)
+
+
+@pytest.fixture
+def local_volume(labh):
+    """The name of a volume of pool `local` on host-c, deleted through libvirt at the end (after the guest)."""
+    made = []
+
+    def volume(name):
+        made.append(name)
+        return name
+    yield volume
+    for name in made:
+        if name in pool_volumes(labh, "local"):
+            labh.libvirt(HOST_C).storagePoolLookupByName("local").storageVolLookupByName(name).delete(0)
+
+
+def test_pool_volume_created_copied_pivoted(labh, local_volume, tiny_pool, make_guest):
+    name = make_guest("bc5-pool", HOST_C, "--disk-fill", "8")
+    volume = local_volume("%s-vol.qcow2" % name)
+    shared, path = "%s/%s.qcow2" % (SHARED, name), "%s/%s" % (LOCAL, volume)
+    args = {"name": name, "disk": "vda", "dest_pool": "local", "dest_volume": volume}
+    snap = invariant.Snapshot(labh, name)
+    before = live_disk(labh, name)
+    assert before == ("file", shared, False)
+
+    # Unknown and inactive pools: refused, nothing touched.
+    refusals(labh, name, [
+        ({"dest_pool": "bc5-nope", "dest_volume": volume}, "storage pool 'bc5-nope' does not exist on this host"),
+        ({"dest_pool": "bc5-tiny", "dest_volume": volume}, "storage pool 'bc5-tiny' is not active"),
+    ], before)
+    tiny_pool.create(0)
+    plan = refusals(labh, name, [
+        ({"dest_pool": "bc5-tiny", "dest_volume": volume}, "not enough space in pool bc5-tiny"),
+    ], before, check_mode_args=args)
+    assert plan["changed"] and plan["state"] == "planned" and not plan.get("failed"), plan
+    assert plan["plan"]["create_volume"] is True and plan["new_source"] == path
+    assert volume not in pool_volumes(labh, "local") and pool_volumes(labh, "bc5-tiny") == []
+
+    res = blockcopy_c(args)
+    assert res["changed"] and res["pivoted"] and res["volume_created"] is True and not res.get("failed"), res
+    assert (res["old_source"], res["new_source"], res["dest_kind"]) == (shared, path, "volume")
+    assert res["persistent_updated_by"] == "libvirt"
+    assert live_disk(labh, name) == ("file", path, False)
+    assert live_disk(labh, name, inactive=True)[:2] == ("file", path)
+    vol = labh.libvirt(HOST_C).storagePoolLookupByName("local").storageVolLookupByName(volume)
+    assert vol.path() == path and vol.info()[1] == DISK_BYTES
+    assert same_image(shared, path), "the volume does not hold the guest's data"
+
+    again = blockcopy_c(dict(args, disk=shared))
+    assert again["changed"] is False and again["state"] == "done" and not again.get("failed"), again
+    invariant.check(labh, name, expect_on=HOST_C, snapshot=snap)
+
+
+@pytest.fixture
+def nbd_export(labh):
+    """qemu-nbd on storage-1 exporting a zeroed raw image of the guests' disk size; stopped by its pid."""
+    served = []
+
+    def export(name):
+        image, pidfile = "/srv/bc5-nbd/%s.raw" % name, "/srv/bc5-nbd/%s.pid" % name
+        virtlab("exec", STORAGE, "--", "mkdir", "-p", "/srv/bc5-nbd")
+        virtlab("exec", STORAGE, "--", "qemu-img", "create", "-q", "-f", "raw", image, str(DISK_BYTES))
+        virtlab("exec", STORAGE, "--", "qemu-nbd", "--fork", "--persistent", "--shared=4", "-f", "raw",
+                "-x", name, "-b", STORAGE_IP, "-p", str(NBD_PORT), "--pid-file", pidfile, image)
+        with open(labh.host_path(STORAGE, pidfile)) as f:
+            served.append((int(f.read().strip()), image, pidfile))
+        return "nbd://%s:%d/%s" % (STORAGE_IP, NBD_PORT, name), labh.host_path(STORAGE, image)
+    yield export
+    for pid, image, pidfile in served:
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                cmdline = f.read()
+        except OSError:  # it ended already
+            cmdline = b""
+        if b"qemu-nbd" in cmdline and image.encode() in cmdline:
+            os.kill(pid, 15)
+            deadline = time.monotonic() + 10
+            while os.path.exists("/proc/%d" % pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+        virtlab("exec", STORAGE, "--", "rm", "-f", image, pidfile)
+    virtlab("exec", STORAGE, "--", "rmdir", "/srv/bc5-nbd", check=False)
+
+
+@pytest.fixture
+def gluster_image(labh):
+    """A zeroed raw image on the GlusterFS volume (made through host-c's FUSE mount), removed at the end."""
+    made = []
+
+    def image(name):
+        path = "%s/%s-gluster.raw" % (SHARED, name)
+        virtlab("exec", HOST_C, "--", "qemu-img", "create", "-q", "-f", "raw", path, str(DISK_BYTES))
+        made.append(path)
+        return "gluster://%s/vmstore/%s-gluster.raw" % (STORAGE_IP, name), path
+    yield image
+    for path in made:
+        virtlab("exec", HOST_C, "--", "rm", "-f", path)
+
+
+def test_network_targets_nbd_and_gluster(labh, nbd_export, gluster_image, make_guest):
+    name = make_guest("bc5-net", HOST_C, "--disk-fill", "8")
+    # back: where `guest rm` cleans up after a failure too
+    shared, back = "%s/%s.qcow2" % (SHARED, name), "%s/%s.qcow2" % (LOCAL, name)
+    nbd, nbd_image = nbd_export(name)
+    gluster, gluster_path = gluster_image(name)
+    snap = invariant.Snapshot(labh, name)
+    before = live_disk(labh, name)
+
+    refusals(labh, name, [
+        ({"dest": nbd}, "pass reuse_external: true"),
+        ({"dest": "nbd://%s:%d/%s" % (STORAGE_IP, NBD_CLOSED_PORT, name), "reuse_external": True},
+         "Starting the block copy of vda to nbd://%s:%d/%s failed" % (STORAGE_IP, NBD_CLOSED_PORT, name)),
+        ({"dest": "rbd://%s/pool/%s" % (STORAGE_IP, name), "reuse_external": True}, "protocol 'rbd' is not supported"),
+    ], before)
+
+    # Mirror without pivot, then abort: the guest stays on its disk.
+    nbd_args = {"name": name, "disk": "vda", "dest": nbd, "reuse_external": True}
+    res = blockcopy_c(dict(nbd_args, pivot=False))
+    assert res["changed"] and res["mirroring"] and res["state"] == "ready" and not res.get("failed"), res
+    assert live_disk(labh, name) == ("file", shared, True)
+    aborted = blockcopy_c(dict(nbd_args, abort=True))
+    assert aborted["aborted"] and aborted["new_source"] == shared and not aborted.get("failed"), aborted
+    assert live_disk(labh, name) == before and not labh.domain(HOST_C, name).blockJobInfo("vda", 0)
+
+    # Copy and pivot onto the NBD export: live and persistent definitions name it, the export holds the data.
+    res = blockcopy_c(nbd_args)
+    assert res["changed"] and res["pivoted"] and not res.get("failed"), res
+    assert (res["old_source"], res["new_source"], res["dest_kind"], res["format"]) == (shared, nbd, "network", "raw")
+    assert res["persistent_updated_by"] == "libvirt"
+    assert live_disk(labh, name) == ("network", nbd, False)
+    assert live_disk(labh, name, inactive=True)[:2] == ("network", nbd)
+    with open(nbd_image, "rb") as f:
+        data = f.read(FILL + 4096)
+    assert data[:FILL] == b"\x5a" * FILL and data[FILL:] == bytes(4096), "the export does not hold the guest's data"
+    again = blockcopy_c(dict(nbd_args, disk=shared))
+    assert again["changed"] is False and again["state"] == "done" and not again.get("failed"), again
+
+    # From the NBD export to a GlusterFS image (network to network), then back to a file.
+    res = blockcopy_c({"name": name, "disk": "vda", "dest": gluster, "reuse_external": True})
+    assert res["pivoted"] and res["old_source"] == nbd and not res.get("failed"), res
+    assert res["new_source"] == "gluster://%s:24007/vmstore/%s-gluster.raw" % (STORAGE_IP, name)
+    assert live_disk(labh, name)[:2] == ("network", res["new_source"])
+    assert live_disk(labh, name, inactive=True)[:2] == ("network", res["new_source"])
+    res = blockcopy_c({"name": name, "disk": "vda", "dest": back, "format": "qcow2", "remove_source": True})
+    assert res["pivoted"] and res["source_removed"] is False and not res.get("failed"), res
+    assert live_disk(labh, name) == ("file", back, False) and live_disk(labh, name, inactive=True)[:2] == ("file", back)
+    assert same_image(shared, back), "the data did not survive path -> nbd -> gluster -> path"
+    assert os.path.exists(nbd_image) and exists_c(labh, gluster_path), "a network target was deleted"
+    invariant.check(labh, name, expect_on=HOST_C, snapshot=snap)
+
+
+def exists_c(labh, path):
+    return os.path.exists(labh.host_path(HOST_C, path))

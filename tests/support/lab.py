@@ -78,6 +78,16 @@ class LabHandle:
             time.sleep(0.5)
         raise GuestStalled("guest %s: heartbeat stuck at %s (last %s)" % (name, counter, hb))
 
+    def wait_new_boot(self, name, old_boot, timeout=90):
+        """Wait until the guest's newest heartbeat comes from a boot other than `old_boot`; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hb = self.heartbeat(name)
+            if hb.get("boot_id") and hb["boot_id"] != old_boot:
+                return hb
+            time.sleep(0.5)
+        raise AssertionError("guest %s did not boot again within %ss" % (name, timeout))
+
     def libvirt(self, host):
         return self.lab.libvirt(self.lab.host(host, hypervisor=True))
 

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _blockjob as bj
+from ansible_collections.kvmops.migration.plugins.module_utils import _copytarget as ct
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     InvalidInputError,
     KvmopsError,
@@ -62,6 +63,20 @@ class TestXml:
         assert vda['mirror'] == {'path': DST, 'format': 'qcow2', 'job': 'copy', 'ready': 'yes'}
         assert cd['device'] == 'cdrom' and cd['path'] is None and cd['readonly']
         assert not bj.parse_disks(domain_xml())[0]['has_backing']
+
+    def test_parse_network_disk_and_mirror(self):
+        xml = domain_xml(mirror=DST).replace(
+            "<source file='%s' index='1'/>" % SRC,
+            "<source protocol='nbd' name='vm1' tls='no'><host name='storage-1' port='10851'/></source>").replace(
+            "type='file' device='disk'", "type='network' device='disk'")
+        vda = bj.parse_disks(xml)[0]
+        assert (vda['type'], vda['path']) == ('network', 'nbd://storage-1:10851/vm1')
+        assert bj.find_disk([vda], 'nbd://STORAGE-1:10851/vm1')['target'] == 'vda'
+        mirror = ("<mirror type='network' job='copy' ready='yes'><format type='raw'/>"
+                  "<source protocol='gluster' name='vmstore/vm1.raw'><host name='st1'/></source></mirror>")
+        vda = bj.parse_disks(domain_xml().replace('<target ', mirror + '<target '))[0]
+        assert vda['mirror'] == {'path': 'gluster://st1:24007/vmstore/vm1.raw', 'format': 'raw', 'job': 'copy',
+                                 'ready': 'yes'}
 
     def test_find_disk(self):
         disks = bj.parse_disks(domain_xml())
@@ -137,12 +152,46 @@ class TestPlan:
         with pytest.raises(InvalidInputError) as exc:
             bj.plan_copy(dict(self.DISK, format='vmdk'), DST, 'vmdk', self.NEW, None, 0, False, self.opts())
         assert 'unsupported destination format' in str(exc.value)
-        with pytest.raises(InvalidInputError):
-            bj.plan_copy(dict(self.DISK, type='network'), DST, 'raw', self.NEW, None, 0, False, self.opts())
+        with pytest.raises(InvalidInputError) as exc:
+            bj.plan_copy(dict(self.DISK, type='volume'), DST, 'raw', self.NEW, None, 0, False, self.opts())
+        assert 'copies file, block or network disks only' in str(exc.value)
         with pytest.raises(InvalidInputError):
             bj.plan_copy(dict(self.DISK, device='cdrom'), DST, 'raw', self.NEW, None, 0, False, self.opts())
         with pytest.raises(InvalidInputError):
             bj.plan_copy(self.DISK, 'relative.qcow2', 'raw', self.NEW, None, 0, False, self.opts())
+
+    def test_plan_from_network_source_to_path(self):
+        disk = dict(self.DISK, type='network', path='nbd://st1:10809/e1', format='raw')
+        plan = bj.plan_copy(disk, DST, 'raw', self.NEW, 10 * MIB, MIB, True, self.opts())
+        assert plan['old_source'] == 'nbd://st1:10809/e1' and plan['dest_kind'] == 'path'
+
+    def test_plan_network_target(self):
+        target = ct.parse_dest('nbd://st1:10851/e1')
+        with pytest.raises(InvalidInputError) as exc:
+            bj.plan_copy(self.DISK, target, 'raw', {}, None, MIB, True, self.opts())
+        assert 'reuse_external' in str(exc.value)
+        plan = bj.plan_copy(self.DISK, target, 'raw', {}, None, MIB, True, self.opts(reuse_external=True))
+        assert plan['flags'] == bj.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | bj.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+        assert plan['new_source'] == 'nbd://st1:10851/e1' and plan['dest_kind'] == 'network'
+        assert 'pool' not in plan
+
+    def test_plan_volume_target(self):
+        target = ct.parse_dest(dest_pool='local', dest_volume='vm1.qcow2').replace(path=DST)
+        plan = bj.plan_copy(self.DISK, target, 'qcow2', {'exists': False, 'pool_type': 'dir'}, 10 * MIB, MIB, True,
+                            self.opts(), capacity=64 * MIB)
+        # The module creates the volume, then libvirt copies into the existing image.
+        assert plan['create_volume'] is True and (plan['pool'], plan['volume']) == ('local', 'vm1.qcow2')
+        assert plan['flags'] == bj.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | bj.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+        assert plan['steps'][0] == 'create volume vm1.qcow2 in pool local (%s) (qcow2, %d bytes)' % (DST, 64 * MIB)
+        with pytest.raises(InvalidInputError) as exc:
+            bj.plan_copy(self.DISK, target, 'qcow2', {'exists': False, 'pool_type': 'dir'}, MIB // 2, MIB, True,
+                         self.opts(), capacity=64 * MIB)
+        assert 'not enough space in pool local' in str(exc.value)
+
+    def test_relative_path_names_the_other_kinds(self):
+        with pytest.raises(InvalidInputError) as exc:
+            bj.plan_copy(self.DISK, ct.parse_dest('vm1.qcow2'), 'qcow2', self.NEW, None, 0, False, self.opts())
+        assert "dest must be an absolute path, got 'vm1.qcow2'" in str(exc.value) and 'dest_pool' in exc.value.remedy
 
     def test_reuse_external_skips_space_check(self):
         plan = bj.plan_copy(self.DISK, DST, 'qcow2', {'exists': True}, 0, MIB, False, self.opts(reuse_external=True))
@@ -433,3 +482,300 @@ class TestBlockCopier:
 
     def test_errors_are_kvmops_errors(self):
         assert issubclass(OperationTimeoutError, KvmopsError)
+
+
+# ---------------------------------------------------------------------------
+# Pool volumes and network targets, against fakes that keep real <disk> elements
+# ---------------------------------------------------------------------------
+
+NBD = 'nbd://storage-1:10851/vm1'
+NBD_KEY = 'nbd://storage-1:10851/vm1'
+
+
+def file_disk(path):
+    return ET.fromstring("<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+                         "<source file='%s'/><target dev='vda' bus='virtio'/></disk>" % path)
+
+
+class XmlDomain(FakeDomain):
+    """FakeDomain whose disk is a real <disk> element: blockCopy to any destination XML (file, block,
+    network) and a pivot swap it in, as libvirt does."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.live = file_disk(SRC)
+        self.config = file_disk(SRC)
+
+    @property
+    def src(self):
+        return bj.parse_disks(self._xml(self.live))[0]['path']
+
+    @src.setter
+    def src(self, value):
+        pass  # FakeDomain.__init__ sets it; the element is the truth here
+
+    def _xml(self, disk, mirror=None):
+        disk = ET.fromstring(ET.tostring(disk))
+        if mirror is not None:
+            disk.append(mirror)
+        return "<domain type='qemu'><name>vm1</name><devices>%s</devices></domain>" % ET.tostring(
+            disk, encoding='unicode')
+
+    def XMLDesc(self, flags=0):  # noqa: N802
+        if flags & bj.VIR_DOMAIN_XML_INACTIVE:
+            return self._xml(self.config)
+        mirror = None
+        if self.job:
+            dest = ET.fromstring(self.job['xml'])
+            mirror = ET.Element('mirror', {'type': dest.get('type'), 'job': 'copy'})
+            if self.job['ready']:
+                mirror.set('ready', 'yes')
+            ET.SubElement(mirror, 'format', {'type': dest.find('driver').get('type')})
+            mirror.append(dest.find('source'))
+        return self._xml(self.live, mirror)
+
+    def blockCopy(self, disk, xml, params, flags):  # noqa: N802
+        self.calls.append(('blockCopy', disk, xml, params, flags))
+        self.job = {'xml': xml, 'cur': 0, 'ready': False}
+
+    def _swapped(self, disk):
+        dest = ET.fromstring(self.job['xml'])
+        new = ET.fromstring(ET.tostring(disk))
+        new.remove(new.find('source'))
+        new.set('type', dest.get('type'))
+        new.insert(1, dest.find('source'))
+        new.find('driver').set('type', dest.find('driver').get('type'))
+        return new
+
+    def blockJobAbort(self, disk, flags):  # noqa: N802
+        self.calls.append(('blockJobAbort', disk, flags))
+        if flags & bj.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT:
+            if not self.job or not self.job['ready']:
+                raise FakeLvError('block job not ready for pivot')
+            self.live = self._swapped(self.live)
+            if self.libvirt_updates_config:
+                self.config = self._swapped(self.config)
+        self.job = None
+
+    def updateDeviceFlags(self, xml, flags):  # noqa: N802
+        self.calls.append(('updateDeviceFlags', flags))
+        self.config = ET.fromstring(xml)
+
+    def connect(self):
+        return self.conn
+
+
+class FakeVol:
+    def __init__(self, pool, name, capacity, fmt, vtype=0):
+        self.pool, self._name, self.capacity, self.fmt, self.vtype = pool, name, capacity, fmt, vtype
+
+    def path(self):
+        return '%s/%s' % (self.pool.target_path, self._name)
+
+    def info(self):
+        return [self.vtype, self.capacity, 0]
+
+    def XMLDesc(self, flags):  # noqa: N802
+        return "<volume><name>%s</name><target><format type='%s'/></target></volume>" % (self._name, self.fmt)
+
+    def delete(self, flags):
+        self.pool.calls.append(('delete', self._name))
+        del self.pool.vols[self._name]
+
+
+class FakePool:
+    def __init__(self, name, active=True, ptype='dir', target_path='/var/lib/libvirt/local', avail=1024 * MIB):
+        self._name, self.active, self.ptype, self.target_path, self.avail = name, active, ptype, target_path, avail
+        self.vols = {}
+        self.calls = []
+
+    def name(self):
+        return self._name
+
+    def isActive(self):  # noqa: N802
+        return 1 if self.active else 0
+
+    def refresh(self, flags):
+        self.calls.append(('refresh',))
+
+    def XMLDesc(self, flags):  # noqa: N802
+        return "<pool type='%s'><name>%s</name><target><path>%s</path></target></pool>" % (
+            self.ptype, self._name, self.target_path)
+
+    def info(self):
+        return [2, 10 * self.avail, 0, self.avail]
+
+    def listVolumes(self):  # noqa: N802
+        return list(self.vols)
+
+    def storageVolLookupByName(self, name):  # noqa: N802
+        return self.vols[name]
+
+    def createXML(self, xml, flags):  # noqa: N802
+        vol = ET.fromstring(xml)
+        name = vol.find('name').text
+        self.calls.append(('createXML', name, int(vol.find('capacity').text), vol.find('./target/format').get('type')))
+        self.vols[name] = FakeVol(self, name, int(vol.find('capacity').text), vol.find('./target/format').get('type'))
+        return self.vols[name]
+
+
+class FakeConn:
+    def __init__(self, *pools):
+        self.pools = list(pools)
+
+    def listAllStoragePools(self, flags):  # noqa: N802
+        return self.pools
+
+
+def xml_domain(*pools, **kw):
+    dom = XmlDomain(**kw)
+    dom.conn = FakeConn(*pools)
+    return dom
+
+
+VOL_DST = '/var/lib/libvirt/local/vm1.qcow2'
+
+
+class TestVolumeTarget:
+    def run(self, dom, check_mode=False, **kw):
+        kw.setdefault('dest', None)
+        kw.setdefault('dest_pool', 'local')
+        kw.setdefault('dest_volume', 'vm1.qcow2')
+        return copier(dom, check_mode=check_mode, **kw).run()
+
+    def test_creates_volume_copies_pivots_then_idempotent(self):
+        pool = FakePool('local')
+        dom = xml_domain(FakePool('images'), pool)
+        result = self.run(dom)
+        assert result['changed'] and result['pivoted'] and result['volume_created'] is True
+        assert (result['new_source'], result['dest_kind'], result['persistent_source']) == (VOL_DST, 'volume', VOL_DST)
+        assert ('createXML', 'vm1.qcow2', 64 * MIB, 'qcow2') in pool.calls
+        call = [c for c in dom.calls if c[0] == 'blockCopy'][0]
+        assert call[4] == bj.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | bj.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+        assert ET.fromstring(call[2]).find('source').get('file') == VOL_DST
+        assert dom.src == VOL_DST
+        dom.calls, pool.calls = [], []
+        again = self.run(dom, disk=SRC)
+        assert not again['changed'] and again['state'] == 'done' and again['volume_created'] is False
+        assert not dom.calls and not [c for c in pool.calls if c[0] != 'refresh']
+
+    def test_check_mode_creates_nothing(self):
+        pool = FakePool('local')
+        dom = xml_domain(pool)
+        result = self.run(dom, check_mode=True)
+        assert result['changed'] and result['state'] == 'planned' and result['plan']['create_volume'] is True
+        assert result['new_source'] == VOL_DST and not pool.vols and not dom.calls
+
+    @pytest.mark.parametrize('pools, message', [
+        ([FakePool('images')], "storage pool 'local' does not exist on this host (its pools: images)"),
+        ([FakePool('local', active=False)], "storage pool 'local' is not active"),
+        ([FakePool('local', avail=MIB)], 'not enough space in pool local'),
+    ])
+    def test_refusals_touch_nothing(self, pools, message):
+        dom = xml_domain(*pools)
+        with pytest.raises(InvalidInputError) as exc:
+            self.run(dom)
+        assert message in str(exc.value)
+        assert not dom.calls and not any(p.vols for p in pools)
+
+    def test_existing_volume_needs_reuse_external(self):
+        pool = FakePool('local')
+        pool.vols['vm1.qcow2'] = FakeVol(pool, 'vm1.qcow2', 64 * MIB, 'qcow2')
+        dom = xml_domain(pool)
+        with pytest.raises(InvalidInputError) as exc:
+            self.run(dom)
+        assert 'already exists; refusing to overwrite it' in str(exc.value) and not dom.calls
+        result = self.run(dom, reuse_external=True)
+        assert result['pivoted'] and result['volume_created'] is False
+        assert not [c for c in pool.calls if c[0] == 'createXML']
+
+    def test_failed_copy_deletes_the_volume_it_created(self):
+        pool = FakePool('local')
+        dom = xml_domain(pool, fail_at=32 * MIB)
+        with pytest.raises(LibvirtCallError) as exc:
+            self.run(dom)
+        assert ('delete', 'vm1.qcow2') in pool.calls and not pool.vols and dom.src == SRC
+        assert exc.value.details['partial_dest_removed'] is True and exc.value.details['volume_created'] is False
+
+    def test_refused_blockcopy_deletes_the_volume_it_created(self):
+        pool = FakePool('local')
+        dom = xml_domain(pool)
+
+        def refuse(*args):
+            raise FakeLvError('unsupported configuration')
+        dom.blockCopy = refuse
+        with pytest.raises(KvmopsError) as exc:
+            self.run(dom)
+        assert ('delete', 'vm1.qcow2') in pool.calls and not pool.vols
+        assert exc.value.details['partial_dest_removed'] is True and exc.value.details['volume_created'] is False
+
+    def test_volume_left_by_earlier_run_is_adopted_not_deleted(self):
+        pool = FakePool('local')
+        dom = xml_domain(pool)
+        self.run(dom, pivot=False)
+        result = self.run(dom)
+        assert result['pivoted'] and result['plan']['adopted'] and 'vm1.qcow2' in pool.vols
+
+
+class TestNetworkTarget:
+    def run(self, dom, **kw):
+        kw.setdefault('dest', NBD)
+        kw.setdefault('reuse_external', True)
+        return copier(dom, **kw).run()
+
+    def test_copy_pivot_verify_then_idempotent(self, monkeypatch):
+        monkeypatch.setattr(bj.os, 'unlink', lambda path: pytest.fail('unlink %s' % path))
+        dom = xml_domain()
+        result = self.run(dom)
+        assert result['pivoted'] and (result['new_source'], result['dest_kind']) == (NBD_KEY, 'network')
+        assert result['format'] == 'raw' and result['persistent_updated_by'] == 'libvirt'
+        call = dom.calls[0]
+        dest = ET.fromstring(call[2])
+        assert dest.get('type') == 'network' and dest.find('source').get('protocol') == 'nbd'
+        assert call[4] == bj.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | bj.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
+        live = bj.parse_disks(dom.XMLDesc(0))[0]
+        assert (live['type'], live['path'], live['format']) == ('network', NBD_KEY, 'raw')
+        assert bj.parse_disks(dom.XMLDesc(bj.VIR_DOMAIN_XML_INACTIVE))[0]['path'] == NBD_KEY
+        dom.calls = []
+        for disk in ('vda', SRC, 'NBD://Storage-1:10851/vm1'):
+            again = self.run(dom, disk=disk)
+            assert not again['changed'] and again['state'] == 'done', disk
+        assert not dom.calls
+
+    def test_needs_reuse_external(self):
+        dom = xml_domain()
+        with pytest.raises(InvalidInputError) as exc:
+            self.run(dom, reuse_external=False)
+        assert 'reuse_external' in str(exc.value) and not dom.calls
+
+    def test_persistent_definition_fixed_with_network_source(self):
+        dom = xml_domain(libvirt_updates_config=False)
+        result = self.run(dom)
+        assert result['persistent_updated_by'] == 'module (updateDeviceFlags)'
+        config = bj.parse_disks(dom.XMLDesc(bj.VIR_DOMAIN_XML_INACTIVE))[0]
+        assert (config['type'], config['path'], config['format']) == ('network', NBD_KEY, 'raw')
+
+    def test_failure_aborts_and_never_deletes(self, monkeypatch):
+        monkeypatch.setattr(bj.os, 'unlink', lambda path: pytest.fail('unlink %s' % path))
+        dom = xml_domain(fail_at=32 * MIB)
+        with pytest.raises(LibvirtCallError) as exc:
+            self.run(dom)
+        assert 'exactly the disk' in exc.value.remedy and dom.src == SRC
+        assert 'partial_dest_removed' not in exc.value.details
+
+    def test_mirror_abort_then_adopt(self):
+        dom = xml_domain()
+        result = self.run(dom, pivot=False)
+        assert result['mirroring'] and result['state'] == 'ready' and dom.src == SRC
+        aborted = self.run(dom, abort=True)
+        assert aborted['aborted'] and aborted['new_source'] == SRC and dom.job is None
+        self.run(dom, wait=False)
+        adopted = self.run(dom)
+        assert adopted['pivoted'] and adopted['plan']['adopted'] and dom.src == NBD_KEY
+
+    def test_copy_back_from_network_to_a_path(self, dest_free):
+        dom = xml_domain()
+        self.run(dom)
+        back = copier(dom, dest=DST, remove_source=True).run()
+        assert back['pivoted'] and back['old_source'] == NBD_KEY and dom.src == DST
+        assert back['format'] == 'raw' and back['source_removed'] is False

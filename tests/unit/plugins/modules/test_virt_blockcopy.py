@@ -10,14 +10,16 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _client
+from ansible_collections.kvmops.migration.plugins.module_utils import _copytarget as ct
 from ansible_collections.kvmops.migration.plugins.modules import virt_blockcopy as mod
 
 
 class FakeCopier:
     seen = None
 
-    def __init__(self, dom, params, check_mode=False, local=True, warn=None):
-        FakeCopier.seen = {'dom': dom, 'params': dict(params), 'check_mode': check_mode, 'local': local}
+    def __init__(self, dom, params, check_mode=False, local=True, warn=None, target=None):
+        FakeCopier.seen = {'dom': dom, 'params': dict(params), 'check_mode': check_mode, 'local': local,
+                           'target': target}
 
     def run(self):
         return {'changed': True, 'pivoted': True, 'disk': 'vda'}
@@ -38,7 +40,14 @@ BASE = {'name': 'vm1', 'disk': 'vda', 'dest': '/var/lib/libvirt/local/vm1.qcow2'
 @pytest.mark.parametrize('args, message', [
     ({'disk': 'vda', 'dest': '/x'}, 'missing required arguments: name'),
     ({'name': 'vm1', 'dest': '/x'}, 'missing required arguments: disk'),
-    ({'name': 'vm1', 'disk': 'vda'}, 'missing required arguments: dest'),
+    ({'name': 'vm1', 'disk': 'vda'}, 'one of the following is required: dest, dest_volume'),
+    (dict(BASE, dest_pool='local', dest_volume='v.qcow2'), 'mutually exclusive: dest|dest_pool'),
+    (dict(BASE, dest_volume='v.qcow2'), 'mutually exclusive: dest|dest_volume'),
+    ({'name': 'vm1', 'disk': 'vda', 'dest_pool': 'local'}, 'parameters are required together: dest_pool, dest_volume'),
+    ({'name': 'vm1', 'disk': 'vda', 'dest_volume': 'v.qcow2'}, 'parameters are required together: dest_pool, dest_volume'),
+    ({'name': 'vm1', 'disk': 'vda', 'dest_pool': 'local', 'dest_volume': '/x/v.qcow2'}, 'not a path'),
+    (dict(BASE, dest='rbd://mon/pool/img'), "protocol 'rbd' is not supported"),
+    (dict(BASE, dest='nbd://host:10809'), 'names no NBD export'),
     (dict(BASE, format='vmdk'), 'value of format must be one of: raw, qcow2, got: vmdk'),
     (dict(BASE, abort=True, remove_source=True), 'mutually exclusive'),
     (dict(BASE, remove_source=True, pivot=False), 'remove_source needs pivot'),
@@ -70,6 +79,19 @@ def test_remote_uri_disables_local_checks(run):
     assert FakeCopier.seen['local'] is False
 
 
-def test_dest_path_is_expanded(run):
-    assert run(dict(BASE, dest='/var/lib/libvirt/local/../local/vm1.qcow2'))[1] is False
-    assert FakeCopier.seen['params']['dest'].startswith('/var/lib/libvirt/local')
+def test_dest_path_is_expanded(run, monkeypatch):
+    monkeypatch.setenv('BC_IMAGES', '/var/lib/libvirt/local')
+    assert run(dict(BASE, dest='$BC_IMAGES/../local/vm1.qcow2'))[1] is False
+    assert FakeCopier.seen['target'] == ct.CopyTarget(ct.PATH, path='/var/lib/libvirt/local/vm1.qcow2')
+
+
+def test_pool_volume_target(run):
+    assert run({'name': 'vm1', 'disk': 'vda', 'dest_pool': 'local', 'dest_volume': 'vm1.qcow2'})[1] is False
+    assert FakeCopier.seen['target'] == ct.CopyTarget(ct.VOLUME, pool='local', volume='vm1.qcow2')
+
+
+def test_network_target_is_not_expanded(run, monkeypatch):
+    monkeypatch.setenv('HOME', '/root')
+    assert run(dict(BASE, dest='nbd://storage-1:10851/~vm1', reuse_external=True))[1] is False
+    target = FakeCopier.seen['target']
+    assert (target.kind, target.host, target.port, target.name) == (ct.NETWORK, 'storage-1', 10851, '~vm1')
