@@ -14,6 +14,14 @@ from support.lab import run_module, virtlab
 GUEST_OPTS = ("--memory", "256", "--dirty", "64,2")
 MIGRATE = {"dest": "host-b", "bandwidth": 10, "timeout": 120}
 
+# Post-copy cases: a 48 MiB hot set dirtied faster than the 10 MiB/s link, so the policy
+# switches to post-copy after two short passes; 4 MiB/s in post-copy leaves a window of
+# ~10 s to cut the link in, and finishes soon after it is restored.
+POSTCOPY_GUEST = ("--memory", "256", "--dirty", "48,20")
+POSTCOPY_MIGRATE = {"dest": "host-b", "bandwidth": 10, "postcopy_bandwidth": 4, "auto_converge": False,
+                    "allow_postcopy": True,
+                    "policy": {"downtime_steps": 1, "stall_window": 2, "postcopy_after_stalled_passes": 1}}
+
 
 def wait_for_job(labh, host, name, timeout=60):
     deadline = time.monotonic() + timeout
@@ -136,13 +144,12 @@ def test_link_cut_during_postcopy_then_restored(labh, make_guest):
     """Case 4: libvirt may report the post-copy as failed while QEMU's stream survives the
     outage and finishes. The module must not act on the error while the guest's memory is
     split, and must end with the guest on exactly one host and no stale source definition."""
-    name = make_guest("ft-postcopy-cut", "host-a", "--memory", "256", "--dirty", "96,20")
+    name = make_guest("ft-postcopy-cut", "host-a", *POSTCOPY_GUEST)
     snap = invariant.Snapshot(labh, name)
-    args = {"name": name, "dest": "host-b", "bandwidth": 10, "postcopy_bandwidth": 2, "auto_converge": False,
-            "allow_postcopy": True, "policy": {"downtime_steps": 1}, "timeout": 300}
+    args = dict(POSTCOPY_MIGRATE, name=name, timeout=300)
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(run_module, "host-a", "virt_migrate", args)
-        wait_for_postcopy(labh, name, running, 200)
+        wait_for_postcopy(labh, name, running, 120)
         virtlab("fault", "link-down", "host-b")
         try:
             time.sleep(45)  # longer than libvirt's keepalive: libvirt declares the job failed
@@ -160,15 +167,14 @@ def test_link_cut_during_postcopy_not_restored_within_the_timeout(labh, make_gue
     with an exact report of each half and the operator procedure, and touch neither half. Then
     the procedure is followed: link restored, same task re-run, which waits for QEMU to finish
     and ends with the guest on host-b only, its heartbeat continuing."""
-    name = make_guest("ft-postcopy-lost", "host-a", "--memory", "256", "--dirty", "96,20")
+    name = make_guest("ft-postcopy-lost", "host-a", *POSTCOPY_GUEST)
     snap = invariant.Snapshot(labh, name)
-    args = {"name": name, "dest": "host-b", "bandwidth": 10, "postcopy_bandwidth": 2, "auto_converge": False,
-            "allow_postcopy": True, "policy": {"downtime_steps": 1}, "timeout": 100}
+    args = dict(POSTCOPY_MIGRATE, name=name, timeout=80)
     link_down = False
     try:
         with ThreadPoolExecutor(1) as pool:
             running = pool.submit(run_module, "host-a", "virt_migrate", args)
-            wait_for_postcopy(labh, name, running, 100)
+            wait_for_postcopy(labh, name, running, 80)
             virtlab("fault", "link-down", "host-b")
             link_down = True
             res = running.result(timeout=400)
@@ -179,8 +185,9 @@ def test_link_cut_during_postcopy_not_restored_within_the_timeout(labh, make_gue
         assert "exist only in the copy paused (post-copy failed) on host-a" in res["msg"]
         assert res["location"]["verdict"] == "postcopy_split", res["location"]
         assert res["location"]["destination"]["reachable"] is False
-        assert res["postcopy_split"]["vcpus_on"] == "host-b" and res["postcopy_split"]["unfetched_memory_on"] == "host-a"
-        assert res["postcopy_split"]["unfetched_memory_bytes"] > 0, res["postcopy_split"]
+        halves = res["postcopy_split"]
+        assert halves["vcpus_on"] == "host-b" and halves["unfetched_memory_on"] == "host-a", halves
+        assert halves["unfetched_memory_bytes"] > 0, halves
         assert 'docs/operations.md "Post-copy interrupted"' in res["remedy"] and "do not destroy" in res["remedy"]
         assert res["location"]["repairs"] == []
         # Neither half was touched: the source copy is still there, paused by the post-copy, and defined.
