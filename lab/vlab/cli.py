@@ -52,6 +52,8 @@ def parser():
     f = sub.add_parser("fault", help="inject faults").add_subparsers(dest="fcmd", required=True)
     for name in ("link-down", "link-up", "clear", "stop-libvirtd", "start-libvirtd", "disk-free"):
         f.add_parser(name).add_argument("host")
+    f.add_parser("power-off", help="a power loss: QEMU killed, libvirtd stopped, link down").add_argument("host")
+    f.add_parser("power-on", help="link up, libvirtd started; no guest is started").add_argument("host")
     d = f.add_parser("disk-full", help="a small tmpfs over a hypervisor's local image directory")
     d.add_argument("host")
     d.add_argument("--size", type=int, default=8, metavar="MiB")
@@ -175,6 +177,8 @@ def cmd_fault(args):
         faults.disk_full(lab, args.host, args.size)
     elif args.fcmd == "disk-free":
         faults.disk_free(lab, args.host)
+    elif args.fcmd in ("power-off", "power-on"):
+        faults.power(lab, args.host, on=args.fcmd == "power-on")
     else:
         faults.libvirtd(lab, args.host, start=args.fcmd == "start-libvirtd")
     print("%s %s" % (args.fcmd, args.host))

@@ -1,12 +1,14 @@
 """Faults for the fault-injection tests: cut a host's link, shape or drop its traffic,
-stop and start its libvirtd, fill its local image directory.
+stop and start its libvirtd, fill its local image directory, power a hypervisor off and on.
 
 This kernel has no sch_netem, so there is no way to add delay here: `netem --delay` is
 refused with that reason. Rate limits use tbf (both directions), loss uses nftables'
 random number generator in the host's namespace.
 """
-from . import config
-from .proc import LabError, run
+import signal
+
+from . import config, storage
+from .proc import LabError, run, stop, wait_for
 
 FAULT_TABLE = "virtlab_fault"
 DISK_FULL_SOURCE = "virtlab-disk-full"  # the tmpfs' source name: how `disk-free` finds our mount
@@ -84,3 +86,32 @@ def libvirtd(lab, host, start):
         lab.drop_libvirt(h)
         h.stop_daemon("libvirtd")
     lab.save()
+
+
+def power(lab, host, on):
+    """power-off: the hypervisor dies as in a power loss. Its QEMU processes are killed at once
+    (SIGKILL: the guests get no shutdown, nothing is flushed), its libvirtd stops and its link goes
+    down, so nothing answers at its address; its guests stay defined there, shut off.
+    power-on: what a boot brings back, in order: the link, the shared storage mount (its GlusterFS
+    client reconnects, or it is mounted again), libvirtd, and the storage pools marked autostart.
+    No guest is started: the lab starts none, and libvirtd's own autostart already ran in this
+    host's /run, which a power-on does not clear."""
+    h = lab.host(host, hypervisor=True)
+    if on:
+        link(lab, host, up=True)
+        try:
+            wait_for(lambda: storage.shared_mount_healthy(h), 20, "shared storage reconnect", h.name, interval=1)
+        except LabError:
+            storage.mount_shared(h)
+        libvirtd(lab, host, start=True)
+        for pool in lab.libvirt(h).listAllStoragePools(0):
+            if pool.autostart() and not pool.isActive():
+                try:
+                    pool.create(0)
+                except Exception as exc:
+                    raise LabError(h.name, "power-on", "storage pool %s does not start: %s" % (pool.name(), exc))
+        return
+    for ident in h.qemu_processes():
+        stop(ident, timeout=10, sig=signal.SIGKILL)
+    libvirtd(lab, host, start=False)
+    link(lab, host, up=False)

@@ -4,6 +4,7 @@ A host is a network namespace (`ip netns`) plus a mount and UTS namespace held o
 "anchor" process. Every daemon of the host is started with nsenter into the anchor's
 namespaces, so it sees the host's own /run, /etc/libvirt, /var/lib/libvirt, /etc/ssh, ...
 """
+import glob
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ from .proc import LabError, alive, identity, run, spawn, stop, wait_for
 
 HYPERVISOR = "hypervisor"
 STORAGE = "storage"
+QEMU_PID_DIR = "/run/libvirt/qemu"  # libvirtd's pid file of each running guest's QEMU, inside the host
 
 # Per-host directory (under config.host_dir) -> path it is bind-mounted over inside the host.
 COMMON_BINDS = [
@@ -237,7 +239,7 @@ class Host:
         one we recorded (started by someone else) is adopted rather than fought with."""
         if self.daemon_alive(name) and _safe(ready):
             return False
-        adopted = self._adopt(pidfile)
+        adopted = self.pidfile_process(pidfile) if pidfile else None
         if adopted:
             self.record["daemons"][name] = adopted
             if _safe(ready):
@@ -254,11 +256,9 @@ class Host:
         wait_for(up, timeout, "start " + name, self.name)
         return True
 
-    def _adopt(self, pidfile):
+    def pidfile_process(self, pidfile):
         """Identity of the live process named by a pid file inside this host, if it is in
         this host's network namespace."""
-        if not pidfile:
-            return None
         try:
             pid = int(open(self.root_path(pidfile)).read().split()[0])
             same_ns = os.readlink("/proc/%d/ns/net" % pid) == os.readlink("/proc/%d/ns/net" % self.anchor[0])
@@ -266,6 +266,18 @@ class Host:
             return None
         ident = identity(pid)
         return ident if same_ns and alive(ident) else None
+
+    def qemu_processes(self):
+        """Identities of the QEMU processes (and their helpers) libvirtd runs in this host, from
+        the pid files it keeps for them in the host's /run (its own `driver.pid` names libvirtd,
+        a daemon of ours, which is left out)."""
+        ours = list(self.record.get("daemons", {}).values())
+        found = []
+        for path in sorted(glob.glob(self.root_path(QEMU_PID_DIR) + "/*.pid")):
+            ident = self.pidfile_process("%s/%s" % (QEMU_PID_DIR, os.path.basename(path)))
+            if ident and ident not in ours:
+                found.append(ident)
+        return found
 
     def stop_daemon(self, name):
         stop(self.record.setdefault("daemons", {}).get(name))

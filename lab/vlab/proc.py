@@ -75,13 +75,14 @@ def alive(ident):
     return state != "Z"
 
 
-def stop(ident, timeout=10.0):
-    """SIGTERM, then SIGKILL after timeout, a recorded process. No-op when it is gone."""
+def stop(ident, timeout=10.0, sig=signal.SIGTERM):
+    """SIGTERM (or `sig`, e.g. SIGKILL for a power loss), then SIGKILL after timeout, a recorded
+    process; returns once it is gone. No-op when it is gone already."""
     if not alive(ident):
         return
     pid = ident[0]
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout

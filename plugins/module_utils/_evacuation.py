@@ -204,3 +204,63 @@ def return_plan(record, locations, home):
         else:
             rows.append(make_row(guest, ','.join(running), home, 'stayed', 'runs on several hosts: %s' % running))
     return moves, rows
+
+
+# -- definition backups and the rejoin step ----------------------------------------------------
+
+def backup_changes(existing, wanted):
+    """What makes the backup files ``existing`` ({guest: file text, None if unreadable}) hold exactly
+    ``wanted`` ({guest: persistent definition XML}): {'written': [...], 'removed': [...], 'unchanged': [...]}.
+
+    A file whose text differs is rewritten; the backup of a guest no longer defined on the host is
+    removed, so a guest that moved away is never recovered from a stale definition.
+    """
+    return {'written': sorted(name for name in wanted if existing.get(name) != wanted[name]),
+            'removed': sorted(name for name in existing if name not in wanted),
+            'unchanged': sorted(name for name in wanted if existing.get(name) == wanted[name])}
+
+
+VIR_DOMAIN_RUNNING = 1
+VIR_DOMAIN_SHUTOFF = 5
+
+
+def rejoin_plan(host, local, elsewhere):
+    """What the rejoin step does on ``host``, back after its guests were recovered elsewhere.
+
+    ``local``: the domains on ``host``, dicts with name, uuid, active, persistent, autostart, job
+    (a libvirt job runs on it). ``elsewhere``: {uuid: (host, libvirt state)} of the copy seen on the
+    other reachable hosts (the running one if any runs).
+
+    Only a guest that runs (state running) on another host is cleaned up here: the copy on
+    ``host`` is stale. Returns ``(cleanups, rows)``: cleanups ``[(entry, host it runs on, steps)]``
+    with the steps in order (``disable autostart`` so that it never comes back by itself,
+    ``destroy`` a copy that runs here, ``undefine``), and report rows for the guests left as they are.
+    """
+    cleanups, rows = [], []
+    for entry in sorted(local, key=lambda item: item['name']):
+        other, state = elsewhere.get(entry['uuid'], (None, None))
+        if other is None:
+            rows.append(make_row(entry['name'], host, None, 'skipped',
+                                 'not on any other reachable host: left as it is'))
+        elif state == VIR_DOMAIN_SHUTOFF:
+            rows.append(make_row(entry['name'], host, other, 'skipped',
+                                 'defined on %s too but running nowhere: left as it is; keep one of the two '
+                                 'definitions' % other))
+        elif state != VIR_DOMAIN_RUNNING:
+            rows.append(make_row(entry['name'], host, other, 'stayed',
+                                 'active on %s but not running there (state %s: an incoming migration?): left '
+                                 'alone; run this again once it runs there' % (other, state)))
+        elif entry['job']:
+            rows.append(make_row(entry['name'], host, other, 'stayed',
+                                 'runs on %s, but a job (a migration?) runs on the copy here: left alone; run '
+                                 'this again once it ended' % other))
+        else:
+            steps = []
+            if entry['persistent'] and entry['autostart']:
+                steps.append('disable autostart')
+            if entry['active']:
+                steps.append('destroy')
+            if entry['persistent']:
+                steps.append('undefine')
+            cleanups.append((entry, other, steps))
+    return cleanups, rows

@@ -11,15 +11,19 @@ from __future__ import annotations
 import glob
 import json
 import os
+import tempfile
 import xml.etree.ElementTree as ET
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     InvalidInputError,
+    KvmopsError,
     LibvirtClient,
     MigrationError,
+    translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import (
     anti_affinity_groups,
+    backup_changes,
     format_table,
     forget,
     load_record,
@@ -29,6 +33,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation impor
     preflight_allows,
     preflight_verdicts,
     record_move,
+    rejoin_plan,
     return_plan,
     summarise,
 )
@@ -53,7 +58,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._placement import
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of
 
 ARGUMENT_SPEC = dict(
-    action=dict(type='str', default='evacuate', choices=['evacuate', 'return', 'rebalance', 'recover']),
+    action=dict(type='str', default='evacuate', choices=['evacuate', 'return', 'rebalance', 'recover', 'backup', 'rejoin']),
     host=dict(type='str'),
     hosts=dict(type='list', elements='str', default=[]),
     transport=dict(type='str', default='ssh', choices=['ssh', 'tls', 'tcp']),
@@ -88,6 +93,19 @@ ARGUMENT_SPEC = dict(
 )
 
 MIB = 1024 * 1024
+# undefineFlags of a stale copy: its managed save image, snapshot and checkpoint metadata go with it
+# (all of this host, all stale); an NVRAM file is kept (it may be the only copy of the guest's vars).
+VIR_DOMAIN_UNDEFINE_MANAGED_SAVE = 1
+VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA = 2
+VIR_DOMAIN_UNDEFINE_KEEP_NVRAM = 8
+VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA = 16
+UNDEFINE_STALE = (VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                  | VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
+VIR_DOMAIN_JOB_NONE = 0
+
+
+class BackupError(KvmopsError):
+    """The definitions backup could not be read or written."""
 
 
 def _read(path):
@@ -104,6 +122,28 @@ def _write_json(path, data):
     with open(tmp, 'w', encoding='utf-8') as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
     os.replace(tmp, path)
+
+
+def read_backups(directory):
+    """{guest: file text (None if unreadable)} of the definition backups in ``directory`` ({} if it is missing)."""
+    return dict((os.path.basename(path)[:-len('.xml')], _read(path))
+                for path in glob.glob(os.path.join(directory, '*.xml')))
+
+
+def write_atomically(path, text):
+    """Replace ``path`` with ``text`` in one step (a reader sees the old or the new file, never half of
+    one), through a private temporary file in the same directory, flushed to storage first."""
+    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.%s.' % os.path.basename(path), suffix='.tmp')
+    try:
+        with os.fdopen(handle, 'w', encoding='utf-8') as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 class Evacuation:
@@ -129,10 +169,18 @@ class Evacuation:
         if unknown:
             raise InvalidInputError('migrate_options: unsupported option(s) %s' % ', '.join(unknown),
                                     remedy='Supported: %s' % ', '.join(PASSTHROUGH))
-        if p['action'] in ('evacuate', 'rebalance', 'recover') and not p['hosts']:
+        if p['action'] in ('evacuate', 'rebalance', 'recover', 'rejoin') and not p['hosts']:
             raise InvalidInputError('hosts is required for action=%s' % p['action'])
         if p['action'] == 'recover' and not p['dead_host']:
             raise InvalidInputError('dead_host is required for action=recover')
+        if p['action'] == 'backup' and not p['definitions_dir']:
+            raise InvalidInputError('definitions_dir is empty: action=backup has nowhere to write',
+                                    remedy='Give a directory on storage shared by every hypervisor, e.g. '
+                                           '/var/lib/libvirt/images/.kvmops/definitions')
+        if p['action'] == 'backup' and p['guests'] is not None:
+            raise InvalidInputError('guests does not apply to action=backup: the backup always holds every '
+                                    'persistent guest of the host (backups of the others would be removed)',
+                                    remedy='Leave guests out.')
 
     def conn(self, host):
         client = self.clients.get(host)
@@ -257,7 +305,8 @@ class Evacuation:
         progress_file = self.p['progress_file'] or os.path.join(self.p['state_dir'], '%s.log' % self.p['action'])
         self.log = ProgressLog(None if self.check else progress_file)
         action = getattr(self, 'do_' + self.p['action'])
-        if self.check:  # a plan reads only: no need to wait for a run in progress
+        # A plan reads only, and a backup moves no guest: neither waits for a run in progress.
+        if self.check or self.p['action'] == 'backup':
             return action()
 
         def waiting(holder):
@@ -332,7 +381,10 @@ class Evacuation:
             _write_json(os.path.join(self.p['state_dir'], 'maintenance.json'),
                         maintenance_mark(self.me, 'evacuate'))
         if self.p['definitions_dir']:
-            self.backup_definitions([g for g in guests if g.host == self.me and g.persistent])
+            try:
+                self.save_definitions()
+            except KvmopsError as exc:  # the guests can move without it; recover.yml cannot use it
+                self.kvm.warn('%s%s' % (exc, ' (%s)' % exc.remedy if exc.remedy else ''))
 
         def moved(move):
             record_move(record, move.guest, move.uuid, move.source, move.dest, move.copied)
@@ -345,17 +397,42 @@ class Evacuation:
         result['changed'] = result['changed'] or self.p['maintenance']
         return result
 
-    def backup_definitions(self, guests):
+    def save_definitions(self):
+        """Make definitions_dir/<this host>/ hold the persistent definition of every guest defined on this
+        host, one ``<guest>.xml`` each, written atomically, and nothing else: the backup of a guest no
+        longer defined here is removed. Check mode writes nothing. Returns what changed (or would)."""
         directory = os.path.join(self.p['definitions_dir'], self.me)
+        with translated('Reading the definitions of the guests of %s' % self.me):
+            dummy, guests = host_facts(self.conn(self.me), self.me)
+        wanted = dict((facts.name, facts.xml) for facts in guests if facts.persistent)
         try:
-            os.makedirs(directory, exist_ok=True)
-            for facts in guests:
-                path = os.path.join(directory, '%s.xml' % facts.name)
-                with open(path + '.tmp', 'w', encoding='utf-8') as handle:
-                    handle.write(facts.xml)
-                os.replace(path + '.tmp', path)
+            changes = backup_changes(read_backups(directory), wanted)
+            if not self.check:
+                os.makedirs(directory, mode=0o700, exist_ok=True)
+                for name in changes['written']:
+                    write_atomically(os.path.join(directory, '%s.xml' % name), wanted[name])
+                for name in changes['removed']:
+                    os.remove(os.path.join(directory, '%s.xml' % name))
         except OSError as exc:
-            self.kvm.warn('definition backup in %s failed: %s' % (directory, exc))
+            raise BackupError('definitions backup in %s failed: %s' % (directory, exc),
+                              remedy='Check that %s is on the shared storage, mounted on %s and writable by root.'
+                              % (self.p['definitions_dir'], self.me))
+        would = 'would ' if self.check else ''
+        for name in changes['written']:
+            self.log('%swrite the definition of %s' % (would, name))
+        for name in changes['removed']:
+            self.log('%sremove the backup of %s (not defined on %s)' % (would, name, self.me))
+        changes['directory'] = directory
+        return changes
+
+    def do_backup(self):
+        changes = self.save_definitions()
+        changed = bool(changes['written'] or changes['removed'])
+        msg = 'backup of %s in %s: %d written, %d removed, %d unchanged%s' % (
+            self.me, changes['directory'], len(changes['written']), len(changes['removed']),
+            len(changes['unchanged']), ' (check mode: nothing written)' if self.check and changed else '')
+        return dict(changed=changed, definitions=changes, report=[msg] + list(self.log.lines),
+                    progress=list(self.log.lines), msg=msg)
 
     def do_return(self):
         record_path = os.path.join(self.p['state_dir'], 'evacuation.json')
@@ -471,7 +548,8 @@ class Evacuation:
                 remedy='Power the host off (or fence it) and set fenced: true. Starting a guest whose first copy '
                        'may still run corrupts its shared disks.')
         try:
-            LibvirtClient(uri=host_uri(dead, self.p['transport'])).conn.getHostname()
+            with LibvirtClient(uri=host_uri(dead, self.p['transport'])) as probe:
+                probe.conn.getHostname()
             raise InvalidInputError('refusing to recover: %s still answers over libvirt, it is not dead' % dead,
                                     remedy='Evacuate it instead (evacuate.yml), or fence it first.')
         except InvalidInputError:
@@ -531,6 +609,71 @@ class Evacuation:
             except Exception as exc:  # pylint: disable=broad-except
                 done.append(make_row(assignment.guest, dead, assignment.destination, 'failed', str(exc), mode='restart'))
         return self.finish(done + rows, plan, hosts)
+
+    def do_rejoin(self):
+        """On a host that answers again after its guests were recovered elsewhere: every guest that now runs
+        on another host loses its stale copy here (autostart off, destroyed if it runs, undefined)."""
+        dead = self.p['dead_host']
+        if dead and dead != self.me:
+            raise InvalidInputError('rejoin runs on the host that comes back (dead_host=%s), but this is %s'
+                                    % (dead, self.me),
+                                    remedy='Run it on %s (recover.yml -e dead_host=%s -e rejoin=true does).'
+                                    % (dead, dead))
+        conn = self.conn(self.me)
+        dummy, here = host_facts(conn, self.me)
+        hosts, guests, notes = self.gather([h for h in self.p['hosts'] if h != self.me])
+        elsewhere = dict((facts.uuid, (facts.host, facts.state)) for facts in guests)
+        local = []
+        for facts in here:
+            if not self.wanted(facts.name):
+                continue
+            try:
+                dom = conn.lookupByUUIDString(facts.uuid)
+                local.append({'name': facts.name, 'uuid': facts.uuid, 'active': facts.running,
+                              'persistent': facts.persistent,
+                              'autostart': facts.persistent and bool(dom.autostart()),
+                              'job': facts.running and dom.jobInfo()[0] != VIR_DOMAIN_JOB_NONE})
+            except Exception:  # pylint: disable=broad-except
+                continue  # gone while we looked: nothing left to clean up
+        cleanups, rows = rejoin_plan(self.me, local, elsewhere)
+        done, changed = [], False
+        for entry, where, steps in cleanups:
+            if self.check:
+                done.append(make_row(entry['name'], self.me, where, 'planned',
+                                     'runs on %s; here it would: %s' % (where, ', '.join(steps))))
+                changed = True
+                continue
+            row, steps_done = self.remove_stale_copy(conn, entry, where, steps)
+            done.append(row)
+            changed = changed or bool(steps_done)
+        result = self.finish(done + rows, Plan(notes=notes), hosts)
+        counts = result['summary']['counts']
+        result['changed'] = changed
+        result['msg'] = 'rejoin of %s: %d stale copies %s, %d guests left as they are, %d need a look' % (
+            self.me, counts.get('planned', 0) if self.check else counts.get('removed', 0),
+            'to remove (check mode: nothing changed)' if self.check else 'removed', counts.get('skipped', 0),
+            len(result['summary']['stayed']))
+        return result
+
+    def remove_stale_copy(self, conn, entry, where, steps):
+        """Apply the rejoin steps to this host's copy of a guest that runs on ``where``: (row, steps done)."""
+        done, step = [], 'look up'
+        try:
+            dom = conn.lookupByUUIDString(entry['uuid'])
+            for step in steps:
+                if step == 'disable autostart':
+                    dom.setAutostart(0)
+                elif step == 'destroy':
+                    dom.destroy()
+                else:
+                    dom.undefineFlags(UNDEFINE_STALE)
+                done.append(step)
+                self.log('%s runs on %s: %s here' % (entry['name'], where, step))
+        except Exception as exc:  # pylint: disable=broad-except
+            return make_row(entry['name'], self.me, where, 'failed', '%s here failed (done: %s): %s' % (
+                step, ', '.join(done) or 'nothing', exc)), done
+        return make_row(entry['name'], self.me, where, 'removed', 'runs on %s; here: %s' % (
+            where, ', '.join(done))), done
 
 
 def _xml_field(xml, tag):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r'''
 module: virt_evacuate
-short_description: Drain a hypervisor, bring its guests back, rebalance a group, or recover a dead host's guests
+short_description: Drain a hypervisor, bring its guests back, rebalance, back up definitions, recover a dead host
 version_added: 0.1.0
 description:
   - C(evacuate) (run on the host to drain) reads memory, vCPUs and guests of every host in O(hosts) through
@@ -20,11 +20,21 @@ description:
     repair on both hosts). A guest that cannot move does not stop the others.
   - The drained host is marked in maintenance (a file in O(state_dir)), where every guest came from is
     recorded there (for C(return)), and the guests' definitions are saved to O(definitions_dir) on shared
-    storage (for C(recover)).
+    storage (for C(recover); the same backup as C(backup) writes).
   - C(return) (run on the drained host) brings the recorded guests back and clears the mark.
   - C(rebalance) (run on any member) levels memory use across O(hosts) with few migrations (C(plan_rebalance)).
   - C(recover) (run on a surviving host) defines and starts the guests of the dead host O(dead_host) from their
-    saved definitions on the other hosts, only with O(fenced=true).
+    saved definitions on the other hosts, only with O(fenced=true), and refuses while the libvirtd of O(dead_host)
+    answers.
+  - C(backup) (run on every hypervisor, on a schedule) makes C(<definitions_dir>/<this host>/) hold the persistent
+    definition of every guest defined on this host, one C(<guest>.xml) each, written atomically (mode 0600), and
+    removes the backups of guests no longer defined here, so that a guest that moved away is not recovered from a
+    stale file. It changes something only when a file changes, never waits for O(lock_timeout), and moves nothing.
+  - C(rejoin) (run on the host that died, once it answers again) looks for its guests on the other O(hosts). A guest
+    that runs on another host now (it was recovered there) must never run here too, so its autostart here is
+    disabled, a copy that runs here is destroyed, and its definition here is undefined (with its managed save image,
+    snapshot and checkpoint metadata; an NVRAM file is kept). Guests that do not run elsewhere are left as they are
+    and reported.
   - Progress lines go to O(progress_file) while it runs and to RV(progress) at the end.
 author:
   - kvmops.migration contributors (@kvmops)
@@ -34,7 +44,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Gathers facts and returns the plan and table (result C(planned)); moves and writes nothing.
+    details:
+      - Gathers facts and returns the plan and table (result C(planned)); moves and writes nothing.
+      - C(backup) reports the files it would write or remove and C(rejoin) the stale copies it would remove (result
+        C(planned)), both with C(changed=true) when something would change.
   diff_mode:
     support: none
   platform:
@@ -44,7 +57,7 @@ options:
   action:
     description: What to do.
     type: str
-    choices: [evacuate, return, rebalance, recover]
+    choices: [evacuate, return, rebalance, recover, backup, rejoin]
     default: evacuate
   host:
     description: This host's name as the other hosts reach it. Default is the name its libvirtd reports.
@@ -52,7 +65,8 @@ options:
   hosts:
     description:
       - The hypervisors taking part (destinations for C(evacuate) and C(recover), members for C(rebalance),
-        where to look for the guests for C(return)). This host may be in the list.
+        where to look for the guests for C(return) and C(rejoin)). This host may be in the list. Not used by
+        C(backup).
     type: list
     elements: str
     default: []
@@ -62,7 +76,10 @@ options:
     choices: [ssh, tls, tcp]
     default: ssh
   guests:
-    description: Only these guests move (others still count for capacity and anti-affinity). Default all.
+    description:
+      - Only these guests move (others still count for capacity and anti-affinity), or for C(rejoin) only their
+        stale copies are removed. Default all.
+      - Refused with C(backup), which always covers every persistent guest of the host.
     type: list
     elements: str
   pinned:
@@ -154,8 +171,9 @@ options:
     default: /var/lib/libvirt/kvmops
   definitions_dir:
     description:
-      - Directory on shared storage holding C(<host>/<guest>.xml) definition backups; C(evacuate) writes this
-        host's, C(recover) reads the dead host's. Empty string disables the backup.
+      - Directory on shared storage holding C(<host>/<guest>.xml) definition backups; C(backup) and C(evacuate)
+        (before it moves guests) write this host's, C(recover) reads the dead host's.
+      - An empty string disables the backup of C(evacuate); C(backup) refuses it.
     type: path
     default: /var/lib/libvirt/images/.kvmops/definitions
   shared_paths:
@@ -164,7 +182,9 @@ options:
     elements: path
     default: [/var/lib/libvirt/images]
   dead_host:
-    description: C(recover) - the host whose guests to restart elsewhere.
+    description:
+      - C(recover) - the host whose guests to restart elsewhere.
+      - C(rejoin) - optional, the host that died; refused unless it is this host.
     type: str
   fenced:
     description:
@@ -187,7 +207,7 @@ options:
     default: 2.0
   lock_timeout:
     description:
-      - Only one run that moves guests (any O(action)) works on a host at a time; it holds an exclusive lock on
+      - Only one run that moves guests (any O(action) but C(backup)) works on a host at a time; it holds an exclusive lock on
         C(operation.lock) in O(state_dir), which the kernel releases when the run ends, even if it is killed.
       - A second run (two operators, a job launched twice, a re-run while the async job of an interrupted
         C(ansible-playbook) still runs) waits up to this many seconds for the first to end, then re-reads the
@@ -225,16 +245,26 @@ EXAMPLES = r'''
     dead_host: host-a
     fenced: true
     hosts: [host-b, host-c]
+
+- name: Save the definitions of this host's guests to shared storage (schedule it on every hypervisor)
+  kvmops.migration.virt_evacuate:
+    action: backup
+
+- name: On host-a, back after its guests were recovered elsewhere, remove their stale copies
+  kvmops.migration.virt_evacuate:
+    action: rejoin
+    dead_host: host-a
+    hosts: [host-b, host-c]
 '''
 
 RETURN = r'''
 plan:
   description: The plan, C(assignments) (guest, source, destination) in start order, C(unplaceable) with reasons, C(notes).
-  returned: always
+  returned: when action is not backup
   type: dict
 table:
   description: One row per guest considered.
-  returned: always
+  returned: when action is not backup
   type: list
   elements: dict
   contains:
@@ -254,19 +284,23 @@ table:
       description: Downtime libvirt measured.
       type: int
     result:
-      description: C(moved), C(failed) (tried, still on its source), C(stayed) (not tried), C(skipped), C(planned) (check mode).
+      description:
+        - C(moved), C(failed) (tried, still on its source), C(stayed) (not tried), C(skipped), C(planned) (check mode).
+        - C(rejoin) - C(removed) (the stale copy here is gone, C(to) is where the guest runs), C(failed) (a step
+          failed, C(reason) says which and what was done), C(stayed) (left alone, needs a look), C(skipped) (the
+          guest does not run elsewhere), C(planned) (check mode).
       type: str
     reason:
       description: Why it did not move.
       type: str
 report:
-  description: The table as text lines.
+  description: The table as text lines; for C(backup) the summary line and one line per file written or removed.
   returned: always
   type: list
   elements: str
 summary:
   description: Counts per result, C(stayed) (guests that should have moved and did not), C(moved), C(max_concurrent).
-  returned: always
+  returned: when action is not backup
   type: dict
 progress:
   description: The progress lines written while running.
@@ -275,17 +309,37 @@ progress:
   elements: str
 hosts:
   description: Facts of the hosts used for planning (memory in bytes).
-  returned: always
+  returned: when action is not backup
   type: list
   elements: dict
 lock_waited_s:
   description: Seconds this run waited for another run to release the host's lock (see O(lock_timeout)).
-  returned: when not in check mode
+  returned: when not in check mode and action is not backup
   type: float
 record:
   description: For C(evacuate) and C(return), the record of guests moved off this host after the run.
   returned: when action is evacuate or return
   type: dict
+definitions:
+  description: What C(backup) wrote (or would write, in check mode).
+  returned: when action is backup
+  type: dict
+  contains:
+    directory:
+      description: This host's backup directory, C(<definitions_dir>/<host>).
+      type: str
+    written:
+      description: Guests whose C(<guest>.xml) was written (new or changed).
+      type: list
+      elements: str
+    removed:
+      description: Guests whose backup was removed (no longer defined on this host).
+      type: list
+      elements: str
+    unchanged:
+      description: Guests whose backup was already up to date.
+      type: list
+      elements: str
 msg:
   description: One-line summary.
   returned: always

@@ -12,6 +12,7 @@ import pytest
 
 from support import invariant
 from support.lab import LabHandle, virtlab
+from vlab.proc import alive
 
 GUEST = "lt-guest"
 
@@ -159,10 +160,37 @@ def test_stop_and_start_libvirtd(labh):
     assert json.loads(virtlab("status", "--json").stdout)["healthy"] is True
 
 
+def test_power_off_kills_the_guests_and_power_on_starts_none(labh):
+    name = "lt-power"
+    virtlab("guest", "rm", name, check=False)
+    virtlab("guest", "create", name, "--on", "host-b")
+    try:
+        qemu = labh.lab.host("host-b", hypervisor=True).qemu_processes()
+        assert qemu, "no QEMU pid file found for the guest on host-b"
+        virtlab("fault", "power-off", "host-b")
+        try:
+            assert not any(alive(ident) for ident in qemu)
+            last = labh.heartbeat(name)["counter"]
+            time.sleep(1.5)
+            assert labh.heartbeat(name)["counter"] == last, "the guest's heartbeat goes on after power-off"
+            assert not tcp_open("10.213.7.12", 22)
+            # (not `status`: its shared-mount check waits for GlusterFS to give up on the cut link)
+            assert not LabHandle().lab.host("host-b", hypervisor=True).daemon_alive("libvirtd")
+        finally:
+            virtlab("fault", "power-on", "host-b")
+        assert json.loads(virtlab("status", "--json").stdout)["healthy"] is True
+        assert labh.locate(name) == [("host-b", "shutoff", True)]
+        pools = labh.libvirt("host-b").listAllStoragePools(0)
+        assert all(pool.isActive() for pool in pools if pool.autostart()), [(p.name(), p.isActive()) for p in pools]
+    finally:
+        virtlab("guest", "rm", name, check=False)
+
+
 def test_bad_input_is_one_clear_line():
     for args, words in ((["exec", "host-z", "--", "true"], "host-z"),
                         (["guest", "create", "x y", "--on", "host-a"], "not a valid guest name"),
                         (["guest", "create", "lt-bad", "--on", "storage-1"], "unknown hypervisor"),
+                        (["fault", "power-off", "storage-1"], "unknown hypervisor"),
                         (["guest", "where", "lt-none"], "")):
         res = virtlab(*args, check=False)
         assert res.returncode == 1, args

@@ -9,6 +9,7 @@ import json
 
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import (
     anti_affinity_groups,
+    backup_changes,
     format_table,
     load_record,
     make_row,
@@ -18,6 +19,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation impor
     preflight_verdicts,
     progress_line,
     record_move,
+    rejoin_plan,
     return_plan,
     summarise,
 )
@@ -92,3 +94,46 @@ def test_record_keeps_first_origin_and_return_plan():
     moves, rows = return_plan(record, {'u1': ['host-c'], 'u2': ['host-a'], 'u4': ['host-b', 'host-c']}, 'host-a')
     assert moves == [('g1', 'u1', 'host-c')]
     assert {row['guest']: row['result'] for row in rows} == {'g2': 'skipped', 'g3': 'stayed', 'g4': 'stayed'}
+
+
+def test_backup_writes_new_and_changed_removes_gone_keeps_equal():
+    existing = {'same': '<domain>same</domain>', 'edited': '<domain>old</domain>', 'moved-away': '<domain/>',
+                'unreadable': None}
+    wanted = {'same': '<domain>same</domain>', 'edited': '<domain>new</domain>', 'new': '<domain>n</domain>',
+              'unreadable': '<domain>u</domain>'}
+    assert backup_changes(existing, wanted) == {'written': ['edited', 'new', 'unreadable'], 'removed': ['moved-away'],
+                                                'unchanged': ['same']}
+    # Nothing to do when the files hold exactly the definitions; an empty host empties its backup.
+    assert backup_changes(wanted, wanted) == {'written': [], 'removed': [], 'unchanged': sorted(wanted)}
+    assert backup_changes(existing, {})['removed'] == sorted(existing)
+
+
+def local(name, active=False, persistent=True, autostart=False, job=False):
+    return {'name': name, 'uuid': 'uuid-' + name, 'active': active, 'persistent': persistent,
+            'autostart': autostart, 'job': job}
+
+
+def test_rejoin_cleans_only_guests_running_elsewhere():
+    here = [local('recovered', autostart=True), local('twice', active=True),
+            local('transient-twice', active=True, persistent=False), local('alone', active=True),
+            local('shutoff-both'), local('incoming', active=True), local('busy', active=True, job=True)]
+    elsewhere = {'uuid-recovered': ('host-b', 1), 'uuid-twice': ('host-c', 1), 'uuid-transient-twice': ('host-b', 1),
+                 'uuid-shutoff-both': ('host-b', 5), 'uuid-incoming': ('host-c', 3), 'uuid-busy': ('host-b', 1)}
+    cleanups, rows = rejoin_plan('host-a', here, elsewhere)
+    assert [(entry['name'], where, steps) for entry, where, steps in cleanups] == [
+        ('recovered', 'host-b', ['disable autostart', 'undefine']),
+        ('transient-twice', 'host-b', ['destroy']),
+        ('twice', 'host-c', ['destroy', 'undefine'])]
+    by_guest = dict((row['guest'], row) for row in rows)
+    assert sorted(by_guest) == ['alone', 'busy', 'incoming', 'shutoff-both']
+    assert by_guest['alone']['result'] == 'skipped' and by_guest['alone']['to'] is None
+    assert by_guest['shutoff-both']['result'] == 'skipped' and 'running nowhere' in by_guest['shutoff-both']['reason']
+    # Left alone but reported as needing a look: an incoming migration, a job on the copy here.
+    assert by_guest['incoming']['result'] == 'stayed' and 'incoming migration' in by_guest['incoming']['reason']
+    assert by_guest['busy']['result'] == 'stayed' and 'a job' in by_guest['busy']['reason']
+    assert summarise(rows)['stayed'] == ['busy', 'incoming']
+
+
+def test_rejoin_with_nothing_elsewhere_touches_nothing():
+    cleanups, rows = rejoin_plan('host-a', [local('a', active=True, autostart=True), local('b')], {})
+    assert cleanups == [] and [row['result'] for row in rows] == ['skipped', 'skipped']

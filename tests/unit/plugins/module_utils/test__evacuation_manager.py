@@ -1,0 +1,282 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 kvmops.migration contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""virt_evacuate's backup and rejoin actions against fake libvirt hosts: what is written, removed,
+destroyed and undefined, and that check mode touches nothing."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from ansible_collections.kvmops.migration.plugins.module_utils import _evacuation_manager
+from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+    InvalidInputError,
+    LibvirtConnectionError,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_manager import (
+    ARGUMENT_SPEC,
+    UNDEFINE_STALE,
+    Evacuation,
+)
+
+RUNNING, PAUSED, SHUTOFF = 1, 3, 5
+
+
+class FakeDomain:
+    def __init__(self, conn, name, state=RUNNING, persistent=True, autostart=False, job=0):
+        self.conn = conn
+        self._name = name
+        self._state = state
+        self.persistent = persistent
+        self._autostart = autostart
+        self.job = job
+        self.calls = []
+
+    def name(self):
+        return self._name
+
+    def UUIDString(self):
+        return 'uuid-' + self._name
+
+    def info(self):
+        return [self._state, 131072, 131072, 1, 0]
+
+    def state(self, flags=0):
+        return [self._state, 1]
+
+    def isActive(self):
+        return self._state != SHUTOFF
+
+    def isPersistent(self):
+        return self.persistent
+
+    def XMLDesc(self, flags=0):
+        return ("<domain type='qemu'><name>%s</name><uuid>%s</uuid><memory unit='KiB'>131072</memory>"
+                "<devices><disk type='file' device='disk'><source file='/var/lib/libvirt/images/%s.qcow2'/>"
+                "<target dev='vda'/></disk></devices><!-- flags %d --></domain>" % (
+                    self._name, self.UUIDString(), self._name, flags))
+
+    def autostart(self):
+        return self._autostart
+
+    def jobInfo(self):
+        return [self.job, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+
+    def setAutostart(self, value):
+        self.calls.append(('setAutostart', value))
+        self._autostart = bool(value)
+
+    def destroy(self):
+        self.calls.append(('destroy',))
+        self._state = SHUTOFF
+        if not self.persistent:
+            self.conn.domains.remove(self)
+
+    def undefineFlags(self, flags):
+        self.calls.append(('undefineFlags', flags))
+        if self.isActive():
+            self.persistent = False
+        else:
+            self.conn.domains.remove(self)
+
+
+class FakeConn:
+    def __init__(self, hostname):
+        self.hostname = hostname
+        self.domains = []
+
+    def add(self, name, **kwargs):
+        dom = FakeDomain(self, name, **kwargs)
+        self.domains.append(dom)
+        return dom
+
+    def getHostname(self):
+        return self.hostname
+
+    def getInfo(self):
+        return ['x86_64', 8192, 4, 2000, 1, 1, 4, 1]
+
+    def getFreeMemory(self):
+        return 4096 * 1024 * 1024
+
+    def listAllDomains(self, flags=0):
+        return list(self.domains)
+
+    def lookupByUUIDString(self, uuid):
+        return next(dom for dom in self.domains if dom.UUIDString() == uuid)
+
+
+@pytest.fixture
+def lab(monkeypatch):
+    """host-a (this host, reached as qemu:///system), host-b and host-c; a host missing from the dict
+    does not answer."""
+    hosts = {'host-a': FakeConn('host-a'), 'host-b': FakeConn('host-b'), 'host-c': FakeConn('host-c')}
+
+    class FakeClient:
+        def __init__(self, uri=None, **kwargs):
+            self.uri = uri
+
+        @property
+        def conn(self):
+            name = 'host-a' if self.uri == 'qemu:///system' else self.uri.split('://')[1].split('/')[0]
+            if name not in hosts:
+                raise LibvirtConnectionError('Connecting to libvirt at %s failed: no route to host' % self.uri)
+            return hosts[name]
+
+        def close(self):
+            return []
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
+    monkeypatch.setattr(_evacuation_manager, 'LibvirtClient', FakeClient)
+    return hosts
+
+
+class FakeModule:
+    def __init__(self, params, check_mode):
+        self.params = params
+        self.check_mode = check_mode
+        self.warnings = []
+
+    def warn(self, msg):
+        self.warnings.append(msg)
+
+
+def run(tmp_path, check_mode=False, **params):
+    full = dict((key, spec.get('default')) for key, spec in ARGUMENT_SPEC.items())
+    full.update(uri='qemu:///system', host='host-a', state_dir=str(tmp_path / 'state'),
+                definitions_dir=str(tmp_path / 'definitions'))
+    full.update(params)
+    evacuation = Evacuation(FakeModule(full, check_mode))
+    try:
+        return evacuation.run()
+    finally:
+        evacuation.close()
+
+
+def backup_dir(tmp_path):
+    return tmp_path / 'definitions' / 'host-a'
+
+
+def test_backup_writes_every_persistent_definition_of_this_host_atomically(lab, tmp_path):
+    lab['host-a'].add('web1')
+    lab['host-a'].add('db1', state=SHUTOFF)
+    lab['host-a'].add('scratch', persistent=False)
+    lab['host-b'].add('elsewhere')
+    result = run(tmp_path, action='backup')
+    assert result['changed'] is True
+    assert result['definitions']['written'] == ['db1', 'web1'] and result['definitions']['removed'] == []
+    assert sorted(os.listdir(backup_dir(tmp_path))) == ['db1.xml', 'web1.xml']  # no temporary file left
+    text = (backup_dir(tmp_path) / 'web1.xml').read_text()
+    assert '<uuid>uuid-web1</uuid>' in text and '<!-- flags 3 -->' in text  # VIR_DOMAIN_XML_SECURE | INACTIVE
+    assert stat.S_IMODE(os.stat(backup_dir(tmp_path) / 'web1.xml').st_mode) == 0o600  # definitions may hold secrets
+    assert 'backup of host-a' in result['msg'] and '2 written' in result['msg']
+    assert not os.path.exists(tmp_path / 'state' / 'operation.lock'), 'a backup never takes the lock'
+
+    again = run(tmp_path, action='backup')
+    assert again['changed'] is False and again['definitions']['unchanged'] == ['db1', 'web1']
+
+
+def test_backup_removes_the_backup_of_a_guest_that_left_and_check_mode_writes_nothing(lab, tmp_path):
+    lab['host-a'].add('web1')
+    moved = lab['host-a'].add('moved')
+    run(tmp_path, action='backup')
+    lab['host-a'].domains.remove(moved)
+    lab['host-b'].domains.append(moved)
+    before = sorted(os.listdir(backup_dir(tmp_path)))
+    planned = run(tmp_path, check_mode=True, action='backup')
+    assert planned['changed'] is True and planned['definitions']['removed'] == ['moved']
+    assert sorted(os.listdir(backup_dir(tmp_path))) == before == ['moved.xml', 'web1.xml']
+    assert any('would remove the backup of moved' in line for line in planned['report'])
+    done = run(tmp_path, action='backup')
+    assert done['changed'] is True and done['definitions']['removed'] == ['moved']
+    assert sorted(os.listdir(backup_dir(tmp_path))) == ['web1.xml']
+
+
+def test_backup_in_check_mode_on_a_new_host_creates_nothing(lab, tmp_path):
+    lab['host-a'].add('web1')
+    result = run(tmp_path, check_mode=True, action='backup')
+    assert result['changed'] is True and result['definitions']['written'] == ['web1']
+    assert not os.path.exists(tmp_path / 'definitions') and not os.path.exists(tmp_path / 'state')
+
+
+def test_backup_that_cannot_write_is_an_error_naming_the_directory(lab, tmp_path):
+    lab['host-a'].add('web1')
+    (tmp_path / 'definitions').write_text('not a directory')
+    with pytest.raises(_evacuation_manager.BackupError) as err:
+        run(tmp_path, action='backup')
+    assert str(tmp_path / 'definitions') in err.value.msg and 'shared storage' in err.value.remedy
+
+
+def test_rejoin_removes_stale_copies_of_guests_running_elsewhere_only(lab, tmp_path):
+    recovered = lab['host-a'].add('recovered', state=SHUTOFF, autostart=True)
+    twice = lab['host-a'].add('twice')
+    alone = lab['host-a'].add('alone')
+    incoming = lab['host-a'].add('incoming')
+    lab['host-b'].add('recovered')
+    lab['host-c'].add('twice')
+    lab['host-c'].add('incoming', state=PAUSED)
+    result = run(tmp_path, action='rejoin', dead_host='host-a', hosts=['host-a', 'host-b', 'host-c'])
+    assert recovered.calls == [('setAutostart', 0), ('undefineFlags', UNDEFINE_STALE)]
+    assert twice.calls == [('destroy',), ('undefineFlags', UNDEFINE_STALE)]
+    assert alone.calls == [] and incoming.calls == []
+    assert [dom.name() for dom in lab['host-a'].domains] == ['alone', 'incoming']
+    rows = dict((row['guest'], row) for row in result['table'])
+    assert (rows['recovered']['result'], rows['recovered']['to']) == ('removed', 'host-b')
+    assert rows['twice']['reason'] == 'runs on host-c; here: destroy, undefine'
+    assert rows['alone']['result'] == 'skipped' and rows['incoming']['result'] == 'stayed'
+    assert result['changed'] is True and result['summary']['stayed'] == ['incoming']
+    assert result['msg'].startswith('rejoin of host-a: 2 stale copies removed')
+    # Again: the stale copies are gone, nothing changes.
+    again = run(tmp_path, action='rejoin', hosts=['host-a', 'host-b', 'host-c'])
+    assert again['changed'] is False and sorted(row['result'] for row in again['table']) == ['skipped', 'stayed']
+
+
+def test_rejoin_in_check_mode_reports_and_touches_nothing(lab, tmp_path):
+    stale = lab['host-a'].add('recovered', autostart=True)
+    lab['host-b'].add('recovered')
+    result = run(tmp_path, check_mode=True, action='rejoin', hosts=['host-b', 'host-c'])
+    assert stale.calls == [] and result['changed'] is True
+    assert result['table'][0]['result'] == 'planned'
+    assert result['table'][0]['reason'] == 'runs on host-b; here it would: disable autostart, destroy, undefine'
+    assert not os.path.exists(tmp_path / 'state')
+
+
+def test_rejoin_with_an_unreachable_host_cleans_what_it_can_prove_and_says_what_it_could_not_see(lab, tmp_path):
+    stale = lab['host-a'].add('on-b', state=SHUTOFF)
+    unknown = lab['host-a'].add('maybe-on-d', state=SHUTOFF)
+    lab['host-b'].add('on-b')
+    result = run(tmp_path, action='rejoin', hosts=['host-b', 'host-d'])
+    assert stale.calls and not unknown.calls
+    assert any('host-d left out' in note for note in result['plan']['notes'])
+
+
+def test_rejoin_refuses_to_run_on_another_host_than_the_dead_one(lab, tmp_path):
+    lab['host-a'].add('web1')
+    with pytest.raises(InvalidInputError) as err:
+        run(tmp_path, action='rejoin', dead_host='host-b', hosts=['host-b'])
+    assert 'dead_host=host-b' in err.value.msg and 'Run it on host-b' in err.value.remedy
+    assert lab['host-a'].domains[0].calls == []
+
+
+def test_rejoin_reports_a_failed_step_with_what_was_done(lab, tmp_path):
+    stale = lab['host-a'].add('recovered', autostart=True)
+    lab['host-b'].add('recovered')
+
+    def refuse():
+        raise RuntimeError('Requested operation is not valid: domain is not running')
+    stale.destroy = refuse
+    result = run(tmp_path, action='rejoin', hosts=['host-b'])
+    row = result['table'][0]
+    assert row['result'] == 'failed' and result['changed'] is True
+    assert row['reason'].startswith('destroy here failed (done: disable autostart): Requested operation')
+    assert result['summary']['stayed'] == ['recovered']
