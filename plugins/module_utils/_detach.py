@@ -26,25 +26,7 @@ import os
 import time
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsError
-
-
-def write_json_atomic(path, data):
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = '%s.%d.tmp' % (path, os.getpid())
-    with open(tmp, 'w', encoding='utf-8') as handle:
-        json.dump(data, handle, sort_keys=True, default=str)
-    os.replace(tmp, path)
-
-
-def read_json(path):
-    """The JSON object at ``path``, or None if it is missing or unreadable."""
-    try:
-        with open(path, encoding='utf-8') as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+from ansible_collections.kvmops.migration.plugins.module_utils._statefile import write_json
 
 
 def pid_alive(pid):
@@ -74,7 +56,7 @@ class DetachedRun:
         (with this process's pid and ``running: true``) so others can see the run."""
         self.report_path = path
         self._header = dict(header, pid=os.getpid(), started_at=time.time())
-        write_json_atomic(path, dict(self._header, running=True))
+        write_json(path, dict(self._header, running=True))
 
     def announce(self, result):
         """Hand ``result`` to the waiting module, which then exits; the work continues."""
@@ -88,7 +70,7 @@ class DetachedRun:
             final.update(running=False, finished_at=time.time())
             if kind == 'failed':
                 final['failed'] = True
-            write_json_atomic(self.report_path, final)
+            write_json(self.report_path, final)
         if not self.announced:
             self._send({'kind': kind, 'result': payload})
 

@@ -9,9 +9,7 @@ same MigrationManager as virt_migrate, record maintenance marks and origins, rep
 from __future__ import annotations
 
 import glob
-import json
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
@@ -54,6 +52,12 @@ from ansible_collections.kvmops.migration.plugins.module_utils._placement import
     Plan,
     plan_evacuation,
     plan_rebalance,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._statefile import (
+    PRIVATE_FILE_MODE,
+    read_text,
+    write_json,
+    write_text,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of
 
@@ -108,42 +112,10 @@ class BackupError(KvmopsError):
     """The definitions backup could not be read or written."""
 
 
-def _read(path):
-    try:
-        with open(path, encoding='utf-8') as handle:
-            return handle.read()
-    except OSError:
-        return None
-
-
-def _write_json(path, data):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def read_backups(directory):
     """{guest: file text (None if unreadable)} of the definition backups in ``directory`` ({} if it is missing)."""
-    return dict((os.path.basename(path)[:-len('.xml')], _read(path))
+    return dict((os.path.basename(path)[:-len('.xml')], read_text(path))
                 for path in glob.glob(os.path.join(directory, '*.xml')))
-
-
-def write_atomically(path, text):
-    """Replace ``path`` with ``text`` in one step (a reader sees the old or the new file, never half of
-    one), through a private temporary file in the same directory, flushed to storage first."""
-    handle, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix='.%s.' % os.path.basename(path), suffix='.tmp')
-    try:
-        with os.fdopen(handle, 'w', encoding='utf-8') as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class Evacuation:
@@ -372,14 +344,14 @@ class Evacuation:
             self.log('plan %s -> %s (%s%s)' % (facts.name, assignment.destination, mode,
                                                ', copying %s' % ','.join(options['migrate_disks'])
                                                if options.get('migrate_disks') else ''))
-        record = load_record(_read(record_path), self.me)
+        record = load_record(read_text(record_path), self.me)
         if self.check:
             rows = [make_row(a.guest, a.source, a.destination, 'planned', None, mode=moves[a.guest].mode)
                     for a in plan.assignments] + rows
             return self.finish(rows, plan, hosts, {'record': record})
         if self.p['maintenance']:
-            _write_json(os.path.join(self.p['state_dir'], 'maintenance.json'),
-                        maintenance_mark(self.me, 'evacuate'))
+            write_json(os.path.join(self.p['state_dir'], 'maintenance.json'),
+                       maintenance_mark(self.me, 'evacuate'))
         if self.p['definitions_dir']:
             try:
                 self.save_definitions()
@@ -388,7 +360,7 @@ class Evacuation:
 
         def moved(move):
             record_move(record, move.guest, move.uuid, move.source, move.dest, move.copied)
-            _write_json(record_path, record)
+            write_json(record_path, record)
 
         done, max_concurrent = self.execute(plan, moves, moved)
         rows = done + rows
@@ -410,7 +382,7 @@ class Evacuation:
             if not self.check:
                 os.makedirs(directory, mode=0o700, exist_ok=True)
                 for name in changes['written']:
-                    write_atomically(os.path.join(directory, '%s.xml' % name), wanted[name])
+                    write_text(os.path.join(directory, '%s.xml' % name), wanted[name], PRIVATE_FILE_MODE)
                 for name in changes['removed']:
                     os.remove(os.path.join(directory, '%s.xml' % name))
         except OSError as exc:
@@ -436,7 +408,7 @@ class Evacuation:
 
     def do_return(self):
         record_path = os.path.join(self.p['state_dir'], 'evacuation.json')
-        record = load_record(_read(record_path), self.me)
+        record = load_record(read_text(record_path), self.me)
         wanted = dict((g, e) for g, e in record['guests'].items() if self.wanted(g))
         places = set(self.p['hosts']) | {entry.get('to') for entry in wanted.values() if entry.get('to')}
         places.discard(None)
@@ -470,7 +442,7 @@ class Evacuation:
 
         def moved(move):
             forget(record, move.guest)
-            _write_json(record_path, record)
+            write_json(record_path, record)
             # The images copied back home are left on the host the guest ran on: our evacuation made them.
             for path in move.copied:
                 try:
@@ -482,7 +454,7 @@ class Evacuation:
                              % (path, move.source, move.guest))
 
         done, max_concurrent = self.execute(plan, moves, moved)
-        _write_json(record_path, record)
+        write_json(record_path, record)
         rows = done + rows
         mark = os.path.join(self.p['state_dir'], 'maintenance.json')
         cleared = False
@@ -564,7 +536,7 @@ class Evacuation:
         rows, xmls = [], {}
         shared_paths = [path.rstrip('/') + '/' for path in self.p['shared_paths']]
         for path in sorted(glob.glob(os.path.join(directory, '*.xml'))):
-            xml = _read(path) or ''
+            xml = read_text(path) or ''
             name = os.path.basename(path)[:-4]
             if not self.wanted(name):
                 continue

@@ -210,6 +210,8 @@ class ConcurrentRunner:
                 with self._lock:
                     self.started.pop(guest, None)
                 self.scheduler.done(guest)
+                if row['result'] == 'moved':
+                    self._record_moved(self.moves[guest], row)
                 rows[guest] = row
                 self.log('%s %s %s -> %s%s' % (row['result'], guest, row['from'], row['to'],
                                                ': ' + row['reason'] if row['reason'] else
@@ -218,6 +220,18 @@ class ConcurrentRunner:
             self._stop.set()
             monitor.join(5)
         return [rows[assignment.guest] for assignment in self.plan.assignments if assignment.guest in rows]
+
+    def _record_moved(self, move, row):
+        """Tell the caller a guest moved (it updates its record). Called here, in the one thread that
+        collects results, so two migrations that end together never write the record at once. The
+        guest has moved whatever happens here: a failure is reported on its row, not as a failed move."""
+        if not self.on_moved:
+            return
+        try:
+            self.on_moved(move)
+        except Exception as exc:  # pylint: disable=broad-except
+            row['reason'] = 'moved, but the record was not updated (%s); return.yml will not bring it back' % exc
+            self.log('%s: %s' % (move.guest, row['reason']))
 
     def _migrate(self, move, results):
         params = dict(MIGRATE_DEFAULTS)
@@ -234,8 +248,6 @@ class ConcurrentRunner:
             moved = result.get('location') is None or any(_same(host, move.dest) for host in running_on)
             row = make_row(move.guest, move.source, move.dest, 'moved' if moved else 'failed',
                            None if moved else result.get('msg'), elapsed, stats.get('downtime_ms'), move.mode)
-            if moved and self.on_moved:
-                self.on_moved(move)
         except KvmopsError as exc:
             where = (exc.details.get('location') or {}).get('running_on')
             reason = exc.msg if hasattr(exc, 'msg') else str(exc)

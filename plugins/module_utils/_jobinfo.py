@@ -16,7 +16,8 @@ from __future__ import annotations
 import glob
 import os
 
-from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, read_json
+from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive
+from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json
 
 JOB_TYPES = {0: 'none', 1: 'bounded', 2: 'unbounded', 3: 'completed', 4: 'failed', 5: 'cancelled'}
 JOB_OPERATIONS = {0: 'unknown', 1: 'start', 2: 'save', 3: 'restore', 4: 'migration_in', 5: 'migration_out',

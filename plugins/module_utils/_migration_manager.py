@@ -26,12 +26,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._convergence impo
     ConvergenceEngine,
     Policy,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._detach import (
-    pid_alive,
-    read_json,
-    run_detached,
-    write_json_atomic,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, run_detached
 from ansible_collections.kvmops.migration.plugins.module_utils._location import PAUSED, PAUSED_USER, assess
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import (
     LiveJob,
@@ -57,6 +52,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._preflight import
     parse_domain,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._waiter import wait_until
+from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json, write_json
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
     Disk,
     copy_volume,
@@ -346,7 +342,7 @@ class MigrationManager:
             self.result['detached_outcome'] = dict((key, report.get(key)) for key in (
                 'msg', 'failed', 'remedy', 'location', 'stats', 'finished_at') if key in report)
             if not self.kvm.check_mode:
-                write_json_atomic(path, dict(report, collected=True))  # handed over once
+                write_json(path, dict(report, collected=True))  # handed over once
         return True
 
     def _settle_earlier_attempt(self, dom, src_conn, dst_conn, uri):

@@ -15,12 +15,11 @@ import pytest
 from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError, KvmopsError
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import (
     pid_alive,
-    read_json,
     run_detached,
     unpack,
-    write_json_atomic,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._jobinfo import detached_migrations
+from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json, write_json
 
 
 def wait_for(predicate, timeout=10):
@@ -100,7 +99,7 @@ def test_unpack_and_the_json_helpers(tmp_path):
     assert (caught.value.msg, caught.value.remedy, caught.value.details) == ('m', 'r', {'location': 'l'})
     assert unpack({'kind': 'started', 'result': {'a': 1}}) == ('started', {'a': 1})
     path = str(tmp_path / 'd' / 'x.json')
-    write_json_atomic(path, {'a': 1})
+    write_json(path, {'a': 1})
     assert read_json(path) == {'a': 1} and read_json(str(tmp_path / 'missing.json')) is None
     (tmp_path / 'bad.json').write_text('[1]')
     assert read_json(str(tmp_path / 'bad.json')) is None
@@ -108,11 +107,11 @@ def test_unpack_and_the_json_helpers(tmp_path):
 
 
 def test_detached_migrations_filters_by_name_and_sorts_newest_first(tmp_path):
-    write_json_atomic(str(tmp_path / 'migrations' / 'a.json'), {'name': 'a', 'running': False, 'finished_at': 10})
-    write_json_atomic(str(tmp_path / 'migrations' / 'b.json'),
+    write_json(str(tmp_path / 'migrations' / 'a.json'), {'name': 'a', 'running': False, 'finished_at': 10})
+    write_json(str(tmp_path / 'migrations' / 'b.json'),
                       {'name': 'b', 'running': False, 'finished_at': 20, 'failed': True, 'msg': 'no'})
     # A report that says running but whose process is gone is not running.
-    write_json_atomic(str(tmp_path / 'migrations' / 'c.json'),
+    write_json(str(tmp_path / 'migrations' / 'c.json'),
                       {'name': 'c', 'running': True, 'pid': 2 ** 22 + 7, 'started_at': 5})
     assert [e['name'] for e in detached_migrations(str(tmp_path))] == ['b', 'a', 'c']
     assert detached_migrations(str(tmp_path), 'c')[0]['running'] is False

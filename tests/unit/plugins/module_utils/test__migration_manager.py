@@ -161,17 +161,17 @@ def test_postcopy_halves_report_the_last_figures_libvirt_gave():
 def test_a_run_waits_for_a_detached_run_of_the_same_guest_and_takes_its_result_once(monkeypatch, tmp_path):
     import subprocess
     import threading
-    from ansible_collections.kvmops.migration.plugins.module_utils._detach import read_json, write_json_atomic
+    from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json, write_json
     from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import outcome_path
     mgr = manager(monkeypatch, state_dir=str(tmp_path), timeout=30)
     path = outcome_path(str(tmp_path), 'u-1')
     assert mgr._wait_for_detached_run('u-1') is False  # none: nothing to wait for
     sleeper = subprocess.Popen(['sleep', '30'])  # stands for the detached process
     try:
-        write_json_atomic(path, {'name': 'web1', 'running': True, 'pid': sleeper.pid})
+        write_json(path, {'name': 'web1', 'running': True, 'pid': sleeper.pid})
 
         def finish():
-            write_json_atomic(path, {'name': 'web1', 'running': False, 'pid': sleeper.pid, 'msg': 'Migrated web1',
+            write_json(path, {'name': 'web1', 'running': False, 'pid': sleeper.pid, 'msg': 'Migrated web1',
                                      'location': {'verdict': 'destination'}, 'finished_at': 1.0})
         threading.Timer(1.5, finish).start()
         assert mgr._wait_for_detached_run('u-1') is True
@@ -185,9 +185,9 @@ def test_a_run_waits_for_a_detached_run_of_the_same_guest_and_takes_its_result_o
 
 
 def test_a_detached_run_whose_process_died_without_a_result_is_reported(monkeypatch, tmp_path):
-    from ansible_collections.kvmops.migration.plugins.module_utils._detach import write_json_atomic
+    from ansible_collections.kvmops.migration.plugins.module_utils._statefile import write_json
     from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import outcome_path
-    write_json_atomic(outcome_path(str(tmp_path), 'u-2'), {'name': 'web1', 'running': True, 'pid': 2 ** 22 + 9})
+    write_json(outcome_path(str(tmp_path), 'u-2'), {'name': 'web1', 'running': True, 'pid': 2 ** 22 + 9})
     mgr = manager(monkeypatch, state_dir=str(tmp_path))
     assert mgr._wait_for_detached_run('u-2') is True
     assert 'without writing a result' in mgr.result['detached_outcome']['msg']
