@@ -7,6 +7,9 @@ Times are medians of BENCH_RUNS runs (default 3) with min and max. Nothing here 
 wall-clock figure; the report states the targets and whether they were met.
 
 BENCH_CELLS="ws,rate,bw,mem;..." replaces the profile's convergence cells.
+BENCH_SECTIONS=idle,blockcopy re-measures only those figures (planner, idle, convergence,
+preflight, blockcopy, evacuation); the others keep the figures of the last run in the output
+directory, and the report says which figures were measured again, and when.
 BENCH_PROFILE=smoke runs one small case of each (a few minutes; `make test` runs it through
 tests/bench/test_bench_smoke.py); full is the default. BENCH_OUT chooses the output directory.
 The run exits non-zero when a required figure is missing or the exactly-one-host invariant
@@ -36,12 +39,14 @@ VIR_DOMAIN_JOB_STATS_COMPLETED = 1
 CELLS_FULL = [(16, 4, 50, 192), (32, 8, 20, 192), (64, 10, 20, 256), (64, 20, 40, 256),
               (96, 20, 10, 256), (96, 30, 20, 256)]
 CELLS_SMOKE = [(16, 4, 50, 192)]
-REQUIRED_KEYS = ("idle_overhead_ratio", "convergence", "evacuation", "blockcopy_ratio", "preflight_pair_s",
+REQUIRED_KEYS = ("idle_overhead_ratio", "convergence", "postcopy", "evacuation", "blockcopy_ratio", "preflight_pair_s",
                  "planner_1000_hosts_s")
 CELL_KEYS = ("working_set_mib", "dirty_rate_mibps", "bandwidth_mibps", "virsh_completed",
              "virsh_autoconverge_completed", "virt_migrate_completed", "virt_migrate_downtime_ms", "max_downtime_ms",
              "virt_migrate_total_s")
 EVACUATION_KEYS = ("guests", "serial_s", "evacuate_s", "bound_s")
+# Idle migrations per tool: even, so each tool runs equally often in each direction.
+IDLE_RUNS = 2 if PROFILE == "smoke" else 8
 CELL_TIMEOUT_S = 150 if PROFILE == "full" else 120
 
 
@@ -89,15 +94,18 @@ def completed_downtime(labh, host, name):
 # --- idle overhead ------------------------------------------------------------------------
 def bench_idle(labh):
     """Wall time of one idle-guest live migration through Ansible: the command module running
-    `virsh migrate` on the source vs virt_migrate, alternating directions."""
+    `virsh migrate` on the source vs virt_migrate. Directions alternate, and each tool runs as often
+    in one direction as in the other (pairs virsh-then-module and module-then-virsh alternate),
+    so a slower direction or a slower first run of a pair does not count against one tool only.
+    Each tool runs IDLE_RUNS times: one migration is a few seconds and single runs vary by ±20 %."""
     name = "bench-idle"
     fresh_guest(name)
     virsh_times, module_times = [], []
     where = SRC
-    for run in range(max(RUNS, 3) * 2):
+    for run in range(IDLE_RUNS * 2):
         other = DST if where == SRC else SRC
         started = time.monotonic()
-        if run % 2 == 0:
+        if (run // 2 + run) % 2 == 0:
             res = ansible_adhoc(where, "ansible.builtin.command",
                                 "virsh migrate --live --p2p --persistent --undefinesource %s qemu+ssh://%s/system"
                                 % (name, other))
@@ -112,15 +120,15 @@ def bench_idle(labh):
         where = other
     virtlab("guest", "rm", name, check=False)
     v, m = spread(virsh_times), spread(module_times)
-    return {"virsh_via_ansible_s": v, "virt_migrate_s": m, "ratio": round(m["median"] / v["median"], 3)}
+    return {"virsh_via_ansible_s": v, "virt_migrate_s": m, "ratio": round(m["median"] / v["median"], 3),
+            "runs_per_tool": IDLE_RUNS}
 
 
 # --- convergence matrix -------------------------------------------------------------------
-def run_virsh(labh, name, bandwidth, auto_converge):
+def run_virsh(labh, name, bandwidth, extra_flags=()):
+    """Plain `virsh migrate --live --p2p` with a bandwidth cap and ``extra_flags`` (e.g. --auto-converge)."""
     cmd = ["virsh", "-c", "qemu+ssh://%s/system" % SRC, "migrate", "--live", "--p2p", "--persistent",
-           "--undefinesource", "--bandwidth", str(bandwidth)]
-    if auto_converge:
-        cmd.append("--auto-converge")
+           "--undefinesource", "--bandwidth", str(bandwidth)] + list(extra_flags)
     cmd += [name, "qemu+ssh://%s/system" % DST]
     started = time.monotonic()
     try:
@@ -153,6 +161,26 @@ def run_virt_migrate(labh, name, bandwidth, max_downtime, allow_postcopy=False):
             "progress": res.get("progress", [])}
 
 
+def run_cell(labh, name, cell, tools, measure):
+    """RUNS runs of each tool on one cell, each on a fresh dirtying guest: {tool: [result]}.
+    ``measure(tool, name)`` migrates it and returns the result; the exactly-one-host invariant
+    is checked here after every run."""
+    ws, rate, bw, memory = cell
+    runs = dict((tool, []) for tool in tools)
+    for run in range(RUNS):
+        for tool in tools:
+            fresh_guest(name, memory, "%d,%d" % (ws, rate))
+            time.sleep(3)  # let the dirtier reach its pace
+            result = measure(tool, name)
+            # THE invariant, after every run: the guest runs on exactly one host.
+            running = [h for h, s, _p in labh.locate(name) if s in ("running", "paused")]
+            result["exactly_one_host"] = len(running) == 1
+            runs[tool].append(result)
+            log("cell ws=%d rate=%d bw=%d %s run %d: completed=%s %.1fs downtime=%s" % (
+                ws, rate, bw, tool, run + 1, result["completed"], result["total_s"], result["downtime_ms"]))
+    return runs
+
+
 def bench_convergence(labh):
     cells = []
     timeline = None
@@ -161,24 +189,17 @@ def bench_convergence(labh):
         # Physically reachable with pre-copy alone when the link outruns the dirtying with room
         # for the final copy to fit in max_downtime (no throttling assumed).
         reachable = bw > rate / 0.9
-        runs = {"virsh": [], "virsh_autoconverge": [], "virt_migrate": []}
-        for run in range(RUNS):
-            for tool in runs:
-                name = "bench-conv"
-                fresh_guest(name, memory, "%d,%d" % (ws, rate))
-                time.sleep(3)  # let the dirtier reach its pace
-                if tool == "virt_migrate":
-                    result = run_virt_migrate(labh, name, bw, max_downtime)
-                    if timeline is None or (ws, rate, bw) == (96, 20, 10):
-                        timeline = dict(cell=[ws, rate, bw], actions=result["actions"], progress=result["progress"])
-                else:
-                    result = run_virsh(labh, name, bw, tool == "virsh_autoconverge")
-                # THE invariant, after every run: the guest runs on exactly one host.
-                running = [h for h, s, _p in labh.locate(name) if s in ("running", "paused")]
-                result["exactly_one_host"] = len(running) == 1
-                runs[tool].append(result)
-                log("cell ws=%d rate=%d bw=%d %s run %d: completed=%s %.1fs downtime=%s" % (
-                    ws, rate, bw, tool, run + 1, result["completed"], result["total_s"], result["downtime_ms"]))
+
+        def measure(tool, name):
+            nonlocal timeline
+            if tool != "virt_migrate":
+                return run_virsh(labh, name, bw, ["--auto-converge"] if tool == "virsh_autoconverge" else [])
+            result = run_virt_migrate(labh, name, bw, max_downtime)
+            if timeline is None or (ws, rate, bw) == (96, 20, 10):
+                timeline = dict(cell=[ws, rate, bw], actions=result["actions"], progress=result["progress"])
+            return result
+        runs = run_cell(labh, "bench-conv", (ws, rate, bw, memory), ("virsh", "virsh_autoconverge", "virt_migrate"),
+                        measure)
         virt = runs["virt_migrate"]
         cells.append({
             "working_set_mib": ws, "dirty_rate_mibps": rate, "bandwidth_mibps": bw, "memory_mib": memory,
@@ -196,6 +217,53 @@ def bench_convergence(labh):
         })
     virtlab("guest", "rm", "bench-conv", check=False)
     return cells, timeline
+
+
+# --- post-copy ----------------------------------------------------------------------------
+def run_virsh_via_ansible(labh, name, bandwidth, extra_flags):
+    """`virsh migrate` through Ansible's command module on the source, as an operator's playbook
+    would run it: timed like virt_migrate (which also runs through Ansible), so the Ansible
+    start-up is on both sides of the ratio. `timeout --foreground`: without it virsh, put in a
+    background process group, never returns from a --postcopy-after-precopy migration that
+    has finished (seen with libvirt 9.0 under Ansible's command module)."""
+    command = "timeout --foreground %d virsh migrate --live --p2p --persistent --undefinesource --bandwidth %d %s %s " \
+              "qemu+ssh://%s/system" % (CELL_TIMEOUT_S, bandwidth, " ".join(extra_flags), name, DST)
+    started = time.monotonic()
+    completed = ansible_adhoc(SRC, "ansible.builtin.command", command).returncode == 0
+    elapsed = time.monotonic() - started
+    return {"completed": completed, "total_s": round(elapsed, 1),
+            "downtime_ms": completed_downtime(labh, DST, name) if completed else None}
+
+
+def bench_postcopy(labh):
+    """Every convergence cell with post-copy allowed: virt_migrate allow_postcopy=true (its policy
+    decides when to switch) vs virsh --postcopy --postcopy-after-precopy (always after pass 1).
+    Target: every cell finishes, virt_migrate no slower than virsh."""
+    cells = []
+    for ws, rate, bw, memory in convergence_cells():
+
+        def measure(tool, name):
+            if tool == "virsh_postcopy":
+                # hand-tuned virsh: post-copy after the first pre-copy pass, whatever the rates
+                return run_virsh_via_ansible(labh, name, bw, ["--postcopy", "--postcopy-after-precopy"])
+            result = run_virt_migrate(labh, name, bw, 500, allow_postcopy=True)
+            result["switched"] = any(a.get("kind") == "start_postcopy" for a in result.pop("actions"))
+            result.pop("progress")
+            return result
+        runs = run_cell(labh, "bench-pc", (ws, rate, bw, memory), ("virsh_postcopy", "virt_migrate_postcopy"), measure)
+        virsh_s = spread([r["total_s"] for r in runs["virsh_postcopy"] if r["completed"]])
+        virt_s = spread([r["total_s"] for r in runs["virt_migrate_postcopy"] if r["completed"]])
+        cells.append({
+            "working_set_mib": ws, "dirty_rate_mibps": rate, "bandwidth_mibps": bw, "memory_mib": memory,
+            "virsh_completed": all(r["completed"] for r in runs["virsh_postcopy"]),
+            "virt_migrate_completed": all(r["completed"] for r in runs["virt_migrate_postcopy"]),
+            "virt_migrate_switched_runs": sum(1 for r in runs["virt_migrate_postcopy"] if r["switched"]),
+            "virsh_total_s": virsh_s, "virt_migrate_total_s": virt_s,
+            "ratio": round(virt_s["median"] / virsh_s["median"], 3) if virsh_s and virt_s else None,
+            "invariant_held": all(r["exactly_one_host"] for rs in runs.values() for r in rs),
+        })
+    virtlab("guest", "rm", "bench-pc", check=False)
+    return cells
 
 
 # --- evacuation ---------------------------------------------------------------------------
@@ -390,6 +458,10 @@ def chart_gantt(bars, path):
     fig.savefig(path, dpi=110)
 
 
+def _median_range(figure):
+    return "%(median)s (%(min)s-%(max)s)" % figure if figure else "-"
+
+
 def missing_figures(data):
     """What a report needs and this run did not produce, and invariant failures: the exit status."""
     problems = ["missing %s" % key for key in REQUIRED_KEYS if data.get(key) is None]
@@ -398,40 +470,68 @@ def missing_figures(data):
         if not cell.get("invariant_held"):
             problems.append("convergence cell %s: a guest was not on exactly one host" % cell)
     problems += ["evacuation lacks %s" % key for key in EVACUATION_KEYS if key not in (data.get("evacuation") or {})]
+    for cell in data.get("postcopy") or []:
+        if not cell.get("invariant_held"):
+            problems.append("post-copy cell %s: a guest was not on exactly one host" % cell)
     return problems
 
 
 def report(data):
     lines = ["# Benchmark report", "",
              "Profile `%s`, %d run(s) per figure (median, min-max), lab `%s`, %s." % (
-                 PROFILE, RUNS, "3 hypervisors, QEMU TCG", time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())),
-             "Reproduce: `make bench` (or `BENCH_PROFILE=smoke make bench`).", ""]
+                 PROFILE, RUNS, "3 hypervisors, QEMU TCG", data.get("measured_at") or "-"),
+             "Reproduce: `make bench` (or `BENCH_PROFILE=smoke make bench`; `BENCH_SECTIONS=idle make bench`"
+             " re-measures one figure).", ""]
+    for name, stamp in sorted((data.get("remeasured") or {}).items()):
+        lines += ["Section `%s` measured again on %s (`BENCH_SECTIONS`); the others are from the run above." % (
+            name, stamp), ""]
     for error in data.get("errors") or []:
         lines += ["**Not measured** (the section failed): `%s`" % error, ""]
     idle = data.get("idle")
     if idle:
         lines += ["## Idle guest: overhead vs virsh", "",
                   "Both through Ansible on the source host (`ansible.builtin.command: virsh migrate --live --p2p ...`"
-                  " vs `kvmops.migration.virt_migrate`).", "",
+                  " vs `kvmops.migration.virt_migrate`)%s." % (
+                      ", %d runs each, half in each direction" % idle["runs_per_tool"] if idle.get("runs_per_tool") else ""),
+                  "",
                   "| | median s | min-max |", "|---|---|---|",
                   "| virsh | %(median)s | %(min)s-%(max)s |" % idle["virsh_via_ansible_s"],
                   "| virt_migrate | %(median)s | %(min)s-%(max)s |" % idle["virt_migrate_s"],
                   "", "`idle_overhead_ratio` = **%s** (target <= 1.05)." % data["idle_overhead_ratio"], ""]
-    lines += ["## Convergence matrix", "",
-              "| hot set MiB | dirty MiB/s | cap MiB/s | virsh | virsh --auto-converge | virt_migrate "
-              "| downtime ms (max 500) | virt_migrate s | guest on one host |",
-              "|---|---|---|---|---|---|---|---|---|"]
-    for c in data["convergence"]:
-        dt = c["virt_migrate_downtime_ms"]
-        tot = c["virt_migrate_total_s"]
-        lines.append("| %d | %d | %d | %s | %s | %s | %s | %s | %s |" % (
-            c["working_set_mib"], c["dirty_rate_mibps"], c["bandwidth_mibps"],
-            "yes" if c["virsh_completed"] else "no", "yes" if c["virsh_autoconverge_completed"] else "no",
-            "yes" if c["virt_migrate_completed"] else ("clean abort" if c["virt_migrate_aborted_cleanly"] else "NO"),
-            dt["median"] if dt else "-", tot["median"] if tot else "-", "yes" if c["invariant_held"] else "NO"))
-    lines += ["", "![timeline](timeline.png)", "",
-              "## Planner", "", "Evacuation plan for 20 of 1000 hosts with 20000 guests: median %s s." % (
-                  data["planner_1000_hosts_s"]), ""]
+    if data.get("convergence"):
+        lines += ["## Convergence matrix", "",
+                  "| hot set MiB | dirty MiB/s | cap MiB/s | virsh | virsh --auto-converge | virt_migrate "
+                  "| downtime ms (max 500) | virt_migrate s | guest on one host |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for c in data["convergence"]:
+            dt = c["virt_migrate_downtime_ms"]
+            tot = c["virt_migrate_total_s"]
+            lines.append("| %d | %d | %d | %s | %s | %s | %s | %s | %s |" % (
+                c["working_set_mib"], c["dirty_rate_mibps"], c["bandwidth_mibps"],
+                "yes" if c["virsh_completed"] else "no", "yes" if c["virsh_autoconverge_completed"] else "no",
+                "yes" if c["virt_migrate_completed"] else ("clean abort" if c["virt_migrate_aborted_cleanly"] else "NO"),
+                dt["median"] if dt else "-", tot["median"] if tot else "-", "yes" if c["invariant_held"] else "NO"))
+        lines += ["", "![timeline](timeline.png)", ""]
+    if data.get("postcopy"):
+        lines += ["## Post-copy allowed", "",
+                  "The same cells with post-copy allowed: `virt_migrate allow_postcopy: true` (the policy switches "
+                  "when the rates show pre-copy cannot converge, or after stalled passes) vs hand-tuned "
+                  "`virsh migrate --postcopy --postcopy-after-precopy` (switches after the first pass), both "
+                  "through Ansible on the source host. Target: every cell finishes, virt_migrate no slower.", "",
+                  "| hot set MiB | dirty MiB/s | cap MiB/s | virsh finishes | virt_migrate finishes "
+                  "| virsh s | virt_migrate s | ratio | switched to post-copy | guest on one host |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for c in data["postcopy"]:
+            lines.append("| %d | %d | %d | %s | %s | %s | %s | %s | %d/%d runs | %s |" % (
+                c["working_set_mib"], c["dirty_rate_mibps"], c["bandwidth_mibps"],
+                "yes" if c["virsh_completed"] else "no", "yes" if c["virt_migrate_completed"] else "NO",
+                _median_range(c["virsh_total_s"]), _median_range(c["virt_migrate_total_s"]),
+                c["ratio"] if c["ratio"] is not None else "-", c["virt_migrate_switched_runs"], data["runs"],
+                "yes" if c["invariant_held"] else "NO"))
+        lines.append("")
+    if data.get("planner_1000_hosts_s") is not None:
+        lines += ["## Planner", "", "Evacuation plan for 20 of 1000 hosts with 20000 guests: median %s s." % (
+            data["planner_1000_hosts_s"]), ""]
     ev = data.get("evacuation")
     if ev:
         lines += ["## Evacuation", "",
@@ -455,11 +555,39 @@ def report(data):
     return "\n".join(lines) + "\n"
 
 
+SECTIONS = ("planner", "idle", "convergence", "postcopy", "preflight", "blockcopy", "evacuation")
+
+
+def selected_sections():
+    """BENCH_SECTIONS=idle,blockcopy re-measures only those figures (default: all)."""
+    wanted = [name.strip() for name in os.environ.get("BENCH_SECTIONS", "").split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        raise SystemExit("BENCH_SECTIONS: unknown %s (choose from %s)" % (", ".join(unknown), ", ".join(SECTIONS)))
+    return wanted or list(SECTIONS)
+
+
+def earlier_results(sections):
+    """When only some sections run, the others keep the figures of the last run in OUT (same profile)."""
+    previous = OUT / "latest.json"
+    if len(sections) == len(SECTIONS) or not previous.exists():
+        return {}
+    data = json.loads(previous.read_text())
+    return data if data.get("profile") == PROFILE else {}
+
+
 def main():
+    sections = selected_sections()
     OUT.mkdir(exist_ok=True)
     virtlab("up", "--firewall")
     labh = LabHandle()
-    data = {"profile": PROFILE, "runs": RUNS, "errors": []}
+    data = earlier_results(sections)
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    if len(sections) < len(SECTIONS) and data:
+        data.setdefault("remeasured", {}).update(dict((name, stamp) for name in sections))
+    else:
+        data["measured_at"] = stamp
+    data.update({"profile": PROFILE, "runs": RUNS, "errors": []})
 
     def section(title, measure):
         """Run one benchmark; an error is recorded (and makes the run fail) without losing
@@ -474,26 +602,34 @@ def main():
         finally:
             (OUT / "latest.json").write_text(json.dumps(data, indent=1))
 
-    planner = section("planner", bench_planner)
-    if planner:
-        data["planner"], data["planner_1000_hosts_s"] = planner, planner["median"]
-    data["idle"] = section("idle overhead", lambda: bench_idle(labh))
-    if data["idle"]:
-        data["idle_overhead_ratio"] = data["idle"]["ratio"]
+    if "planner" in sections:
+        planner = section("planner", bench_planner)
+        if planner:
+            data["planner"], data["planner_1000_hosts_s"] = planner, planner["median"]
+    if "idle" in sections:
+        data["idle"] = section("idle overhead", lambda: bench_idle(labh))
+        if data["idle"]:
+            data["idle_overhead_ratio"] = data["idle"]["ratio"]
     timeline = None
-    convergence = section("convergence matrix", lambda: bench_convergence(labh))
-    if convergence:
-        data["convergence"], timeline = convergence
-    data["preflight"] = section("preflight", lambda: bench_preflight(labh, 10 if PROFILE == "full" else 2))
-    if data["preflight"]:
-        data["preflight_pair_s"] = data["preflight"]["module_s"]["median"] if data["preflight"]["module_s"] else None
-    data["blockcopy"] = section("block copy", lambda: bench_blockcopy(labh))
-    if data["blockcopy"]:
-        data["blockcopy_ratio"] = data["blockcopy"]["ratio"]
-    data["evacuation"] = section("evacuation", lambda: bench_evacuation(labh, 8 if PROFILE == "full" else 2))
+    if "convergence" in sections:
+        convergence = section("convergence matrix", lambda: bench_convergence(labh))
+        if convergence:
+            data["convergence"], timeline = convergence
+    if "postcopy" in sections:
+        data["postcopy"] = section("post-copy cells", lambda: bench_postcopy(labh))
+    if "preflight" in sections:
+        data["preflight"] = section("preflight", lambda: bench_preflight(labh, 10 if PROFILE == "full" else 2))
+        if data["preflight"]:
+            data["preflight_pair_s"] = data["preflight"]["module_s"]["median"] if data["preflight"]["module_s"] else None
+    if "blockcopy" in sections:
+        data["blockcopy"] = section("block copy", lambda: bench_blockcopy(labh))
+        if data["blockcopy"]:
+            data["blockcopy_ratio"] = data["blockcopy"]["ratio"]
+    if "evacuation" in sections:
+        data["evacuation"] = section("evacuation", lambda: bench_evacuation(labh, 8 if PROFILE == "full" else 2))
     if timeline and timeline["progress"]:
         chart_timeline(timeline, OUT / "timeline.png")
-    if data["evacuation"] and data["evacuation"].get("gantt"):
+    if "evacuation" in sections and data["evacuation"] and data["evacuation"].get("gantt"):
         chart_gantt(data["evacuation"]["gantt"], OUT / "evacuation.png")
     (OUT / "latest.json").write_text(json.dumps(data, indent=1))
     (OUT / "report.md").write_text(report(data))

@@ -161,6 +161,14 @@ class Policy:
         Switch to post-copy once the downtime is at its bound and the migration
         has been stalled this many passes (default off / 2).  Needs a job
         started with the POSTCOPY flag.
+    postcopy_on_dirty_rate
+        With post-copy allowed, switch as soon as a completed pass shows that
+        pre-copy cannot converge: the guest dirties memory at
+        ``min_progress_ratio`` times the measured bandwidth or faster, so no
+        pass can shrink the dirty set by the progress a stall demands (default
+        true).  Waiting for the downtime steps and the stall passes would only
+        resend the same pages; ``virsh --postcopy-after-precopy`` switches after
+        the first pass whatever the rates.
     stall_window / min_progress_ratio
         Stalled: the smallest dirty set of the last ``stall_window`` passes
         (default 3) is not below ``min_progress_ratio`` (default 0.9) times the
@@ -185,6 +193,7 @@ class Policy:
     downtime_steps: int = 5
     allow_postcopy: bool = False
     postcopy_after_stalled_passes: int = 2
+    postcopy_on_dirty_rate: bool = True
     stall_window: int = 3
     min_progress_ratio: float = 0.9
     completion_timeout_ms: int | None = None
@@ -459,6 +468,14 @@ class ConvergenceEngine:
             return False
         return min(self._recent_dirty_sets) >= self.policy.min_progress_ratio * self._older_dirty_set
 
+    def _outpaced(self):
+        """True when the measured rates say no pass can shrink the dirty set enough: a pass sending D
+        bytes at bandwidth B lets the guest dirty R*D/B, so the next one starts at R/B times this one."""
+        dirty, bandwidth = self._last_dirty_rate_bps, self._last_bandwidth_bps
+        if not dirty or not bandwidth or self.completed_passes < 1:
+            return False
+        return dirty >= self.policy.min_progress_ratio * bandwidth
+
     def _throttle_exhausted(self):
         """True when auto-converge cannot make the guest dirty memory any slower."""
         if not self.auto_converge_enabled or self._throttle_max >= self.policy.max_throttle_percent:
@@ -470,6 +487,12 @@ class ConvergenceEngine:
     def _decide_after_passes(self, sample, t_ms, passes_done):
         policy = self.policy
         self._stalled_passes = self._stalled_passes + passes_done if self._is_stalled() else 0
+        if self.postcopy_possible and policy.postcopy_on_dirty_rate and self._outpaced():
+            return [self._emit(ActionKind.START_POSTCOPY, None, t_ms, sample,
+                               "pass %d: the guest dirties memory at %s, at least %.2f x the %s the migration "
+                               "moves, so pre-copy cannot converge" % (
+                                   self.completed_passes, _mib_s(self._last_dirty_rate_bps), policy.min_progress_ratio,
+                                   _mib_s(self._last_bandwidth_bps)))]
         actions = []
         target = policy.downtime_for_raises(max(0, self.completed_passes - 1))
         if self._downtime_ms is None or target > self._downtime_ms:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
@@ -53,6 +54,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._placement import
     plan_evacuation,
     plan_rebalance,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight import PreflightRunner, preflight_params
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import (
     PRIVATE_FILE_MODE,
     read_text,
@@ -72,6 +74,7 @@ ARGUMENT_SPEC = dict(
     maintenance_hosts=dict(type='list', elements='str', default=[]),
     anti_affinity=dict(type='dict', default={}),
     preflight=dict(type='list', elements='dict', default=[]),
+    run_preflight=dict(type='bool', default=False),
     copy_storage=dict(type='bool', default=True),
     no_storage_copy=dict(type='list', elements='str', default=[]),
     move_shutoff=dict(type='bool', default=False),
@@ -106,6 +109,11 @@ VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA = 16
 UNDEFINE_STALE = (VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
                   | VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
 VIR_DOMAIN_JOB_NONE = 0
+
+
+# The last line of every progress file; roles/evacuation/tasks/watch.yml waits for it.
+RUN_ENDED = '=== %s run ended'
+RUN_ENDED_PATTERN = '^[0-9:]{8} === [a-z]+ run ended$'  # no backslashes: it is also used in YAML and Jinja
 
 
 class BackupError(KvmopsError):
@@ -260,6 +268,7 @@ class Evacuation:
         moved = len(summary['moved'])
         result = dict(changed=moved > 0, plan=plan.as_dict(), table=rows, report=format_table(rows), summary=summary,
                       progress=list(self.log.lines) if self.log else [],
+                      progress_total=self.log.total if self.log else 0,
                       hosts=[dict(h.__dict__) for h in hosts])
         result['msg'] = '%s: %d moved, %d stayed%s' % (
             self.p['action'], moved, len(summary['stayed']),
@@ -286,8 +295,12 @@ class Evacuation:
                 self.p['lock_timeout'], holder.get('action', '?'), holder.get('pid', '?')))
         lock = OperationLock(os.path.join(self.p['state_dir'], 'operation.lock'), self.p['action'],
                              self.p['lock_timeout'], describe={'progress_file': progress_file}, on_wait=waiting)
-        with lock:
-            result = action()
+        try:
+            with lock:
+                result = action()
+        finally:
+            # The role's watcher waits for this line (RUN_ENDED_PATTERN) instead of a fixed delay.
+            self.log(RUN_ENDED % self.p['action'])
         result['lock_waited_s'] = lock.waited_s
         return result
 
@@ -297,7 +310,10 @@ class Evacuation:
         hosts, guests, notes = self.gather([self.me] + candidates)
         if not any(h.name == self.me for h in hosts):
             raise MigrationError('cannot read this host (%s) through libvirt' % self.me)
-        verdicts = preflight_verdicts(self.p['preflight'])
+        preflight = list(self.p['preflight'])
+        if self.p['run_preflight']:
+            preflight += self.run_preflights([h for h in candidates if h not in self.p['maintenance_hosts']])
+        verdicts = preflight_verdicts(preflight)
         shared = SharedStorage()
         rows, infos, copies, leaving = [], [], {}, []
         for facts in guests:
@@ -368,6 +384,36 @@ class Evacuation:
                              max_concurrent)
         result['changed'] = result['changed'] or self.p['maintenance']
         return result
+
+    def run_preflights(self, destinations):
+        """virt_migrate_preflight's checks (its defaults, fail_on=never) from this host to each destination,
+        all at once, one thread and one libvirt client each: [result with ``item`` = destination].
+        A preflight that cannot run at all rules its destination out (preflight_verdicts)."""
+        def one(dest):
+            params = preflight_params(dest=dest, transport=self.p['transport'], guests=self.p['guests'] or [],
+                                      fail_on='never')
+            try:
+                with LibvirtClient(uri=self.p['uri']) as client:
+                    result = PreflightRunner(client, params).run()
+            except KvmopsError as exc:
+                return {'item': dest, 'msg': '%s%s' % (exc, ' (%s)' % exc.remedy if exc.remedy else '')}
+            except Exception as exc:  # pylint: disable=broad-except
+                return {'item': dest, 'msg': 'unexpected error: %s' % exc}
+            return dict(result, item=dest)
+
+        if not destinations:
+            return []
+        with ThreadPoolExecutor(max_workers=len(destinations)) as pool:
+            results = list(pool.map(one, destinations))
+        for result in results:
+            summary = result.get('summary')
+            if summary is None:
+                self.log('preflight %s -> %s did not run: %s' % (self.me, result['item'], result['msg']))
+                continue
+            self.log('preflight %s -> %s: %s (%d ok, %d warn, %d fail%s)' % (
+                self.me, result['item'], summary['verdict'], summary['ok'], summary['warn'], summary['fail'],
+                ': ' + ', '.join(summary['failed_checks']) if summary['failed_checks'] else ''))
+        return results
 
     def save_definitions(self):
         """Make definitions_dir/<this host>/ hold the persistent definition of every guest defined on this

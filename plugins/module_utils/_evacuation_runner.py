@@ -118,7 +118,8 @@ class ProgressLog:
     def __init__(self, path=None, keep=400):
         self.path = path
         self.keep = keep
-        self.lines = []
+        self.lines = []   # the last `keep` lines
+        self.total = 0    # lines written so far (a watcher that has shown n of them shows lines[n - total:])
         self._lock = threading.Lock()
         self._file = None
         if path:
@@ -130,6 +131,7 @@ class ProgressLog:
     def __call__(self, text):
         line = '%s %s' % (time.strftime('%H:%M:%S'), text)
         with self._lock:
+            self.total += 1
             self.lines.append(line)
             if len(self.lines) > self.keep:
                 del self.lines[:len(self.lines) - self.keep]

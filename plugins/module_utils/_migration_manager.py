@@ -82,6 +82,7 @@ POLICY_SPEC = dict(
     stall_window=dict(type='int', default=3),
     min_progress_ratio=dict(type='float', default=0.9),
     postcopy_after_stalled_passes=dict(type='int', default=2, no_log=False),
+    postcopy_on_dirty_rate=dict(type='bool', default=True),
     stalled_abort_passes=dict(type='int', default=12, no_log=False),
 )
 

@@ -47,6 +47,32 @@ OK, WARN, FAIL = 'ok', 'warn', 'fail'
 STATUSES = (OK, WARN, FAIL)
 FAIL_ON_CHOICES = ('fail', 'warn', 'never')
 TRANSPORTS = ('ssh', 'tls', 'tcp')
+
+# The options of virt_migrate_preflight (documented in plugins/modules/virt_migrate_preflight.py).
+# They live here so that virt_evacuate (run_preflight) runs the same checks with the same defaults.
+PREFLIGHT_ARGUMENT_SPEC = dict(
+    dest=dict(type='str', required=True),
+    transport=dict(type='str', choices=list(TRANSPORTS), default='ssh'),
+    guests=dict(type='list', elements='str', default=[]),
+    fail_on=dict(type='str', choices=list(FAIL_ON_CHOICES), default='fail'),
+    measure_bandwidth=dict(type='bool', default=False),
+    bandwidth_seconds=dict(type='float', default=3),
+    min_bandwidth_mib_s=dict(type='float'),
+    memory_margin_mib=dict(type='int', default=256),
+    vcpu_overcommit_ratio=dict(type='float', default=4.0),
+    storage_probe=dict(type='str', choices=['auto', 'ssh', 'libvirt'], default='auto'),
+    ssh_options=dict(type='list', elements='str', default=[]),
+    connect_timeout=dict(type='int', default=5),
+)
+
+
+def preflight_params(**given):
+    """virt_migrate_preflight's parameters: its defaults, then ``given``."""
+    params = dict((name, spec.get('default')) for name, spec in PREFLIGHT_ARGUMENT_SPEC.items())
+    params.update(given)
+    return params
+
+
 CATEGORIES = ('guest', 'connectivity', 'versions', 'cpu', 'storage', 'network', 'firewall',
               'capacity', 'bandwidth')
 

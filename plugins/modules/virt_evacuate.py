@@ -108,6 +108,17 @@ options:
     type: list
     elements: dict
     default: []
+  run_preflight:
+    description:
+      - With O(action=evacuate), run the checks of M(kvmops.migration.virt_migrate_preflight) (its defaults,
+        C(fail_on=never), the O(guests) given or every running guest) from this host to every candidate destination
+        not in O(maintenance_hosts), all at once inside this module, before planning. The verdicts count as if
+        their results had been given in O(preflight) (both may be used).
+      - One progress line per destination gives its verdict. A destination whose preflight cannot run at all
+        (unreachable) takes no guest.
+      - The evacuation role sets this from C(evacuation_preflight); it replaces one module run per destination.
+    type: bool
+    default: false
   copy_storage:
     description: Copy disks that are not on storage shared with the destination (live storage copy, or cold).
     type: bool
@@ -303,10 +314,16 @@ summary:
   returned: when action is not backup
   type: dict
 progress:
-  description: The progress lines written while running.
+  description: The progress lines written while running (the last 400).
   returned: always
   type: list
   elements: str
+progress_total:
+  description:
+    - How many progress lines were written in all (RV(progress) holds the last 400 of them). A watcher that has shown
+      the first N lines of the progress file shows the last RV(progress_total) - N of RV(progress).
+  returned: when action is not backup
+  type: int
 hosts:
   description: Facts of the hosts used for planning (memory in bytes).
   returned: when action is not backup

@@ -170,7 +170,8 @@ options:
     type: int
   allow_postcopy:
     description:
-      - Allow the policy to switch to post-copy when pre-copy stalls. Post-copy always finishes,
+      - Allow the policy to switch to post-copy when pre-copy stalls, or as soon as the measured rates show that it
+        cannot converge (O(policy.postcopy_on_dirty_rate)). Post-copy always finishes,
         but a network failure during post-copy can freeze and lose the guest (its memory is split
         between the hosts), so it is never part of the default policy.
     type: bool
@@ -199,6 +200,14 @@ options:
         description: Stalled passes (with downtime at its bound) before switching to post-copy, if allowed.
         type: int
         default: 2
+      postcopy_on_dirty_rate:
+        description:
+          - With O(allow_postcopy=true), switch to post-copy right after a memory pass whose measured dirty rate is
+            at least O(policy.min_progress_ratio) times the measured bandwidth (pre-copy cannot converge), instead
+            of first stepping the downtime up and waiting for O(policy.postcopy_after_stalled_passes) stalled passes.
+          - No effect without O(allow_postcopy).
+        type: bool
+        default: true
       stalled_abort_passes:
         description: Stalled passes, with nothing left to try, before aborting early instead of waiting for O(timeout).
         type: int

@@ -258,26 +258,10 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     KvmopsModule,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight import (
-    FAIL_ON_CHOICES,
+    PREFLIGHT_ARGUMENT_SPEC as ARGUMENT_SPEC,
     PreflightRunner,
-    TRANSPORTS,
     failure_message,
     should_fail,
-)
-
-ARGUMENT_SPEC = dict(
-    dest=dict(type='str', required=True),
-    transport=dict(type='str', choices=list(TRANSPORTS), default='ssh'),
-    guests=dict(type='list', elements='str', default=[]),
-    fail_on=dict(type='str', choices=list(FAIL_ON_CHOICES), default='fail'),
-    measure_bandwidth=dict(type='bool', default=False),
-    bandwidth_seconds=dict(type='float', default=3),
-    min_bandwidth_mib_s=dict(type='float'),
-    memory_margin_mib=dict(type='int', default=256),
-    vcpu_overcommit_ratio=dict(type='float', default=4.0),
-    storage_probe=dict(type='str', choices=['auto', 'ssh', 'libvirt'], default='auto'),
-    ssh_options=dict(type='list', elements='str', default=[]),
-    connect_timeout=dict(type='int', default=5),
 )
 
 

@@ -23,6 +23,7 @@ def test_bench_smoke_produces_every_figure_and_chart():
     for key in ("idle_overhead_ratio", "blockcopy_ratio", "preflight_pair_s", "planner_1000_hosts_s"):
         assert isinstance(data[key], (int, float)) and data[key] > 0, (key, data[key])
     assert data["convergence"] and data["evacuation"]["guests"] == 2
+    assert [cell["ratio"] for cell in data["postcopy"]] and "## Post-copy allowed" in (OUT / "report.md").read_text()
     report = (OUT / "report.md").read_text()
     for chart in ("timeline.png", "evacuation.png"):
         assert (OUT / chart).stat().st_size > 10000, chart

@@ -42,7 +42,7 @@ def test_missing_figures_names_what_is_missing_and_invariant_failures():
     bench = load_bench()
     cell = dict((key, 1) for key in bench.CELL_KEYS)
     good = {"idle_overhead_ratio": 1.0, "blockcopy_ratio": 1.0, "preflight_pair_s": 1.0, "planner_1000_hosts_s": 0.1,
-            "convergence": [dict(cell, invariant_held=True)],
+            "convergence": [dict(cell, invariant_held=True)], "postcopy": [{"invariant_held": True}],
             "evacuation": {"guests": 2, "serial_s": 1, "evacuate_s": 1, "bound_s": 1}}
     assert bench.missing_figures(good) == []
     bad = dict(good, blockcopy_ratio=None, convergence=[dict(cell, invariant_held=False)], evacuation={"guests": 2})
@@ -50,3 +50,22 @@ def test_missing_figures_names_what_is_missing_and_invariant_failures():
     assert "missing blockcopy_ratio" in problems
     assert any("not on exactly one host" in p for p in problems)
     assert "evacuation lacks serial_s" in problems
+    assert bench.missing_figures(dict(good, postcopy=None)) == ["missing postcopy"]
+    assert any("post-copy cell" in p for p in bench.missing_figures(dict(good, postcopy=[{"invariant_held": False}])))
+
+
+def test_only_the_named_sections_run_and_the_others_keep_their_figures(tmp_path, monkeypatch):
+    bench = load_bench()
+    monkeypatch.setattr(bench, "OUT", tmp_path)
+    monkeypatch.setenv("BENCH_SECTIONS", "idle, postcopy")
+    assert bench.selected_sections() == ["idle", "postcopy"]
+    (tmp_path / "latest.json").write_text('{"profile": "%s", "blockcopy_ratio": 1.3}' % bench.PROFILE)
+    assert bench.earlier_results(["idle"])["blockcopy_ratio"] == 1.3
+    assert bench.earlier_results(list(bench.SECTIONS)) == {}
+    monkeypatch.setenv("BENCH_SECTIONS", "idle,speed")
+    try:
+        bench.selected_sections()
+    except SystemExit as exc:
+        assert "unknown speed" in str(exc)
+    else:
+        raise AssertionError("an unknown section was accepted")

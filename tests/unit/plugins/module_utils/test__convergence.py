@@ -226,13 +226,46 @@ class TestSimulatedGuests:
         assert ActionKind.ABORT not in kinds(engine.actions)
 
     def test_postcopy_allowed_starts_postcopy_after_stall(self):
-        engine = ConvergenceEngine(Policy(allow_postcopy=True), postcopy_enabled=True)
+        engine = ConvergenceEngine(Policy(allow_postcopy=True, postcopy_on_dirty_rate=False), postcopy_enabled=True)
         outcome, dummy = QemuPrecopyModel(**BUSY_GUEST).run(engine)
         assert outcome == "postcopy"
         assert kinds(engine.actions)[-1] == ActionKind.START_POSTCOPY
         assert engine.downtime_in_effect_ms == 500
         assert engine.state == EngineState.POSTCOPY
         assert engine.advice().startswith("The migration was switched to post-copy after")
+
+    def test_postcopy_starts_after_the_first_pass_when_the_guest_outpaces_the_link(self):
+        # 400 MiB/s dirtied against 100 MiB/s: no number of passes converges; the stall rule alone
+        # would resend the working set through 5 downtime steps and 2 stalled passes first.
+        engine = ConvergenceEngine(Policy(allow_postcopy=True), postcopy_enabled=True)
+        outcome, t_ms = QemuPrecopyModel(**BUSY_GUEST).run(engine)
+        late = ConvergenceEngine(Policy(allow_postcopy=True, postcopy_on_dirty_rate=False), postcopy_enabled=True)
+        dummy, t_late_ms = QemuPrecopyModel(**BUSY_GUEST).run(late)
+        assert outcome == "postcopy" and engine.completed_passes == 1
+        assert t_ms < t_late_ms
+        switch = engine.actions[-1]
+        assert switch.kind == ActionKind.START_POSTCOPY
+        assert "400.0 MiB/s" in switch.reason and "100.0 MiB/s" in switch.reason and "cannot converge" in switch.reason
+
+    @pytest.mark.parametrize("dirty_mib_s, switches", [(89, False), (90, True), (150, True)])
+    def test_the_early_switch_uses_the_stall_threshold(self, dirty_mib_s, switches):
+        engine = ConvergenceEngine(Policy(allow_postcopy=True, stalled_abort_passes=1000), postcopy_enabled=True)
+        engine.initial_actions(0)
+        actions = engine.observe(sample(500, 1, 900 * MIB, dirty_rate_bps=dirty_mib_s * MIB, bandwidth=100 * MIB))
+        actions += engine.observe(sample(1000, 2, 200 * MIB, dirty_rate_bps=dirty_mib_s * MIB, bandwidth=100 * MIB))
+        assert (ActionKind.START_POSTCOPY in kinds(actions)) is switches
+
+    @pytest.mark.parametrize("allow, flag", [(False, True), (True, False)])
+    def test_no_early_switch_without_postcopy(self, allow, flag):
+        engine = ConvergenceEngine(Policy(allow_postcopy=allow), postcopy_enabled=flag)
+        feed_rates = [sample(500 * i, 1 + i, 900 * MIB, dirty_rate_bps=400 * MIB, bandwidth=100 * MIB) for i in range(4)]
+        actions = [action for s in feed_rates for action in engine.observe(s)]
+        assert ActionKind.START_POSTCOPY not in kinds(actions)
+
+    def test_a_guest_that_converges_is_not_switched(self):
+        engine = ConvergenceEngine(Policy(allow_postcopy=True), postcopy_enabled=True)
+        outcome, dummy = QemuPrecopyModel(**IDLE_GUEST).run(engine)
+        assert outcome == "completed" and engine.state == EngineState.PRECOPY
 
     def test_postcopy_allowed_by_policy_but_not_started_with_the_flag(self):
         engine = ConvergenceEngine(Policy(allow_postcopy=True), postcopy_enabled=False)
@@ -425,6 +458,7 @@ policies = st.builds(
     downtime_steps=st.integers(1, 10),
     allow_postcopy=st.booleans(),
     postcopy_after_stalled_passes=st.integers(1, 5),
+    postcopy_on_dirty_rate=st.booleans(),
     stall_window=st.integers(1, 5),
     min_progress_ratio=st.floats(0.05, 1.0),
     completion_timeout_ms=st.one_of(st.none(), st.integers(1, 60_000)),

@@ -109,10 +109,10 @@ def test_unpack_and_the_json_helpers(tmp_path):
 def test_detached_migrations_filters_by_name_and_sorts_newest_first(tmp_path):
     write_json(str(tmp_path / 'migrations' / 'a.json'), {'name': 'a', 'running': False, 'finished_at': 10})
     write_json(str(tmp_path / 'migrations' / 'b.json'),
-                      {'name': 'b', 'running': False, 'finished_at': 20, 'failed': True, 'msg': 'no'})
+               {'name': 'b', 'running': False, 'finished_at': 20, 'failed': True, 'msg': 'no'})
     # A report that says running but whose process is gone is not running.
     write_json(str(tmp_path / 'migrations' / 'c.json'),
-                      {'name': 'c', 'running': True, 'pid': 2 ** 22 + 7, 'started_at': 5})
+               {'name': 'c', 'running': True, 'pid': 2 ** 22 + 7, 'started_at': 5})
     assert [e['name'] for e in detached_migrations(str(tmp_path))] == ['b', 'a', 'c']
     assert detached_migrations(str(tmp_path), 'c')[0]['running'] is False
     assert detached_migrations(str(tmp_path), 'b')[0]['failed'] is True

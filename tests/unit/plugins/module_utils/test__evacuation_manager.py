@@ -280,3 +280,24 @@ def test_rejoin_reports_a_failed_step_with_what_was_done(lab, tmp_path):
     assert row['result'] == 'failed' and result['changed'] is True
     assert row['reason'].startswith('destroy here failed (done: disable autostart): Requested operation')
     assert result['summary']['stayed'] == ['recovered']
+
+
+def test_the_role_waits_for_the_line_that_ends_every_progress_file():
+    """watch.yml's wait_for regex and the module's last progress line must agree, or every watch
+    round would fall back to the full evacuation_poll_seconds."""
+    import pathlib
+    import re
+
+    import yaml
+
+    watch = pathlib.Path(__file__).resolve().parents[4] / 'roles' / 'evacuation' / 'tasks' / 'watch.yml'
+    tasks = yaml.safe_load(watch.read_text())
+    wait = next(task for task in tasks if 'ansible.builtin.wait_for' in task)
+    regex = wait['ansible.builtin.wait_for']['search_regex']
+    assert regex == _evacuation_manager.RUN_ENDED_PATTERN
+    remember = next(task for task in tasks if 'evacuation_run_ended' in task.get('ansible.builtin.set_fact', {}))
+    assert "'%s'" % regex in remember['ansible.builtin.set_fact']['evacuation_run_ended']
+    for action in ('evacuate', 'return', 'rebalance', 'rejoin'):
+        line = '16:05:04 ' + _evacuation_manager.RUN_ENDED % action
+        assert re.search(regex, 'x\n%s\n' % line, re.MULTILINE)
+    assert not re.search(regex, '16:05:04 moved run ended host-a -> host-b in 0.9 s', re.MULTILINE)

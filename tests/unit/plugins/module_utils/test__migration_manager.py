@@ -172,7 +172,7 @@ def test_a_run_waits_for_a_detached_run_of_the_same_guest_and_takes_its_result_o
 
         def finish():
             write_json(path, {'name': 'web1', 'running': False, 'pid': sleeper.pid, 'msg': 'Migrated web1',
-                                     'location': {'verdict': 'destination'}, 'finished_at': 1.0})
+                              'location': {'verdict': 'destination'}, 'finished_at': 1.0})
         threading.Timer(1.5, finish).start()
         assert mgr._wait_for_detached_run('u-1') is True
     finally:
