@@ -147,6 +147,9 @@ class JobSample:
         return self.job_type is None or self.job_type in RUNNING_JOB_TYPES
 
 
+POSTCOPY_STARTS = ("after_first_pass", "when_outpaced", "when_stalled")
+
+
 @dataclass(frozen=True)
 class Policy:
     """How hard to push a migration towards convergence.  The defaults need no tuning.
@@ -161,14 +164,27 @@ class Policy:
         Switch to post-copy once the downtime is at its bound and the migration
         has been stalled this many passes (default off / 2).  Needs a job
         started with the POSTCOPY flag.
-    postcopy_on_dirty_rate
-        With post-copy allowed, switch as soon as a completed pass shows that
-        pre-copy cannot converge: the guest dirties memory at
-        ``min_progress_ratio`` times the measured bandwidth or faster, so no
-        pass can shrink the dirty set by the progress a stall demands (default
-        true).  Waiting for the downtime steps and the stall passes would only
-        resend the same pages; ``virsh --postcopy-after-precopy`` switches after
-        the first pass whatever the rates.
+    postcopy_start
+        When, with post-copy allowed, to switch before any stall (default
+        ``after_first_pass``):
+
+        - ``after_first_pass``: at the end of a pass (the first or any later
+          one) whose dirty set does not fit in ``max_downtime_ms`` at the
+          measured bandwidth, so pre-copy would need at least another pass.
+          Post-copy then sends each remaining page once; another pass would
+          resend pages the guest keeps dirtying.  A guest whose first pass
+          leaves little to send finishes in pre-copy.  What hand-tuned
+          ``virsh migrate --postcopy --postcopy-after-precopy`` does, less the
+          switch for guests that were about to finish.
+        - ``when_outpaced``: once the measured dirty rate is at least
+          ``min_progress_ratio`` times the measured bandwidth (no pass can
+          shrink the dirty set by the progress a stall demands).  QEMU's
+          first dirty-rate figure can be low (it was 6 of 20 MiB/s on the
+          lab), so this can come a pass late.
+        - ``when_stalled``: only by the stall rule below.
+
+        The stall rule (``postcopy_after_stalled_passes``) applies in every
+        case.
     stall_window / min_progress_ratio
         Stalled: the smallest dirty set of the last ``stall_window`` passes
         (default 3) is not below ``min_progress_ratio`` (default 0.9) times the
@@ -193,7 +209,7 @@ class Policy:
     downtime_steps: int = 5
     allow_postcopy: bool = False
     postcopy_after_stalled_passes: int = 2
-    postcopy_on_dirty_rate: bool = True
+    postcopy_start: str = "after_first_pass"
     stall_window: int = 3
     min_progress_ratio: float = 0.9
     completion_timeout_ms: int | None = None
@@ -209,6 +225,8 @@ class Policy:
             problems.append("min_progress_ratio must be in (0, 1], got %r" % (self.min_progress_ratio,))
         if self.completion_timeout_ms is not None and self.completion_timeout_ms < 1:
             problems.append("completion_timeout_ms must be positive or None, got %r" % (self.completion_timeout_ms,))
+        if self.postcopy_start not in POSTCOPY_STARTS:
+            problems.append("postcopy_start must be one of %s, got %r" % (", ".join(POSTCOPY_STARTS), self.postcopy_start))
         if problems:
             raise ValueError("invalid convergence policy: " + "; ".join(problems))
 
@@ -468,6 +486,23 @@ class ConvergenceEngine:
             return False
         return min(self._recent_dirty_sets) >= self.policy.min_progress_ratio * self._older_dirty_set
 
+    def _early_postcopy_reason(self, sample):
+        """Why post-copy should start now, before any stall (policy.postcopy_start), or None."""
+        start = self.policy.postcopy_start
+        bandwidth = self._last_bandwidth_bps
+        if start == "after_first_pass" and sample.remaining is not None and bandwidth:
+            fits = bandwidth * self.policy.max_downtime_ms / 1000.0
+            if sample.remaining > fits:
+                return ("pass %d left %s to send, more than the %s that fit in max_downtime=%d ms at %s: another "
+                        "pre-copy pass would resend what the guest keeps dirtying" % (
+                            self.completed_passes, _mib(sample.remaining), _mib(fits), self.policy.max_downtime_ms,
+                            _mib_s(bandwidth)))
+        if start == "when_outpaced" and self._outpaced():
+            return ("pass %d: the guest dirties memory at %s, at least %.2f x the %s the migration moves, so "
+                    "pre-copy cannot converge" % (self.completed_passes, _mib_s(self._last_dirty_rate_bps),
+                                                  self.policy.min_progress_ratio, _mib_s(bandwidth)))
+        return None
+
     def _outpaced(self):
         """True when the measured rates say no pass can shrink the dirty set enough: a pass sending D
         bytes at bandwidth B lets the guest dirty R*D/B, so the next one starts at R/B times this one."""
@@ -487,12 +522,9 @@ class ConvergenceEngine:
     def _decide_after_passes(self, sample, t_ms, passes_done):
         policy = self.policy
         self._stalled_passes = self._stalled_passes + passes_done if self._is_stalled() else 0
-        if self.postcopy_possible and policy.postcopy_on_dirty_rate and self._outpaced():
-            return [self._emit(ActionKind.START_POSTCOPY, None, t_ms, sample,
-                               "pass %d: the guest dirties memory at %s, at least %.2f x the %s the migration "
-                               "moves, so pre-copy cannot converge" % (
-                                   self.completed_passes, _mib_s(self._last_dirty_rate_bps), policy.min_progress_ratio,
-                                   _mib_s(self._last_bandwidth_bps)))]
+        early = self._early_postcopy_reason(sample) if self.postcopy_possible else None
+        if early:
+            return [self._emit(ActionKind.START_POSTCOPY, None, t_ms, sample, early)]
         actions = []
         target = policy.downtime_for_raises(max(0, self.completed_passes - 1))
         if self._downtime_ms is None or target > self._downtime_ms:

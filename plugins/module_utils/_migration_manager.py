@@ -82,7 +82,8 @@ POLICY_SPEC = dict(
     stall_window=dict(type='int', default=3),
     min_progress_ratio=dict(type='float', default=0.9),
     postcopy_after_stalled_passes=dict(type='int', default=2, no_log=False),
-    postcopy_on_dirty_rate=dict(type='bool', default=True),
+    postcopy_start=dict(type='str', default='after_first_pass',
+                        choices=['after_first_pass', 'when_outpaced', 'when_stalled']),
     stalled_abort_passes=dict(type='int', default=12, no_log=False),
 )
 

@@ -170,9 +170,9 @@ options:
     type: int
   allow_postcopy:
     description:
-      - Allow the policy to switch to post-copy when pre-copy stalls, or as soon as the measured rates show that it
-        cannot converge (O(policy.postcopy_on_dirty_rate)). Post-copy always finishes,
-        but a network failure during post-copy can freeze and lose the guest (its memory is split
+      - Allow the policy to switch to post-copy, by default after the first memory pass that leaves more than
+        O(max_downtime) can send (O(policy.postcopy_start)), and in any case when pre-copy stalls. Post-copy always
+        finishes, but a network failure during post-copy can freeze and lose the guest (its memory is split
         between the hosts), so it is never part of the default policy.
     type: bool
     default: false
@@ -200,14 +200,22 @@ options:
         description: Stalled passes (with downtime at its bound) before switching to post-copy, if allowed.
         type: int
         default: 2
-      postcopy_on_dirty_rate:
+      postcopy_start:
         description:
-          - With O(allow_postcopy=true), switch to post-copy right after a memory pass whose measured dirty rate is
-            at least O(policy.min_progress_ratio) times the measured bandwidth (pre-copy cannot converge), instead
-            of first stepping the downtime up and waiting for O(policy.postcopy_after_stalled_passes) stalled passes.
+          - With O(allow_postcopy=true), when to switch to post-copy before any stall.
+          - V(after_first_pass) - at the end of a memory pass whose dirty set does not fit in O(max_downtime) at the
+            measured bandwidth (pre-copy would need another pass). This is what C(virsh migrate --postcopy
+            --postcopy-after-precopy) does, except that a guest whose first pass leaves little to send finishes in
+            pre-copy.
+          - V(when_outpaced) - once the measured dirty rate is at least O(policy.min_progress_ratio) times the
+            measured bandwidth (pre-copy cannot converge). QEMU's first dirty-rate figure can be low, so this can
+            come a pass late.
+          - V(when_stalled) - only after O(policy.postcopy_after_stalled_passes) stalled passes with the downtime
+            at its bound (the rule that always applies).
           - No effect without O(allow_postcopy).
-        type: bool
-        default: true
+        type: str
+        choices: [after_first_pass, when_outpaced, when_stalled]
+        default: after_first_pass
       stalled_abort_passes:
         description: Stalled passes, with nothing left to try, before aborting early instead of waiting for O(timeout).
         type: int

@@ -226,7 +226,7 @@ class TestSimulatedGuests:
         assert ActionKind.ABORT not in kinds(engine.actions)
 
     def test_postcopy_allowed_starts_postcopy_after_stall(self):
-        engine = ConvergenceEngine(Policy(allow_postcopy=True, postcopy_on_dirty_rate=False), postcopy_enabled=True)
+        engine = ConvergenceEngine(Policy(allow_postcopy=True, postcopy_start="when_stalled"), postcopy_enabled=True)
         outcome, dummy = QemuPrecopyModel(**BUSY_GUEST).run(engine)
         assert outcome == "postcopy"
         assert kinds(engine.actions)[-1] == ActionKind.START_POSTCOPY
@@ -234,26 +234,47 @@ class TestSimulatedGuests:
         assert engine.state == EngineState.POSTCOPY
         assert engine.advice().startswith("The migration was switched to post-copy after")
 
-    def test_postcopy_starts_after_the_first_pass_when_the_guest_outpaces_the_link(self):
-        # 400 MiB/s dirtied against 100 MiB/s: no number of passes converges; the stall rule alone
-        # would resend the working set through 5 downtime steps and 2 stalled passes first.
+    def test_postcopy_starts_after_the_first_pass_that_leaves_more_than_the_downtime_can_send(self):
+        # 400 MiB/s dirtied against 100 MiB/s: the stall rule alone would resend the working set
+        # through 5 downtime steps and 2 stalled passes first.
         engine = ConvergenceEngine(Policy(allow_postcopy=True), postcopy_enabled=True)
         outcome, t_ms = QemuPrecopyModel(**BUSY_GUEST).run(engine)
-        late = ConvergenceEngine(Policy(allow_postcopy=True, postcopy_on_dirty_rate=False), postcopy_enabled=True)
+        late = ConvergenceEngine(Policy(allow_postcopy=True, postcopy_start="when_stalled"), postcopy_enabled=True)
         dummy, t_late_ms = QemuPrecopyModel(**BUSY_GUEST).run(late)
         assert outcome == "postcopy" and engine.completed_passes == 1
         assert t_ms < t_late_ms
         switch = engine.actions[-1]
         assert switch.kind == ActionKind.START_POSTCOPY
-        assert "400.0 MiB/s" in switch.reason and "100.0 MiB/s" in switch.reason and "cannot converge" in switch.reason
+        assert "pass 1 left" in switch.reason and "max_downtime=500 ms at 100.0 MiB/s" in switch.reason
+
+    def test_when_outpaced_switches_on_the_measured_rates(self):
+        engine = ConvergenceEngine(Policy(allow_postcopy=True, postcopy_start="when_outpaced"), postcopy_enabled=True)
+        outcome, dummy = QemuPrecopyModel(**BUSY_GUEST).run(engine)
+        assert outcome == "postcopy" and engine.completed_passes == 1
+        reason = engine.actions[-1].reason
+        assert "400.0 MiB/s" in reason and "100.0 MiB/s" in reason and "cannot converge" in reason
 
     @pytest.mark.parametrize("dirty_mib_s, switches", [(89, False), (90, True), (150, True)])
-    def test_the_early_switch_uses_the_stall_threshold(self, dirty_mib_s, switches):
-        engine = ConvergenceEngine(Policy(allow_postcopy=True, stalled_abort_passes=1000), postcopy_enabled=True)
+    def test_when_outpaced_uses_the_stall_threshold(self, dirty_mib_s, switches):
+        engine = ConvergenceEngine(Policy(allow_postcopy=True, postcopy_start="when_outpaced",
+                                          stalled_abort_passes=1000), postcopy_enabled=True)
         engine.initial_actions(0)
         actions = engine.observe(sample(500, 1, 900 * MIB, dirty_rate_bps=dirty_mib_s * MIB, bandwidth=100 * MIB))
         actions += engine.observe(sample(1000, 2, 200 * MIB, dirty_rate_bps=dirty_mib_s * MIB, bandwidth=100 * MIB))
         assert (ActionKind.START_POSTCOPY in kinds(actions)) is switches
+
+    @pytest.mark.parametrize("rest_mib, switches", [(49, False), (50, False), (51, True)])
+    def test_after_first_pass_switches_only_when_the_rest_does_not_fit_in_the_downtime(self, rest_mib, switches):
+        # 100 MiB/s x 500 ms = 50 MiB: what QEMU can send within max_downtime.
+        engine = ConvergenceEngine(Policy(allow_postcopy=True, stalled_abort_passes=1000), postcopy_enabled=True)
+        engine.initial_actions(0)
+        actions = engine.observe(sample(500, 1, 900 * MIB, dirty_rate_bps=1 * MIB, bandwidth=100 * MIB))
+        actions += engine.observe(sample(1000, 2, rest_mib * MIB, dirty_rate_bps=1 * MIB, bandwidth=100 * MIB))
+        assert (ActionKind.START_POSTCOPY in kinds(actions)) is switches
+
+    def test_an_unknown_postcopy_start_is_refused(self):
+        with pytest.raises(ValueError, match="postcopy_start must be one of after_first_pass, when_outpaced"):
+            Policy(postcopy_start="eventually")
 
     @pytest.mark.parametrize("allow, flag", [(False, True), (True, False)])
     def test_no_early_switch_without_postcopy(self, allow, flag):
@@ -458,7 +479,7 @@ policies = st.builds(
     downtime_steps=st.integers(1, 10),
     allow_postcopy=st.booleans(),
     postcopy_after_stalled_passes=st.integers(1, 5),
-    postcopy_on_dirty_rate=st.booleans(),
+    postcopy_start=st.sampled_from(["after_first_pass", "when_outpaced", "when_stalled"]),
     stall_window=st.integers(1, 5),
     min_progress_ratio=st.floats(0.05, 1.0),
     completion_timeout_ms=st.one_of(st.none(), st.integers(1, 60_000)),

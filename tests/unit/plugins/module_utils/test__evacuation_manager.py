@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 
 import pytest
 
@@ -301,3 +302,44 @@ def test_the_role_waits_for_the_line_that_ends_every_progress_file():
         line = '16:05:04 ' + _evacuation_manager.RUN_ENDED % action
         assert re.search(regex, 'x\n%s\n' % line, re.MULTILINE)
     assert not re.search(regex, '16:05:04 moved run ended host-a -> host-b in 0.9 s', re.MULTILINE)
+
+
+def test_run_preflights_checks_every_destination_at_once_and_an_unreachable_one_takes_no_guest(lab, tmp_path,
+                                                                                               monkeypatch):
+    from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import preflight_verdicts
+    from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_runner import ProgressLog
+
+    both_running = threading.Barrier(2, timeout=10)  # a serial loop would never get both here at once
+    seen_params = []
+
+    class FakePreflight:
+        def __init__(self, client, params):
+            self.params = params
+            seen_params.append(params)
+
+        def run(self):
+            both_running.wait()
+            if self.params['dest'] == 'host-c':
+                raise LibvirtConnectionError('Connecting to libvirt at qemu+ssh://host-c/system failed',
+                                             remedy='Check that libvirtd runs on host-c.')
+            checks = [{'name': 'cpu', 'guest': 'web1', 'status': 'fail', 'detail': 'missing avx512f'},
+                      {'name': 'memory', 'status': 'ok', 'detail': 'enough'}]
+            return {'checks': checks, 'summary': {'verdict': 'fail', 'ok': 1, 'warn': 0, 'fail': 1,
+                                                  'failed_checks': ['cpu(web1)']}}
+
+    monkeypatch.setattr(_evacuation_manager, 'PreflightRunner', FakePreflight)
+    full = dict((key, spec.get('default')) for key, spec in ARGUMENT_SPEC.items())
+    full.update(uri='qemu:///system', host='host-a', guests=['web1'], transport='tls')
+    evacuation = Evacuation(FakeModule(full, False))
+    evacuation.me, evacuation.log = 'host-a', ProgressLog(None)
+    results = evacuation.run_preflights(['host-b', 'host-c'])
+
+    assert [r['item'] for r in results] == ['host-b', 'host-c']
+    assert all(p['fail_on'] == 'never' and p['transport'] == 'tls' and p['guests'] == ['web1'] for p in seen_params)
+    assert seen_params[0]['memory_margin_mib'] == 256  # the preflight's own defaults, not the evacuation's
+    verdicts = preflight_verdicts(results)
+    assert verdicts['host-b'] == {'host_fail': [], 'guests': {'web1': ['cpu: missing avx512f']}}
+    assert 'failed' in verdicts['host-c']['host_fail'][0] and 'libvirtd runs on host-c' in verdicts['host-c']['host_fail'][0]
+    lines = evacuation.log.lines
+    assert any('preflight host-a -> host-b: fail (1 ok, 0 warn, 1 fail: cpu(web1))' in line for line in lines)
+    assert any('preflight host-a -> host-c did not run' in line for line in lines)
