@@ -8,7 +8,7 @@ wall-clock figure; the report states the targets and whether they were met.
 
 BENCH_CELLS="ws,rate,bw,mem;..." replaces the profile's convergence cells.
 BENCH_SECTIONS=idle,blockcopy re-measures only those figures (planner, idle, convergence,
-preflight, blockcopy, evacuation); the others keep the figures of the last run in the output
+postcopy, preflight, blockcopy, evacuation); the others keep the figures of the last run in the output
 directory, and the report says which figures were measured again, and when.
 BENCH_PROFILE=smoke runs one small case of each (a few minutes; `make test` runs it through
 tests/bench/test_bench_smoke.py); full is the default. BENCH_OUT chooses the output directory.

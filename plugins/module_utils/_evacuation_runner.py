@@ -119,7 +119,7 @@ class ProgressLog:
         self.path = path
         self.keep = keep
         self.lines = []   # the last `keep` lines
-        self.total = 0    # lines written so far (a watcher that has shown n of them shows lines[n - total:])
+        self.total = 0    # lines written so far (a watcher that has shown n of them shows lines[-(total - n):])
         self._lock = threading.Lock()
         self._file = None
         if path:
