@@ -4,6 +4,7 @@ heartbeat and the exactly-one-host invariant, firewall effects, faults, down and
 These run first in `make test`: everything else is tested on this lab.
 """
 import json
+import lzma
 import socket
 import subprocess
 import time
@@ -12,7 +13,8 @@ import pytest
 
 from support import invariant
 from support.lab import LabHandle, virtlab
-from vlab.proc import alive
+from vlab.guests import elf_kernel
+from vlab.proc import LabError, alive
 
 GUEST = "lt-guest"
 
@@ -184,6 +186,16 @@ def test_power_off_kills_the_guests_and_power_on_starts_none(labh):
         assert all(pool.isActive() for pool in pools if pool.autostart()), [(p.name(), p.isActive()) for p in pools]
     finally:
         virtlab("guest", "rm", name, check=False)
+
+
+def test_guest_kernel_is_the_uncompressed_elf_inside_the_bzimage():
+    """Guests boot the ELF kernel (PVH entry) rather than the bzImage: the payload is found
+    past decoy magic bytes and data after the stream, and an image without one is refused."""
+    elf = b"\x7fELF" + bytes(range(256)) * 64
+    bzimage = b"setup\xfd7zXZ\x00decoy" + lzma.compress(elf, format=lzma.FORMAT_XZ) + b"trailer"
+    assert elf_kernel(bzimage) == elf
+    with pytest.raises(LabError, match="no xz or gzip ELF payload"):
+        elf_kernel(b"setup" + lzma.compress(b"not an ELF", format=lzma.FORMAT_XZ))
 
 
 def test_bad_input_is_one_clear_line():
