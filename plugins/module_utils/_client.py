@@ -352,8 +352,8 @@ _EVENT_LOOP_STARTED = []
 
 
 def _ensure_event_loop():
-    """libvirt only sends keepalives from a running event loop: start the default one once,
-    in a daemon thread, before the first remote connection is opened."""
+    """libvirt only sends keepalives and delivers domain events from a running event loop:
+    start the default one once, in a daemon thread, before the first connection is opened."""
     if _EVENT_LOOP_STARTED or libvirt is None:
         return
     import threading
@@ -401,8 +401,9 @@ class LibvirtClient:
                     'Cannot connect to %s: the libvirt Python bindings are not importable' % uri,
                     remedy=LIBVIRT_INSTALL_HINT, details=dict(uri=uri))
             opener = libvirt.openReadOnly if self.readonly else libvirt.open
-            if _is_remote(uri):
-                _ensure_event_loop()
+            # Before any connection is opened: keepalives (remote peers) and domain events
+            # (the migration-iteration event on the local source) need the loop running.
+            _ensure_event_loop()
         action = 'Connecting to libvirt at %s' % uri
         with translated(action, error_class=LibvirtConnectionError, details=dict(uri=uri)):
             conn = opener(uri)

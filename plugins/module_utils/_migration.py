@@ -32,6 +32,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._location import 
 VIR_ERR_NO_DOMAIN = 42
 VIR_DOMAIN_JOB_STATS_COMPLETED = 1
 VIR_DOMAIN_JOB_NONE = 0
+VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION = 20
 ABANDON_AFTER_ABORT_S = 60
 
 
@@ -128,7 +129,11 @@ class LiveJob:
 
     ``migrateToURI3`` blocks until the job ends, so it runs in a thread (libvirt-python
     releases the GIL) while this thread samples ``jobStats()`` and applies the engine's
-    actions. A hard deadline guards against an engine that never aborts.
+    actions. It samples every ``poll_interval`` and, when libvirt delivers QEMU's
+    migration-iteration event, at once when a memory pass ends: the engine decides at pass
+    ends (downtime steps, the switch to post-copy), and a decision made half a poll late
+    costs up to half a second of copying that is then thrown away. A hard deadline guards
+    against an engine that never aborts.
     """
 
     def __init__(self, dom, dest_uri, spec, engine, poll_interval=0.5, hard_timeout_s=None,
@@ -148,21 +153,55 @@ class LiveJob:
         self.postcopy_started = False
         self.abandoned = False
         self._started_job = False
+        # Set when the sampling loop should look now: a pass ended, or the job returned.
+        self._wake = threading.Event()
+        self.pass_events = 0
 
     def _migrate(self):
         try:
             self.dom.migrateToURI3(self.dest_uri, self.spec.params, self.spec.flags)
         except Exception as exc:  # handed to the main thread, which reports it
             self.error = exc
+        finally:
+            self._wake.set()
+
+    def _on_pass_end(self, *dummy_event):
+        self.pass_events += 1
+        self._wake.set()
+
+    def _watch_pass_ends(self):
+        """Register for the migration-iteration event; None where libvirt cannot deliver it
+        (no event loop, an old libvirt, a test double): polling alone then drives the engine."""
+        try:
+            conn = self.dom.connect()
+            callback_id = conn.domainEventRegisterAny(
+                self.dom, VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION, self._on_pass_end, None)
+        except Exception:  # any of the reasons above; the poll still samples every interval
+            return None
+        return conn, callback_id
 
     def run(self):
         start = self.clock()
+        watch = self._watch_pass_ends()
         worker = threading.Thread(target=self._migrate, name='kvmops-migrate')
         worker.daemon = True
         worker.start()
+        try:
+            self._drive(worker, start)
+        finally:
+            if watch is not None:
+                try:
+                    watch[0].domainEventDeregisterAny(watch[1])
+                except Exception:  # the connection may be gone (libvirtd restarted); nothing to undo
+                    pass
+        self.duration_s = self.clock() - start
+        return self.error is None
+
+    def _drive(self, worker, start):
         aborted_at = None  # when an abort (the engine's or the hard timeout's) was sent
         while worker.is_alive():
-            worker.join(self.poll_interval)
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
             if not worker.is_alive():
                 break
             now = self.clock()
@@ -180,8 +219,6 @@ class LiveJob:
             self._sample(int((now - start) * 1000))
             if aborted_at is None and any(a.kind == ActionKind.ABORT for a in self.engine.actions):
                 aborted_at = now
-        self.duration_s = self.clock() - start
-        return self.error is None
 
     def _sample(self, t_ms):
         """One jobStats() reading through the engine; apply what it decides."""
@@ -255,7 +292,7 @@ def completed_stats(dom):
         return {}
 
 
-def stats_report(completed, samples, duration_s):
+def stats_report(completed, samples, duration_s, pass_end_events=0):
     """Sizes in bytes, times in ms, rates in bytes/s: the `stats` of the module result."""
     last = samples[-1] if samples else {}
     dirty = [s['dirty_rate_bps'] for s in samples if s.get('dirty_rate_bps')]
@@ -274,6 +311,7 @@ def stats_report(completed, samples, duration_s):
             int(transferred * 1000 / elapsed) if transferred and elapsed else None),
         'dirty_rate_bps': max(dirty) if dirty else None,
         'samples': len(samples),
+        'pass_end_events': pass_end_events,
     }
 
 

@@ -13,7 +13,8 @@ version_added: 0.1.0
 description:
   - Moves a libvirt/KVM guest from the host the module runs on to another host.
   - C(live) migration runs peer to peer (the source libvirtd drives it) under a convergence
-    policy that watches the job's statistics every O(poll_interval) seconds; it raises the
+    policy that watches the job's statistics every O(poll_interval) seconds and at the end of
+    every memory pass (libvirt's migration-iteration event); it raises the
     allowed downtime step by step up to O(max_downtime), lets QEMU throttle the guest
     (auto-converge), switches to post-copy only when O(allow_postcopy=true), and aborts
     cleanly at the completion timeout, with advice on what would make the guest converge.
@@ -226,7 +227,10 @@ options:
         120 s plus 60 s per GiB of memory (and of disks when copying storage).
     type: int
   poll_interval:
-    description: Seconds between two readings of the job statistics.
+    description:
+      - Seconds between two readings of the job statistics.
+      - The module also reads them as soon as libvirt announces the end of a memory pass, so
+        the policy's pass-end decisions do not wait for the next reading.
     type: float
     default: 0.5
   shutdown_timeout:
@@ -401,6 +405,14 @@ stats:
       type: int
     samples:
       description: Number of job statistics samples taken.
+      type: int
+    pass_end_events:
+      description:
+        - Number of memory passes whose end libvirt announced with the migration-iteration
+          event; the module samples at once on each, so the policy decides at the pass end
+          rather than at the next O(poll_interval).
+        - V(0) with more than one pass means the event was not delivered and polling alone
+          drove the policy.
       type: int
 policy_actions:
   description: What the convergence policy did, in order, with the time, pass and figures it was based on.

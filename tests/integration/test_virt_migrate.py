@@ -174,7 +174,8 @@ def test_info_shows_progress_and_control_changes_bandwidth_then_aborts(labh, mak
 
 def test_allow_postcopy_finishes_a_guest_pre_copy_cannot(labh, make_guest):
     """Opt-in post-copy: without throttling, a 20 MiB/s writer cannot converge over 10 MiB/s;
-    the policy switches to post-copy once pre-copy has stalled at the downtime bound."""
+    the policy switches to post-copy at the end of the first pass that leaves more than
+    max_downtime can send, which the module learns from libvirt's migration-iteration event."""
     name = make_guest("it-postcopy", "host-a", "--memory", "256", "--dirty", "96,20")
     snap = invariant.Snapshot(labh, name)
     res = run_module("host-a", "virt_migrate", {
@@ -184,6 +185,8 @@ def test_allow_postcopy_finishes_a_guest_pre_copy_cannot(labh, make_guest):
     kinds = [a["kind"] for a in res["policy_actions"]]
     assert kinds.count("start_postcopy") == 1 and "abort" not in kinds, kinds
     assert "POSTCOPY" in res["flags"]
+    # The switch came from a pass-end event, not from the next poll.
+    assert res["stats"]["pass_end_events"] >= 1, res["stats"]
     invariant.check(labh, name, expect_on="host-b", snapshot=snap)
 
 

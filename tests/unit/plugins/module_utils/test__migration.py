@@ -9,6 +9,7 @@ does not return after an abort (a cut link)."""
 from __future__ import annotations
 
 import threading
+import time
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _migration
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import ConvergenceEngine, Policy
@@ -59,6 +60,67 @@ def test_first_downtime_step_is_applied_and_samples_kept():
     assert ('downtime', 100) in dom.calls
     assert runner.samples and runner.samples[0]['remaining'] == 100
     assert not runner.abandoned
+
+
+class EventConnection:
+    """The source connection as far as LiveJob uses it: one event registration."""
+
+    def __init__(self):
+        self.callbacks = {}
+        self.deregistered = []
+
+    def domainEventRegisterAny(self, dom, event_id, callback, opaque):
+        self.callbacks[event_id] = callback
+        return 7
+
+    def domainEventDeregisterAny(self, callback_id):
+        self.deregistered.append(callback_id)
+
+
+class EventDomain(FakeDomain):
+    """A job whose pass counter moves only when the test says a pass ended."""
+
+    def __init__(self):
+        super(EventDomain, self).__init__()
+        self.conn = EventConnection()
+        self.passes = 1
+
+    def connect(self):
+        return self.conn
+
+    def jobStats(self, flags):
+        return dict(super(EventDomain, self).jobStats(flags), memory_iteration=self.passes)
+
+
+def test_a_pass_end_event_samples_at_once_instead_of_at_the_next_poll():
+    dom = EventDomain()
+    engine = ConvergenceEngine(Policy())
+    runner = _migration.LiveJob(dom, 'qemu+ssh://b/system', MigrationSpec(flags=0, params={}, notes=[]), engine,
+                                poll_interval=30)
+    worker = threading.Thread(target=runner.run)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while not dom.conn.callbacks and time.monotonic() < deadline:  # run() registers in its thread
+        time.sleep(0.01)
+    pass_end = dom.conn.callbacks[_migration.VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION]
+    for passes in (2, 3):
+        dom.passes = passes
+        pass_end(None, dom, passes, None)
+        deadline = time.monotonic() + 5
+        while not any(s['pass'] == passes for s in runner.samples) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert runner.samples[-1]['pass'] == passes, runner.samples  # long before the 30 s poll
+    dom.release.set()
+    worker.join(5)
+    assert not worker.is_alive() and runner.error is None and runner.pass_events == 2
+    assert dom.conn.deregistered == [7]
+
+
+def test_a_domain_without_events_is_driven_by_polling_alone():
+    dom = FakeDomain()  # no connect(): as when libvirt cannot deliver the event
+    threading.Timer(0.2, dom.release.set).start()
+    runner = job(dom)
+    assert runner.run() is True and runner.samples and runner.pass_events == 0
 
 
 def test_engine_abort_then_libvirt_never_returns_is_abandoned_in_bounded_time(monkeypatch):
