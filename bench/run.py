@@ -106,10 +106,7 @@ def bench_idle(labh):
         other = DST if where == SRC else SRC
         started = time.monotonic()
         if (run // 2 + run) % 2 == 0:
-            res = ansible_adhoc(where, "ansible.builtin.command",
-                                "virsh migrate --live --p2p --persistent --undefinesource %s qemu+ssh://%s/system"
-                                % (name, other))
-            ok = res.returncode == 0
+            ok = virsh_migrate_via_ansible(where, name, other).returncode == 0
             (virsh_times if ok else []).append(time.monotonic() - started)
         else:
             res = run_module(where, "virt_migrate", {"name": name, "dest": other})
@@ -220,16 +217,22 @@ def bench_convergence(labh):
 
 
 # --- post-copy ----------------------------------------------------------------------------
+def virsh_migrate_via_ansible(where, name, dest, extra_flags=()):
+    """`virsh migrate --live --p2p` through Ansible's command module on host `where`, as an
+    operator's playbook would run it: timed like virt_migrate (which also runs through Ansible),
+    so the Ansible start-up is on both sides of a ratio. `timeout --foreground`: without it
+    virsh, put in a background process group, never returns from a --postcopy-after-precopy
+    migration that has finished (seen with libvirt 9.0 under Ansible's command module)."""
+    command = "timeout --foreground %d virsh migrate --live --p2p --persistent --undefinesource %s %s " \
+              "qemu+ssh://%s/system" % (CELL_TIMEOUT_S, " ".join(extra_flags), name, dest)
+    return ansible_adhoc(where, "ansible.builtin.command", command)
+
+
 def run_virsh_via_ansible(labh, name, bandwidth, extra_flags):
-    """`virsh migrate` through Ansible's command module on the source, as an operator's playbook
-    would run it: timed like virt_migrate (which also runs through Ansible), so the Ansible
-    start-up is on both sides of the ratio. `timeout --foreground`: without it virsh, put in a
-    background process group, never returns from a --postcopy-after-precopy migration that
-    has finished (seen with libvirt 9.0 under Ansible's command module)."""
-    command = "timeout --foreground %d virsh migrate --live --p2p --persistent --undefinesource --bandwidth %d %s %s " \
-              "qemu+ssh://%s/system" % (CELL_TIMEOUT_S, bandwidth, " ".join(extra_flags), name, DST)
+    """One convergence cell's `virsh migrate` from the source, through Ansible."""
     started = time.monotonic()
-    completed = ansible_adhoc(SRC, "ansible.builtin.command", command).returncode == 0
+    completed = virsh_migrate_via_ansible(SRC, name, DST, ["--bandwidth", str(bandwidth)] + list(extra_flags)
+                                          ).returncode == 0
     elapsed = time.monotonic() - started
     return {"completed": completed, "total_s": round(elapsed, 1),
             "downtime_ms": completed_downtime(labh, DST, name) if completed else None}

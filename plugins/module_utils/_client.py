@@ -539,6 +539,15 @@ def merge_argument_spec(argument_spec=None):
     return spec
 
 
+def spec_defaults(argument_spec, **given):
+    """The parameters a module with ``argument_spec`` gets when none is set, then ``given``:
+    how one module's manager is driven from another module's code (an evacuation runs
+    migrations and preflights) with the same defaults a playbook task would have."""
+    params = dict((name, option.get('default')) for name, option in argument_spec.items())
+    params.update(given)
+    return params
+
+
 class KvmopsModule:
     """AnsibleModule + LibvirtClient + error handling for one module run."""
 

@@ -20,6 +20,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     InvalidInputError,
     MigrationError,
     OperationTimeoutError,
+    spec_defaults,
     translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
@@ -132,7 +133,7 @@ ARGUMENT_SPEC = dict(
 
 def option_defaults():
     """virt_migrate's options with their defaults, as MigrationManager reads them."""
-    return dict((key, value.get('default')) for key, value in ARGUMENT_SPEC.items())
+    return spec_defaults(ARGUMENT_SPEC)
 
 
 def dest_uri(dest, transport):

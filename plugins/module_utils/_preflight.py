@@ -41,6 +41,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     KvmopsError,
     is_libvirt_error,
     libvirt_error_details,
+    spec_defaults,
 )
 
 OK, WARN, FAIL = 'ok', 'warn', 'fail'
@@ -68,9 +69,7 @@ PREFLIGHT_ARGUMENT_SPEC = dict(
 
 def preflight_params(**given):
     """virt_migrate_preflight's parameters: its defaults, then ``given``."""
-    params = dict((name, spec.get('default')) for name, spec in PREFLIGHT_ARGUMENT_SPEC.items())
-    params.update(given)
-    return params
+    return spec_defaults(PREFLIGHT_ARGUMENT_SPEC, **given)
 
 
 CATEGORIES = ('guest', 'connectivity', 'versions', 'cpu', 'storage', 'network', 'firewall',

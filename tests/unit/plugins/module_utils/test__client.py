@@ -495,6 +495,12 @@ class TestKvmopsModule:
         spec['uri']['default'] = 'changed'
         assert _client.COMMON_ARGUMENT_SPEC['uri']['default'] == 'qemu:///system'
 
+    def test_spec_defaults_are_the_defaults_then_what_is_given(self):
+        spec = dict(a=dict(type='int', default=1), b=dict(type='str'), c=dict(type='bool', default=True))
+        assert _client.spec_defaults(spec) == dict(a=1, b=None, c=True)
+        assert _client.spec_defaults(spec, b='x', c=False) == dict(a=1, b='x', c=False)
+        assert spec['a'] == dict(type='int', default=1)  # the spec itself is untouched
+
     def test_build_module(self, fake_libvirt, module_exits):
         with patch_module_args(dict(uri='qemu:///session')):
             kvm = _client.build_module(dict(), supports_check_mode=True)
