@@ -131,9 +131,9 @@ class LiveJob:
     releases the GIL) while this thread samples ``jobStats()`` and applies the engine's
     actions. It samples every ``poll_interval`` and, when libvirt delivers QEMU's
     migration-iteration event, at once when a memory pass ends: the engine decides at pass
-    ends (downtime steps, the switch to post-copy), and a decision made half a poll late
-    costs up to half a second of copying that is then thrown away. A hard deadline guards
-    against an engine that never aborts.
+    ends (downtime steps, the switch to post-copy), and a decision taken at the next poll
+    instead lets up to ``poll_interval`` of a pass run that the decision would have cut
+    short. A hard deadline guards against an engine that never aborts.
     """
 
     def __init__(self, dom, dest_uri, spec, engine, poll_interval=0.5, hard_timeout_s=None,

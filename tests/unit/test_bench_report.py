@@ -69,3 +69,10 @@ def test_only_the_named_sections_run_and_the_others_keep_their_figures(tmp_path,
         assert "unknown speed" in str(exc)
     else:
         raise AssertionError("an unknown section was accepted")
+
+
+def test_each_tool_goes_first_in_turn():
+    bench = load_bench()
+    tools = ("virsh", "virsh_autoconverge", "virt_migrate")
+    assert [bench.rotated(tools, run) for run in range(4)] == [
+        tools, ("virsh_autoconverge", "virt_migrate", "virsh"), ("virt_migrate", "virsh", "virsh_autoconverge"), tools]
