@@ -95,7 +95,7 @@ def build_artefacts(log=print):
     out = config.GUEST_ARTEFACTS
     stamp = out / "stamp"
     digest = _sources_digest()
-    if stamp.exists() and stamp.read_text() == digest and (out / "vmlinuz").exists():
+    if stamp.exists() and stamp.read_text() == digest and (out / "vmlinux").exists():
         return False
     log("building guest kernel + initramfs from Debian packages")
     kernel_pkg = _kernel_package()
@@ -111,8 +111,7 @@ def build_artefacts(log=print):
         bdeb = sorted(debs.glob("busybox-static_*.deb"))[-1]
         run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" --wildcards "./boot/vmlinuz-*"',
              str(kdeb), str(tmp)], step="extract kernel")
-        shutil.copy2(next((tmp / "boot").glob("vmlinuz-*")), out / "vmlinuz")
-        (out / "vmlinux").write_bytes(elf_kernel((out / "vmlinuz").read_bytes()))
+        (out / "vmlinux").write_bytes(elf_kernel(next((tmp / "boot").glob("vmlinuz-*")).read_bytes()))
         root = tmp / "initramfs"
         for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "etc"):
             (root / d).mkdir(parents=True)

@@ -155,7 +155,7 @@ class LiveJob:
         self._started_job = False
         # Set when the sampling loop should look now: a pass ended, or the job returned.
         self._wake = threading.Event()
-        self.pass_events = 0
+        self.pass_end_events = 0
 
     def _migrate(self):
         try:
@@ -166,32 +166,33 @@ class LiveJob:
             self._wake.set()
 
     def _on_pass_end(self, *dummy_event):
-        self.pass_events += 1
+        self.pass_end_events += 1
         self._wake.set()
 
     def _watch_pass_ends(self):
-        """Register for the migration-iteration event; None where libvirt cannot deliver it
-        (no event loop, an old libvirt, a test double): polling alone then drives the engine."""
+        """Register for the migration-iteration event and return what stops watching; None
+        where libvirt cannot deliver it (no event loop, an old libvirt, a test double): polling
+        alone then drives the engine."""
         try:
             conn = self.dom.connect()
             callback_id = conn.domainEventRegisterAny(
                 self.dom, VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION, self._on_pass_end, None)
         except Exception:  # any of the reasons above; the poll still samples every interval
             return None
-        return conn, callback_id
+        return lambda: conn.domainEventDeregisterAny(callback_id)
 
     def run(self):
         start = self.clock()
-        watch = self._watch_pass_ends()
+        stop_watching = self._watch_pass_ends()
         worker = threading.Thread(target=self._migrate, name='kvmops-migrate')
         worker.daemon = True
         worker.start()
         try:
             self._drive(worker, start)
         finally:
-            if watch is not None:
+            if stop_watching is not None:
                 try:
-                    watch[0].domainEventDeregisterAny(watch[1])
+                    stop_watching()
                 except Exception:  # the connection may be gone (libvirtd restarted); nothing to undo
                     pass
         self.duration_s = self.clock() - start

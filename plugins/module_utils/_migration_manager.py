@@ -501,7 +501,7 @@ class MigrationManager:
                 dest_dom = dst_conn.lookupByUUIDString(self.uuid)
             except Exception:  # gone again: reported by the location
                 dest_dom = None
-        stats = stats_report(completed_stats(dest_dom), job.samples, job.duration_s, job.pass_events)
+        stats = stats_report(completed_stats(dest_dom), job.samples, job.duration_s, job.pass_end_events)
         self.result.update(stats=stats, policy_actions=[a.as_dict() for a in engine.actions],
                            progress=thinned(job.samples),
                            policy_summary=engine.summary(), location=outcome.as_dict(), timeout_s=timeout_s)

@@ -112,7 +112,7 @@ def test_a_pass_end_event_samples_at_once_instead_of_at_the_next_poll():
         assert runner.samples[-1]['pass'] == passes, runner.samples  # long before the 30 s poll
     dom.release.set()
     worker.join(5)
-    assert not worker.is_alive() and runner.error is None and runner.pass_events == 2
+    assert not worker.is_alive() and runner.error is None and runner.pass_end_events == 2
     assert dom.conn.deregistered == [7]
 
 
@@ -120,7 +120,7 @@ def test_a_domain_without_events_is_driven_by_polling_alone():
     dom = FakeDomain()  # no connect(): as when libvirt cannot deliver the event
     threading.Timer(0.2, dom.release.set).start()
     runner = job(dom)
-    assert runner.run() is True and runner.samples and runner.pass_events == 0
+    assert runner.run() is True and runner.samples and runner.pass_end_events == 0
 
 
 def test_engine_abort_then_libvirt_never_returns_is_abandoned_in_bounded_time(monkeypatch):
