@@ -483,6 +483,20 @@ def validate_options(options: dict) -> None:
         raise MigrationOptionsError(problems)
 
 
+def validate_options_before_connecting(options: dict) -> None:
+    """Raise :class:`MigrationOptionsError` for every problem the options have whatever the
+    domain is like, so that bad input is refused before any host is contacted.
+
+    The domain facts are assumed to agree with the options (a running guest for a live or
+    paused migration, a shut-off one for offline, a persistent definition); what depends on the
+    real domain is checked again by :func:`validate_options` once it has been read.
+    """
+    opts = dict(options)
+    opts["domain_active"] = (opts.get("mode") or DEFAULT_OPTIONS["mode"]) in ("live", "paused")
+    opts["domain_persistent"] = True
+    validate_options(opts)
+
+
 def _compression_settings(compression):
     params = {MigrateParam.COMPRESSION: _compression_methods(compression)}
     for method in params[MigrateParam.COMPRESSION]:

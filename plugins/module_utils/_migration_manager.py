@@ -42,6 +42,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration import
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import (
     MigrationOptionsError,
     build_migration,
+    validate_options_before_connecting,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight import (
     FAIL,
@@ -188,6 +189,7 @@ class MigrationManager:
     def _run(self):
         uri = dest_uri(self.p['dest'], self.p['transport'])
         self._check_numbers()
+        self._check_options()
         src_conn = self.client.conn
         self.src_host = src_conn.getHostname()
         self.result['source'] = self.src_host
@@ -393,12 +395,26 @@ class MigrationManager:
         return self.result
 
     def _spec(self, dom):
+        return self._options_through(build_migration, self.domain_active, self.domain_persistent)
+
+    def _check_options(self):
+        """Refuse options that conflict whatever the domain is like, before contacting any host."""
+        self._options_through(validate_options_before_connecting, None, None)
+
+    def _options_through(self, builder, domain_active, domain_persistent):
+        try:
+            return builder(self._flag_options(domain_active, domain_persistent))
+        except MigrationOptionsError as exc:
+            raise InvalidInputError(str(exc), remedy='Fix the options; nothing was changed.')
+
+    def _flag_options(self, domain_active, domain_persistent):
+        """The module's options as the flags builder takes them, for this mode and domain."""
         options = dict(self.p)
         if self.p['mode'] == 'cold':
             options.update(mode='offline', copy_storage='none', domain_active=False)
         else:
-            options['domain_active'] = self.domain_active
-        options['domain_persistent'] = self.domain_persistent
+            options['domain_active'] = domain_active
+        options['domain_persistent'] = domain_persistent
         if options['mode'] == 'paused':
             # Nothing converges in a paused transfer: the live-only tuning does not apply.
             options.update(auto_converge=False, allow_postcopy=False, max_downtime=None)
@@ -415,10 +431,7 @@ class MigrationManager:
                     'migrate_uri', 'listen_address', 'unsafe'):
             if options['mode'] == 'offline' and key in options:
                 options[key] = None
-        try:
-            return build_migration(options)
-        except MigrationOptionsError as exc:
-            raise InvalidInputError(str(exc), remedy='Fix the options; nothing was changed.')
+        return options
 
     def _storage_plan(self, src_conn, dst_conn, disks):
         """Which disks are shared, which will be copied; refuse a live migration that would need a copy."""

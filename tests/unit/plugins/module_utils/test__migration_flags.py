@@ -17,6 +17,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags 
     MigrationSpec,
     build_migration,
     validate_options,
+    validate_options_before_connecting,
 )
 
 RUNNING_PERSISTENT = {"domain_active": True, "domain_persistent": True}
@@ -361,6 +362,34 @@ def test_structural_problems_stop_further_checks():
         "the domain fact domain_persistent is missing: pass it as a boolean (read it from the source domain before "
         "building the migration).",
     ]
+
+
+class TestBeforeConnecting:
+    """What can be refused before any host is contacted: the domain facts are not known yet."""
+
+    @pytest.mark.parametrize("overrides, fragment", [
+        ({"bandwidth": -1}, "bandwidth=-1 is out of range"),
+        ({"tunnelled": True, "allow_postcopy": True}, "allow_postcopy=true cannot be combined with tunnelled=true"),
+        ({"postcopy_bandwidth": 5}, "set allow_postcopy=true or remove it"),
+        ({"mode": "offline", "copy_storage": "all"}, "mode=offline moves only the definition, it cannot copy"),
+        ({"mode": "bogus"}, "mode='bogus' is not a migration mode"),
+    ])
+    def test_conflicts_that_do_not_depend_on_the_domain_are_refused(self, overrides, fragment):
+        with pytest.raises(MigrationOptionsError) as caught:
+            validate_options_before_connecting(dict(overrides))
+        assert fragment in str(caught.value)
+
+    @pytest.mark.parametrize("overrides", [
+        {}, {"mode": None}, {"mode": "paused"}, {"mode": "offline"}, {"allow_postcopy": True, "postcopy_bandwidth": 5},
+        {"undefine_source": True, "persistent": False},
+    ])
+    def test_options_valid_for_some_domain_pass(self, overrides):
+        assert validate_options_before_connecting(dict(overrides)) is None
+
+    def test_the_callers_options_are_not_modified(self):
+        given = {"mode": "live", "bandwidth": 10}
+        validate_options_before_connecting(given)
+        assert given == {"mode": "live", "bandwidth": 10}
 
 
 class TestNotes:

@@ -26,6 +26,11 @@ from ansible_collections.kvmops.migration.plugins.modules import virt_migrate
     ({'name': 'a', 'dest': 'host-b', 'poll_interval': 0}, 'poll_interval'),
     ({'name': 'a', 'dest': 'host-b', 'shutdown_timeout': -1}, 'shutdown_timeout'),
     ({'name': 'a', 'dest': 'host-b', 'compression': {'methods': ['lz4']}}, 'methods'),
+    ({'name': 'a', 'dest': 'host-b', 'bandwidth': -1}, 'bandwidth=-1 is out of range'),
+    ({'name': 'a', 'dest': 'host-b', 'tunnelled': True, 'allow_postcopy': True},
+     'allow_postcopy=true cannot be combined with tunnelled=true'),
+    ({'name': 'a', 'dest': 'host-b', 'postcopy_bandwidth': 5}, 'set allow_postcopy=true'),
+    ({'name': 'a', 'dest': 'host-b', 'mode': 'offline', 'copy_storage': 'all'}, 'cannot copy storage'),
 ])
 def test_bad_input_fails_before_connecting(run_main, args, words):
     result, failed = run_main(virt_migrate, args)
