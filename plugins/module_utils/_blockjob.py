@@ -60,6 +60,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._copytarget impor
     volume_format,
     volume_xml,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import refresh_pool
 
 WAITING, MIRRORING, READY, FAILED, TIMED_OUT = 'waiting', 'mirroring', 'ready', 'failed', 'timed out'
 STATES = (WAITING, MIRRORING, READY, FAILED, TIMED_OUT)
@@ -485,7 +486,7 @@ class BlockCopier:
         pool = self.pool = pools[target.pool]
         try:
             # Volumes created or deleted outside libvirt since the pool was last looked at.
-            pool.refresh(0)
+            refresh_pool(pool)
         except Exception as exc:  # pylint: disable=broad-except
             if not is_libvirt_error(exc):
                 raise

@@ -43,6 +43,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     libvirt_error_details,
     spec_defaults,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import refresh_pool
 
 OK, WARN, FAIL = 'ok', 'warn', 'fail'
 STATUSES = (OK, WARN, FAIL)
@@ -1566,7 +1567,7 @@ class PreflightRunner:
             return {'seen': None, 'error': 'no storage pool at %s on the destination to read the probe through (%s)' % (
                 directory, _lv_message(exc))}
         try:
-            pool.refresh(0)
+            refresh_pool(pool)
             vol = dconn.storageVolLookupByPath(probe)
         except Exception as exc:  # pylint: disable=broad-except
             if _lv_code(exc) == 50:  # VIR_ERR_NO_STORAGE_VOL: the file is not there
@@ -1855,7 +1856,7 @@ class PreflightRunner:
         available = None
         if active:
             try:
-                pool.refresh(0)
+                refresh_pool(pool)
             except Exception:  # pylint: disable=broad-except
                 pass
             available = pool.info()[3]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -26,6 +27,12 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
 )
 
 STREAM_CHUNK = 1024 * 1024
+
+# libvirt refuses to refresh a pool while a volume is being created or streamed in it ("pool 'x'
+# has asynchronous jobs running."): with two migrations out of one host at once, one's storage
+# probe (a volume created in the shared directory) can meet the other's refresh of that pool.
+POOL_BUSY_TEXT = 'has asynchronous jobs running'
+POOL_BUSY_WAIT_S = 10.0
 
 
 class Disk:
@@ -65,6 +72,20 @@ def disks_of(domain_xml):
     return disks
 
 
+def refresh_pool(pool, timeout_s=POOL_BUSY_WAIT_S, interval_s=0.1, clock=time.monotonic, sleep=time.sleep):
+    """``pool.refresh()``, tried again while libvirt says another job is running in the pool
+    (such jobs last as long as creating a small volume); any other error is raised at once."""
+    deadline = clock() + timeout_s
+    while True:
+        try:
+            pool.refresh(0)
+            return
+        except Exception as exc:  # a libvirtError; only the busy pool is worth waiting for
+            if POOL_BUSY_TEXT not in str(exc) or clock() >= deadline:
+                raise
+        sleep(interval_s)
+
+
 def _pool_for_dir(conn, directory, refresh=True):
     """The active pool whose target path is `directory`, or None."""
     for pool in conn.listAllStoragePools(0):
@@ -76,7 +97,7 @@ def _pool_for_dir(conn, directory, refresh=True):
             if not pool.isActive():
                 continue
             if refresh:
-                pool.refresh(0)
+                refresh_pool(pool)
             return pool
     return None
 
@@ -130,7 +151,7 @@ def free_bytes_at(conn, directory, host):
     no lasting change), or None when no pool can be opened there (e.g. the directory is missing)."""
     try:
         with _PoolAt(conn, directory, host) as pool:
-            pool.refresh(0)
+            refresh_pool(pool)
             return pool.info()[3]
     except Exception:  # reported as unknown by the caller's check, which then does not block
         return None
