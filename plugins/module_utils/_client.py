@@ -377,7 +377,9 @@ class LibvirtClient:
     ``conn`` is the connection to ``uri`` (the local hypervisor by default), opened on
     first use and then reused; ``open_peer(uri)`` opens (once per URI) and caches further
     connections, e.g. to a migration destination. ``close()`` closes all of them. Nothing
-    reconnects per call: a lost connection surfaces as a typed error.
+    reconnects per call: a lost connection surfaces as a typed error. ``share(uri, conn)``
+    lends this client a connection another client owns (libvirt connections are thread-safe):
+    it is used like one of its own but never closed by this client.
     """
 
     def __init__(self, module=None, uri=None, params=None, readonly=False, opener=None):
@@ -390,6 +392,7 @@ class LibvirtClient:
         self._opener = opener
         self._connections = {}
         self._order = []
+        self._shared = set()  # URIs whose connection belongs to another client
 
     # -- connection management -------------------------------------------------
     def _open(self, uri):
@@ -434,6 +437,24 @@ class LibvirtClient:
             raise InvalidInputError('A peer libvirt URI is required')
         return self._get(uri)
 
+    def share(self, uri, conn):
+        """Use ``conn``, an open connection owned by another client, for ``uri`` (e.g. one
+        destination connection for every migration of an evacuation, instead of an SSH handshake
+        each). Ignored when this client already has a connection to ``uri``."""
+        if uri not in self._connections:
+            self._connections[uri] = conn
+            self._order.append(uri)
+            self._shared.add(uri)
+
+    def _forget(self, uri):
+        """Drop the connection to ``uri`` from this client and return it if this client owns it."""
+        conn = self._connections.pop(uri, None)
+        self._order.remove(uri)
+        if uri in self._shared:
+            self._shared.discard(uri)
+            return None
+        return conn
+
     def reopen_if_dead(self, uri):
         """The connection to `uri`, opened anew if the cached one died (e.g. its libvirtd was
         restarted). Only for the checks that must look at a host after such a fault; normal
@@ -444,11 +465,10 @@ class LibvirtClient:
                 return conn
         except Exception:  # pylint: disable=broad-except
             pass
-        if conn is not None:
-            self._connections.pop(uri, None)
-            self._order.remove(uri)
+        owned = self._forget(uri) if conn is not None else None
+        if owned is not None:
             try:
-                conn.close()
+                owned.close()
             except Exception:  # pylint: disable=broad-except
                 pass
         try:
@@ -462,11 +482,11 @@ class LibvirtClient:
         return list(self._order)
 
     def close(self):
-        """Close every connection this client opened. Safe to call more than once."""
+        """Close every connection this client opened (not the shared ones). Safe to call more than once."""
         errors = []
         while self._order:
-            uri = self._order.pop()
-            conn = self._connections.pop(uri, None)
+            uri = self._order[-1]
+            conn = self._forget(uri)
             if conn is None:
                 continue
             try:

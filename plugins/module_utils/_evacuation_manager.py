@@ -42,6 +42,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_runne
     Move,
     ProgressLog,
     SharedStorage,
+    borrow_if_alive,
     host_facts,
     host_uri,
 )
@@ -162,11 +163,35 @@ class Evacuation:
                                     'persistent guest of the host (backups of the others would be removed)',
                                     remedy='Leave guests out.')
 
-    def conn(self, host):
+    def client(self, host):
         client = self.clients.get(host)
         if client is None:
             client = self.clients[host] = LibvirtClient(uri=host_uri(host, self.p['transport'], self.me))
-        return client.conn
+        return client
+
+    def conn(self, host):
+        return self.client(host).conn
+
+    def connect_all(self, names):
+        """{host: its connection, or the exception that opening it raised}, all hosts at once: each
+        remote connection costs an SSH handshake, and an unreachable host its connect timeout."""
+        clients = dict((name, self.client(name)) for name in names)
+
+        def one(name):
+            try:
+                return clients[name].conn
+            except Exception as exc:  # pylint: disable=broad-except
+                return exc  # the caller notes the host as left out
+        if not names:
+            return {}
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            return dict(zip(names, pool.map(one, names)))
+
+    def shared_connections(self):
+        """{libvirt URI: open connection} of the other hosts, for the preflights and the migrations
+        to borrow instead of opening their own."""
+        return dict((client.uri, client.conn) for name, client in self.clients.items()
+                    if name not in ('__local__', self.me) and client.uri in client.open_uris)
 
     def close(self):
         for client in self.clients.values():
@@ -183,9 +208,12 @@ class Evacuation:
         """HostInfo and guests of every reachable host; unreachable ones are noted and left out."""
         hosts, guests, notes = [], [], []
         blocked = set(self.p['maintenance_hosts'])
+        conns = self.connect_all(names)
         for name in names:
             try:
-                info, found = host_facts(self.conn(name), name, self.p['memory_basis'], maintenance=name in blocked)
+                if isinstance(conns[name], Exception):
+                    raise conns[name]
+                info, found = host_facts(conns[name], name, self.p['memory_basis'], maintenance=name in blocked)
             except Exception as exc:  # pylint: disable=broad-except
                 notes.append('host %s left out: %s' % (name, exc))
                 continue
@@ -258,7 +286,7 @@ class Evacuation:
                     {move.source for move in moves.values()} | {move.dest for move in moves.values()})
         runner = ConcurrentRunner(plan, moves, uris, self.p['transport'], self.p['max_per_source'],
                                   self.p['max_per_dest'], self.log, on_moved=on_moved,
-                                  progress_interval=self.p['progress_interval'])
+                                  progress_interval=self.p['progress_interval'], shared=self.shared_connections())
         rows = runner.run()
         return rows, runner.max_concurrent
 
@@ -389,11 +417,15 @@ class Evacuation:
         """virt_migrate_preflight's checks (its defaults, fail_on=never) from this host to each destination,
         all at once, one thread and one libvirt client each: [result with ``item`` = destination].
         A preflight that cannot run at all rules its destination out (preflight_verdicts)."""
+        shared = self.shared_connections()
+
         def one(dest):
             params = preflight_params(dest=dest, transport=self.p['transport'], guests=self.p['guests'] or [],
                                       fail_on='never')
             try:
                 with LibvirtClient(uri=self.p['uri']) as client:
+                    uri = host_uri(dest, self.p['transport'])
+                    borrow_if_alive(client, uri, shared.get(uri))
                     result = PreflightRunner(client, params).run()
             except KvmopsError as exc:
                 return {'item': dest, 'msg': '%s%s' % (exc, ' (%s)' % exc.remedy if exc.remedy else '')}

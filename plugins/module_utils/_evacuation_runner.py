@@ -6,8 +6,10 @@
 """The libvirt side of virt_evacuate: facts of the hosts, and many migrations at once.
 
 Every migration runs through the same ``MigrationManager`` as virt_migrate (policy engine,
-outcome check and repair on both hosts), one thread and one set of libvirt connections per
-migration.  ``MigrationScheduler`` (``_placement``) decides what may start; a finished slot
+outcome check and repair on both hosts), one thread and one libvirt client per migration. The
+client borrows the evacuation's open connection to the destination when it is alive, instead of
+opening its own (an SSH handshake per migration); libvirt connections are thread-safe.
+``MigrationScheduler`` (``_placement``) decides what may start; a finished slot
 starts the next guest at once.  A monitor thread reads the running jobs' statistics from the
 source hosts over its own connections and writes progress lines to a log file.
 """
@@ -175,10 +177,11 @@ class ConcurrentRunner:
     """Runs a plan's migrations under the scheduler's limits; returns one row per migration."""
 
     def __init__(self, plan, moves, uris, transport, max_per_source, max_per_dest, log,
-                 on_moved=None, progress_interval=2.0, clock=time.monotonic):
+                 on_moved=None, progress_interval=2.0, clock=time.monotonic, shared=None):
         self.plan = plan
         self.moves = moves            # guest -> Move
         self.uris = uris              # host -> libvirt URI as seen from here
+        self.shared = shared or {}    # libvirt URI -> an open connection the migrations may borrow
         self.transport = transport
         self.scheduler = schedule(plan, max_per_source=max_per_source, max_per_dest=max_per_dest)
         self.log = log
@@ -241,6 +244,7 @@ class ConcurrentRunner:
         params.update(name=move.guest, uuid=None, dest=self.uris_for_dest(move.dest), transport=self.transport,
                       mode=move.mode, uri=self.uris[move.source])
         job = _Job(params, self.uris[move.source])
+        borrow_if_alive(job.client, params['dest'], self.shared.get(params['dest']))
         started = self.clock()
         try:
             result = MigrationManager(job).run()
@@ -290,6 +294,20 @@ class ConcurrentRunner:
         finally:
             for client in clients.values():
                 client.close()
+
+
+def borrow_if_alive(client, uri, conn):
+    """Let ``client`` use ``conn`` for ``uri`` when there is one and it is alive. A dead one (its
+    libvirtd restarted, its link cut long enough for the keepalive) is left out: the client opens
+    its own connection, as it would without sharing."""
+    if conn is None:
+        return
+    try:
+        alive = conn.isAlive()
+    except Exception:  # pylint: disable=broad-except
+        alive = False
+    if alive:
+        client.share(uri, conn)
 
 
 def _same(a, b):

@@ -613,3 +613,39 @@ def test_reopen_if_dead_replaces_a_dead_connection_once(fake_libvirt):
     second = client.reopen_if_dead('qemu:///system')
     assert second is not first and first.close_calls == 1
     assert client.open_uris == ['qemu:///system']
+
+
+def test_a_shared_connection_is_used_but_never_closed_by_the_borrower(fake_libvirt):
+    owner = _client.LibvirtClient(uri='qemu+ssh://host-b/system')
+    shared = owner.conn
+    borrower = _client.LibvirtClient(uri='qemu:///system')
+    borrower.share('qemu+ssh://host-b/system', shared)
+    assert borrower.open_peer('qemu+ssh://host-b/system') is shared
+    assert fake_libvirt.opened == ['qemu+ssh://host-b/system']  # no second handshake
+    local = borrower.conn
+    assert borrower.close() == []
+    assert shared.close_calls == 0 and local.close_calls == 1
+    assert borrower.open_uris == []
+    owner.close()
+    assert shared.close_calls == 1
+
+
+def test_sharing_does_not_replace_a_connection_the_client_has(fake_libvirt):
+    client = _client.LibvirtClient(uri='qemu:///system')
+    own = client.open_peer('qemu+ssh://host-b/system')
+    other = _client.LibvirtClient(uri='qemu+ssh://host-b/system').conn
+    client.share('qemu+ssh://host-b/system', other)
+    assert client.open_peer('qemu+ssh://host-b/system') is own
+    client.close()
+    assert own.close_calls == 1 and other.close_calls == 0
+
+
+def test_a_dead_shared_connection_is_replaced_by_an_own_one_and_left_to_its_owner(fake_libvirt):
+    shared = _client.LibvirtClient(uri='qemu+ssh://host-b/system').conn
+    client = _client.LibvirtClient(uri='qemu:///system')
+    client.share('qemu+ssh://host-b/system', shared)
+    shared.isAlive = lambda: False
+    fresh = client.reopen_if_dead('qemu+ssh://host-b/system')
+    assert fresh is not shared and shared.close_calls == 0
+    client.close()
+    assert fresh.close_calls == 1 and shared.close_calls == 0

@@ -99,6 +99,9 @@ class FakeConn:
     def getHostname(self):
         return self.hostname
 
+    def isAlive(self):
+        return 1
+
     def getInfo(self):
         return ['x86_64', 8192, 4, 2000, 1, 1, 4, 1]
 
@@ -119,15 +122,27 @@ def lab(monkeypatch):
     hosts = {'host-a': FakeConn('host-a'), 'host-b': FakeConn('host-b'), 'host-c': FakeConn('host-c')}
 
     class FakeClient:
+        on_open = None  # called with the URI at every connection opened (a test may block there)
+        made = []
+
         def __init__(self, uri=None, **kwargs):
             self.uri = uri
+            self.open_uris = []
+            self.borrowed = {}
+            FakeClient.made.append(self)
 
         @property
         def conn(self):
             name = 'host-a' if self.uri == 'qemu:///system' else self.uri.split('://')[1].split('/')[0]
+            if self.uri not in self.open_uris and FakeClient.on_open:
+                FakeClient.on_open(self.uri)
             if name not in hosts:
                 raise LibvirtConnectionError('Connecting to libvirt at %s failed: no route to host' % self.uri)
+            self.open_uris = [self.uri]
             return hosts[name]
+
+        def share(self, uri, conn):
+            self.borrowed[uri] = conn
 
         def close(self):
             return []
@@ -139,6 +154,7 @@ def lab(monkeypatch):
             self.close()
 
     monkeypatch.setattr(_evacuation_manager, 'LibvirtClient', FakeClient)
+    hosts['client_class'] = FakeClient
     return hosts
 
 
@@ -343,3 +359,38 @@ def test_run_preflights_checks_every_destination_at_once_and_an_unreachable_one_
     lines = evacuation.log.lines
     assert any('preflight host-a -> host-b: fail (1 ok, 0 warn, 1 fail: cpu(web1))' in line for line in lines)
     assert any('preflight host-a -> host-c did not run' in line for line in lines)
+
+
+def test_hosts_are_connected_at_once_and_the_preflights_borrow_those_connections(lab, tmp_path, monkeypatch):
+    """Each remote connection is an SSH handshake: the evacuation opens them all at once, then lends
+    them to the preflights (and the migrations) instead of each opening its own."""
+    from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_runner import ProgressLog
+
+    fake_client = lab.pop('client_class')
+    del lab['host-c']  # does not answer
+    opening = threading.Barrier(3, timeout=10)  # a serial loop would never get all three here at once
+    fake_client.on_open = lambda uri: opening.wait()
+    lent = []
+
+    class FakePreflight:
+        def __init__(self, client, params):
+            lent.append((params['dest'], dict(client.borrowed)))
+
+        def run(self):
+            return {'checks': [], 'summary': {'verdict': 'pass', 'ok': 0, 'warn': 0, 'fail': 0, 'failed_checks': []}}
+
+    monkeypatch.setattr(_evacuation_manager, 'PreflightRunner', FakePreflight)
+    full = dict((key, spec.get('default')) for key, spec in ARGUMENT_SPEC.items())
+    full.update(uri='qemu:///system', host='host-a', guests=['web1'])
+    evacuation = Evacuation(FakeModule(full, False))
+    evacuation.me, evacuation.log = 'host-a', ProgressLog(None)
+    evacuation.clients['host-a'] = fake_client(uri='qemu:///system')
+    hosts, dummy_guests, notes = evacuation.gather(['host-a', 'host-b', 'host-c'])
+    fake_client.on_open = None
+
+    assert [h.name for h in hosts] == ['host-a', 'host-b']
+    assert len(notes) == 1 and notes[0].startswith('host host-c left out: Connecting to libvirt')
+    assert evacuation.shared_connections() == {'qemu+ssh://host-b/system': lab['host-b']}
+    evacuation.run_preflights(['host-b', 'host-c'])
+    assert sorted(lent, key=lambda item: item[0]) == [('host-b', {'qemu+ssh://host-b/system': lab['host-b']}),
+                                                      ('host-c', {})]

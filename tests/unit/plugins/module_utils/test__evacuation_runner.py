@@ -82,3 +82,56 @@ def test_a_failing_callback_does_not_turn_a_moved_guest_into_a_failed_one(runner
     assert [rows[g]['result'] for g in ('g0', 'g1', 'g2')] == ['moved'] * 3
     assert 'record was not updated' in rows['g1']['reason'] and 'No space left' in rows['g1']['reason']
     assert rows['g0']['reason'] == '' and rows['g2']['reason'] == ''
+
+
+class Connection:
+    def __init__(self, alive=True):
+        self.alive = alive
+
+    def isAlive(self):
+        if isinstance(self.alive, Exception):
+            raise self.alive
+        return self.alive
+
+
+class RecordingClient:
+    """Records what a migration's client was lent."""
+    made = []
+
+    def __init__(self, uri=None):
+        self.uri = uri
+        self.borrowed = {}
+        RecordingClient.made.append(self)
+
+    def share(self, uri, conn):
+        self.borrowed[uri] = conn
+
+    def close(self):
+        pass
+
+
+def test_migrations_borrow_the_live_destination_connection_and_open_their_own_otherwise(monkeypatch):
+    """One SSH handshake per destination for the whole evacuation, not one per migration; a
+    connection that died (its libvirtd restarted) is not lent."""
+    monkeypatch.setattr(_evacuation_runner, 'MigrationManager', InstantMigration)
+    monkeypatch.setattr(_evacuation_runner, 'LibvirtClient', RecordingClient)
+    RecordingClient.made = []
+    to_b, to_c = Connection(), Connection(alive=False)
+    plan = Plan(assignments=[Assignment('g0', 'host-a', 'host-b'), Assignment('g1', 'host-a', 'host-b'),
+                             Assignment('g2', 'host-a', 'host-c')])
+    moves = dict((a.guest, Move(a.guest, 'uuid-' + a.guest, a.source, a.destination, {})) for a in plan.assignments)
+    uris = {'host-a': 'qemu:///system', 'host-b': 'qemu+ssh://host-b/system', 'host-c': 'qemu+ssh://host-c/system'}
+    runner = ConcurrentRunner(plan, moves, uris, 'ssh', max_per_source=2, max_per_dest=1, log=lambda line: None,
+                              progress_interval=60,
+                              shared={'qemu+ssh://host-b/system': to_b, 'qemu+ssh://host-c/system': to_c})
+    assert [row['result'] for row in runner.run()] == ['moved'] * 3
+    lent = sorted(tuple(client.borrowed.items()) for client in RecordingClient.made)
+    assert lent == [(), (('qemu+ssh://host-b/system', to_b),), (('qemu+ssh://host-b/system', to_b),)]
+
+
+@pytest.mark.parametrize('conn, lent', [(None, False), (Connection(), True), (Connection(alive=False), False),
+                                        (Connection(alive=RuntimeError('socket closed')), False)])
+def test_borrow_if_alive(conn, lent):
+    client = RecordingClient('qemu:///system')
+    _evacuation_runner.borrow_if_alive(client, 'qemu+ssh://host-b/system', conn)
+    assert client.borrowed == ({'qemu+ssh://host-b/system': conn} if lent else {})
