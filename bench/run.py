@@ -324,7 +324,9 @@ def bench_evacuation(labh, count):
         if res.returncode != 0 or on_host(labh, SRC, names):
             raise RuntimeError("evacuate.yml did not drain %s:\n%s" % (SRC, res.stdout[-2000:]))
         gantt = evacuation_bars(res.stdout)
-        playbook("playbooks/return.yml", "-l", SRC)
+        back = playbook("playbooks/return.yml", "-l", SRC)
+        if back.returncode != 0 or len(on_host(labh, SRC, names)) != len(names):
+            raise RuntimeError("return.yml did not bring every guest back to %s:\n%s" % (SRC, back.stdout[-2000:]))
         log("evacuation run %d: serial %.1fs, evacuate.yml %.1fs, bound %.1fs (%d MiB moved)" % (
             run + 1, serial[-1], evac[-1], bound[-1], moved_bytes // 1048576))
     for name in names:

@@ -165,10 +165,12 @@ def load_record(text, host):
 def record_move(record, guest, uuid, source, dest, copied=(), now=None):
     """Remember that `guest` left `source` for `dest` (an earlier entry of the same guest keeps its origin).
 
+    An entry under the same name with another UUID is of a guest that no longer exists (deleted, then
+    a new one created with its name): it is replaced, or return.yml would never bring the new one back.
     `copied`: disk paths copied off the origin: the images left there are stale from then on.
     """
     entry = record['guests'].get(guest)
-    if entry is None:
+    if entry is None or entry.get('uuid') != uuid:
         entry = {'uuid': uuid, 'from': source, 'moved_at': int(now if now is not None else time.time()),
                  'stale_copies': sorted(copied)}
         record['guests'][guest] = entry

@@ -96,6 +96,18 @@ def test_record_keeps_first_origin_and_return_plan():
     assert {row['guest']: row['result'] for row in rows} == {'g2': 'skipped', 'g3': 'stayed', 'g4': 'stayed'}
 
 
+def test_a_new_guest_with_an_old_guests_name_replaces_its_stale_entry():
+    """g1 was evacuated, then deleted; a new guest named g1 (another UUID) is evacuated later: the
+    record holds the new one, so return.yml brings it back (found by the evacuation benchmark)."""
+    record = load_record('', 'host-a')
+    record_move(record, 'g1', 'u-old', 'host-c', 'host-b', ['/l/g1.qcow2'], now=1)
+    record_move(record, 'g1', 'u-new', 'host-a', 'host-b', now=2)
+    assert record['guests']['g1'] == {'uuid': 'u-new', 'from': 'host-a', 'to': 'host-b', 'moved_at': 2,
+                                      'stale_copies': []}
+    moves, dummy_rows = return_plan(record, {'u-new': ['host-b']}, 'host-a')
+    assert moves == [('g1', 'u-new', 'host-b')]
+
+
 def test_backup_writes_new_and_changed_removes_gone_keeps_equal():
     existing = {'same': '<domain>same</domain>', 'edited': '<domain>old</domain>', 'moved-away': '<domain/>',
                 'unreadable': None}
