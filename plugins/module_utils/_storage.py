@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
@@ -74,16 +75,38 @@ def disks_of(domain_xml):
 
 def refresh_pool(pool, timeout_s=POOL_BUSY_WAIT_S, interval_s=0.1, clock=time.monotonic, sleep=time.sleep):
     """``pool.refresh()``, tried again while libvirt says another job is running in the pool
-    (such jobs last as long as creating a small volume); any other error is raised at once."""
+    (such jobs last as long as creating a small volume).
+
+    libvirt stops a pool whose refresh fails, e.g. when a file in it is deleted by another host
+    while the refresh reads it ("Stale file handle" on a shared file system). A pool that was
+    running before is then started again, as it was, and refreshed once more; any other failure,
+    or a second one, is raised."""
     deadline = clock() + timeout_s
+    was_active = bool(pool.isActive())
+    restarted = False
     while True:
         try:
             pool.refresh(0)
             return
-        except Exception as exc:  # a libvirtError; only the busy pool is worth waiting for
-            if POOL_BUSY_TEXT not in str(exc) or clock() >= deadline:
-                raise
-        sleep(interval_s)
+        except Exception as exc:  # a libvirtError
+            if POOL_BUSY_TEXT in str(exc) and clock() < deadline:
+                sleep(interval_s)
+                continue
+            if was_active and not restarted and _start_if_stopped(pool):
+                restarted = True
+                continue
+            raise
+
+
+def _start_if_stopped(pool):
+    """Start ``pool`` if libvirt stopped it; True when it runs again."""
+    try:
+        if pool.isActive():
+            return False
+        pool.create(0)
+        return True
+    except Exception:  # pylint: disable=broad-except
+        return False  # it stays stopped: the caller raises the refresh error
 
 
 def _pool_for_dir(conn, directory, refresh=True):
@@ -157,10 +180,21 @@ def free_bytes_at(conn, directory, host):
         return None
 
 
+# One probe at a time per process: a probe file deleted on one host while another host's refresh
+# reads it makes that refresh fail (and libvirt stop the pool there), and an evacuation runs
+# several migrations, each probing its storage, at once.
+_PROBING = threading.Lock()
+
+
 def is_shared(src_conn, dst_conn, directory, src_host, dst_host):
     """True when `directory` is the same storage on both hosts, proven with a probe volume:
     written through the source's pool, looked up through a pool at the same path on the
     destination. Pools made for the probe are transient; the probe is always deleted."""
+    with _PROBING:
+        return _probe(src_conn, dst_conn, directory, src_host, dst_host)
+
+
+def _probe(src_conn, dst_conn, directory, src_host, dst_host):
     name = '.kvmops-probe-%s' % uuid.uuid4().hex[:12]
     xml = ("<volume><name>%s</name><capacity unit='bytes'>4096</capacity>"
            "<target><format type='raw'/></target></volume>" % name)

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""refresh_pool: a pool busy with another job (e.g. another migration's storage probe) is waited for."""
+"""refresh_pool: a pool busy with another job (e.g. another migration's storage probe) is waited for;
+a pool libvirt stopped because its refresh failed is started again."""
 
 from __future__ import annotations
 
@@ -15,15 +16,35 @@ BUSY = RuntimeError("internal error: pool 'images' has asynchronous jobs running
 
 
 class Pool:
-    def __init__(self, *errors):
+    """A pool as libvirt runs it: a refresh that fails (other than on a busy pool) stops it."""
+
+    def __init__(self, *errors, active=True, start_error=None):
         self.errors = list(errors)
         self.calls = 0
+        self.active = active
+        self.starts = 0
+        self.start_error = start_error
+
+    def isActive(self):
+        return int(self.active)
+
+    def create(self, flags):
+        assert flags == 0
+        if self.start_error:
+            raise self.start_error
+        self.starts += 1
+        self.active = True
 
     def refresh(self, flags):
         assert flags == 0
         self.calls += 1
+        if not self.active:
+            raise RuntimeError("storage pool 'images' is not active")
         if self.errors:
-            raise self.errors.pop(0)
+            error = self.errors.pop(0)
+            if error is not BUSY:
+                self.active = False
+            raise error
 
 
 class Clock:
@@ -43,11 +64,10 @@ def test_a_busy_pool_is_refreshed_once_the_other_job_is_done():
     assert pool.calls == 3 and clock.now == pytest.approx(0.2)
 
 
-def test_other_errors_are_raised_at_once():
+def test_other_errors_are_not_waited_for():
     pool, clock = Pool(RuntimeError('cannot open directory /x: No such file or directory')), Clock()
-    with pytest.raises(RuntimeError, match='No such file'):
-        refresh_pool(pool, clock=clock, sleep=clock.sleep)
-    assert pool.calls == 1 and clock.now == 0
+    refresh_pool(pool, clock=clock, sleep=clock.sleep)  # started again, refreshed: see below
+    assert clock.now == 0
 
 
 def test_a_pool_busy_for_longer_than_the_timeout_raises_the_busy_error():
@@ -55,3 +75,58 @@ def test_a_pool_busy_for_longer_than_the_timeout_raises_the_busy_error():
     with pytest.raises(RuntimeError, match='asynchronous jobs running'):
         refresh_pool(pool, timeout_s=1, interval_s=0.25, clock=clock, sleep=clock.sleep)
     assert pool.calls == 5
+
+
+STALE = RuntimeError("cannot read header '/var/lib/libvirt/images/.kvmops-probe-e4dd0238fe4a': Stale file handle")
+
+
+def test_a_pool_stopped_by_a_failed_refresh_is_started_again_and_refreshed():
+    """Another host deleted a file while this refresh read it: libvirt stopped the pool (seen on the
+    lab during an evacuation, and every later migration to that host then failed)."""
+    pool, clock = Pool(STALE), Clock()
+    refresh_pool(pool, clock=clock, sleep=clock.sleep)
+    assert pool.active and pool.starts == 1 and pool.calls == 2
+
+
+def test_a_second_failure_is_raised_and_a_pool_that_was_stopped_is_left_stopped():
+    pool, clock = Pool(STALE, STALE), Clock()
+    with pytest.raises(RuntimeError, match='Stale file handle'):
+        refresh_pool(pool, clock=clock, sleep=clock.sleep)
+    assert pool.starts == 1 and pool.calls == 2
+    stopped = Pool(active=False)
+    with pytest.raises(RuntimeError, match='not active'):
+        refresh_pool(stopped, clock=clock, sleep=clock.sleep)
+    assert stopped.starts == 0 and not stopped.active
+
+
+def test_a_pool_that_cannot_be_started_again_raises_the_refresh_error():
+    pool, clock = Pool(STALE, start_error=RuntimeError('cannot open directory')), Clock()
+    with pytest.raises(RuntimeError, match='Stale file handle'):
+        refresh_pool(pool, clock=clock, sleep=clock.sleep)
+
+
+def test_storage_probes_of_one_process_run_one_at_a_time(monkeypatch):
+    """An evacuation's migrations probe their storage at once; a probe file deleted while another
+    host's refresh reads it makes that refresh fail, so the probes take turns."""
+    import threading
+    import time
+
+    from ansible_collections.kvmops.migration.plugins.module_utils import _storage
+
+    inside, most = [], []
+
+    def probe(*args):
+        inside.append(args)
+        most.append(len(inside))
+        time.sleep(0.01)
+        inside.pop()
+        return True
+
+    monkeypatch.setattr(_storage, '_probe', probe)
+    threads = [threading.Thread(target=_storage.is_shared, args=(None, None, '/d', 'host-a', 'host-%d' % i))
+               for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(most) == 6 and max(most) == 1
