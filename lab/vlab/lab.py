@@ -8,6 +8,9 @@ from . import config, guests, install, inventory, net, storage
 from .hosts import HYPERVISOR, STORAGE, Host
 from .proc import LabError, run
 
+# The directory pools every hypervisor has (shared images, local images), in that order.
+LAB_POOLS = ("images", "local")
+
 
 class Lab:
     def __init__(self, log=print):
@@ -191,7 +194,7 @@ class Lab:
         import libvirt
         conn = self.libvirt(hv)
         changed = False
-        for pool_name, path in (("images", config.SHARED_DIR), ("local", config.LOCAL_DIR)):
+        for pool_name, path in zip(LAB_POOLS, (config.SHARED_DIR, config.LOCAL_DIR)):
             try:
                 pool = conn.storagePoolLookupByName(pool_name)
             except libvirt.libvirtError:
@@ -261,12 +264,21 @@ class Lab:
                 else:
                     checks["virtlogd"] = h.daemon_alive("virtlogd")
                     checks["libvirtd"] = h.daemon_alive("libvirtd") and self._libvirt_ok(h)
+                    checks["pools"] = checks["libvirtd"] and self._pools_ok(h)
                     if self.state.get("firewall"):
                         checks["firewalld"] = h.daemon_alive("firewalld")
                     checks["shared-mount"] = storage.shared_mount_healthy(h)
             rows.append((h.name, h.ip, checks))
         healthy = bool(self.state["hypervisors"]) and all(all(checks.values()) for dummy_name, dummy_ip, checks in rows)
         return rows, healthy
+
+    def _pools_ok(self, hv):
+        """The lab's own pools are running (libvirt stops a pool whose refresh failed)."""
+        try:
+            conn = self.libvirt(hv)
+            return all(conn.storagePoolLookupByName(name).isActive() for name in LAB_POOLS)
+        except Exception:
+            return False
 
     def _libvirt_ok(self, hv):
         try:
