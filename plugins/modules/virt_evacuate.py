@@ -18,6 +18,9 @@ description:
     O(max_per_dest) into one at a time, a finished slot starting the next guest at once.
   - Each migration runs the same code as M(kvmops.migration.virt_migrate) (convergence policy, outcome check and
     repair on both hosts). A guest that cannot move does not stop the others.
+  - The libvirt connections to the other hosts are opened all at once and lent to the preflights and to every
+    migration to that host (one SSH handshake per host for the run, not one per migration); a connection that died
+    during the run is not lent, and that migration opens its own.
   - The drained host is marked in maintenance (a file in O(state_dir)), where every guest came from is
     recorded there (for C(return)), and the guests' definitions are saved to O(definitions_dir) on shared
     storage (for C(recover); the same backup as C(backup) writes).
