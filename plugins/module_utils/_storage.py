@@ -29,8 +29,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
 
 STREAM_CHUNK = 1024 * 1024
 
-# libvirt refuses to refresh a pool while a volume is being created or streamed in it ("pool 'x'
-# has asynchronous jobs running."): with two migrations out of one host at once, one's storage
+# libvirt refuses to refresh a pool while a volume is being created, cloned or wiped in it ("pool
+# 'x' has asynchronous jobs running."): with two migrations out of one host at once, one's storage
 # probe (a volume created in the shared directory) can meet the other's refresh of that pool.
 POOL_BUSY_TEXT = 'has asynchronous jobs running'
 POOL_BUSY_WAIT_S = 10.0
@@ -75,7 +75,7 @@ def disks_of(domain_xml):
 
 def refresh_pool(pool, timeout_s=POOL_BUSY_WAIT_S, interval_s=0.1, clock=time.monotonic, sleep=time.sleep):
     """``pool.refresh()``, tried again while libvirt says another job is running in the pool
-    (such jobs last as long as creating a small volume).
+    (creating a small volume, as a storage probe does, is such a job).
 
     libvirt stops a pool whose refresh fails, e.g. when a file in it is deleted by another host
     while the refresh reads it ("Stale file handle" on a shared file system). A pool that was

@@ -198,6 +198,21 @@ def test_guest_kernel_is_the_uncompressed_elf_inside_the_bzimage():
         elf_kernel(b"setup" + lzma.compress(b"not an ELF", format=lzma.FORMAT_XZ))
 
 
+def test_a_stopped_storage_pool_is_reported_and_up_starts_it_again(labh):
+    """libvirt stops a pool whose refresh failed (seen on the lab: a file deleted on the shared
+    storage while a refresh read it): every later migration to that host is then refused."""
+    labh.refresh()  # earlier tests restarted libvirtd: no cached connection
+    labh.libvirt("host-c").storagePoolLookupByName("images").destroy()
+    res = virtlab("status", "--json", check=False)
+    assert res.returncode == 1
+    checks = {h["name"]: h["checks"] for h in json.loads(res.stdout)["hosts"]}
+    assert checks["host-c"]["pools"] is False and checks["host-b"]["pools"] is True
+    virtlab("up")
+    labh.refresh()
+    assert labh.libvirt("host-c").storagePoolLookupByName("images").isActive()
+    assert virtlab("status").returncode == 0
+
+
 def test_bad_input_is_one_clear_line():
     for args, words in ((["exec", "host-z", "--", "true"], "host-z"),
                         (["guest", "create", "x y", "--on", "host-a"], "not a valid guest name"),
@@ -222,19 +237,6 @@ def test_down_removes_everything_and_up_rebuilds(labh):
 
 
 @pytest.mark.lab_rebuild
-def test_a_stopped_storage_pool_is_reported_and_up_starts_it_again(labh):
-    """libvirt stops a pool whose refresh failed (seen on the lab: a file deleted on the shared
-    storage while a refresh read it): every later migration to that host is then refused."""
-    labh.libvirt("host-c").storagePoolLookupByName("images").destroy()
-    res = virtlab("status", "--json", check=False)
-    assert res.returncode == 1
-    checks = {h["name"]: h["checks"] for h in json.loads(res.stdout)["hosts"]}
-    assert checks["host-c"]["pools"] is False and checks["host-b"]["pools"] is True
-    virtlab("up")
-    assert labh.libvirt("host-c").storagePoolLookupByName("images").isActive()
-    assert virtlab("status").returncode == 0
-
-
 def test_up_repairs_a_lab_whose_processes_were_all_killed(labh):
     for ns in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout.split("\n"):
         if ns.startswith("vl-"):
