@@ -8,8 +8,8 @@ from . import config, guests, install, inventory, net, storage
 from .hosts import HYPERVISOR, STORAGE, Host
 from .proc import LabError, run
 
-# The directory pools every hypervisor has (shared images, local images), in that order.
-LAB_POOLS = ("images", "local")
+# The directory pools every hypervisor has: name -> directory (config: shared and local images).
+LAB_POOLS = {"images": config.SHARED_DIR, "local": config.LOCAL_DIR}
 
 
 class Lab:
@@ -194,7 +194,7 @@ class Lab:
         import libvirt
         conn = self.libvirt(hv)
         changed = False
-        for pool_name, path in zip(LAB_POOLS, (config.SHARED_DIR, config.LOCAL_DIR)):
+        for pool_name, path in LAB_POOLS.items():
             try:
                 pool = conn.storagePoolLookupByName(pool_name)
             except libvirt.libvirtError:
