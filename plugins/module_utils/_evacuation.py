@@ -183,8 +183,28 @@ def forget(record, guest):
     return record
 
 
+MAINTENANCE_MARK_FILE = 'maintenance.json'
+
+
 def maintenance_mark(host, reason, now=None):
     return {'host': host, 'maintenance': True, 'reason': reason, 'since': int(now if now is not None else time.time())}
+
+
+def marks_maintenance(content, host):
+    """Does a host's mark file (its bytes, None when there is none) put ``host`` in maintenance?
+
+    A mark that names another host does not count (a state_dir on shared storage would show every
+    host the same file). A file that is not a mark at all (not JSON) does: where a guest may go is
+    never guessed. Returns (in maintenance, why not known) - the second is a note or None."""
+    if content is None:
+        return False, None
+    try:
+        data = json.loads(content.decode('utf-8', 'replace') if isinstance(content, bytes) else content)
+    except ValueError:
+        return True, 'its maintenance mark is not JSON; taken as in maintenance'
+    if not isinstance(data, dict):
+        return True, 'its maintenance mark is not a JSON object; taken as in maintenance'
+    return bool(data.get('maintenance')) and data.get('host', host) == host, None
 
 
 def return_plan(record, locations, home):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import glob
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
 
@@ -26,8 +27,10 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation impor
     format_table,
     forget,
     load_record,
+    MAINTENANCE_MARK_FILE,
     maintenance_mark,
     make_row,
+    marks_maintenance,
     metadata_of,
     preflight_allows,
     preflight_verdicts,
@@ -62,7 +65,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._statefile import
     write_json,
     write_text,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of, read_host_file
 
 ARGUMENT_SPEC = dict(
     action=dict(type='str', default='evacuate', choices=['evacuate', 'return', 'rebalance', 'recover', 'backup', 'rejoin']),
@@ -73,6 +76,7 @@ ARGUMENT_SPEC = dict(
     pinned=dict(type='list', elements='str', default=[]),
     exclude_hosts=dict(type='list', elements='str', default=[]),
     maintenance_hosts=dict(type='list', elements='str', default=[]),
+    read_maintenance_marks=dict(type='bool', default=True),
     anti_affinity=dict(type='dict', default={}),
     preflight=dict(type='list', elements='dict', default=[]),
     run_preflight=dict(type='bool', default=False),
@@ -110,6 +114,10 @@ VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA = 16
 UNDEFINE_STALE = (VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
                   | VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
 VIR_DOMAIN_JOB_NONE = 0
+# Reading a host's mark is tried again this often, this far apart, before the host counts as in
+# maintenance: two runs reading one host's mark at the same moment can meet on its transient pool.
+MARK_READ_ATTEMPTS = 3
+MARK_READ_RETRY_S = 0.2
 
 
 # The last line of every progress file; roles/evacuation/tasks/watch.yml waits for it.
@@ -134,6 +142,7 @@ class Evacuation:
         self.check = kvm.check_mode
         self.clients = {}
         self.log = None
+        self.in_maintenance = set(self.p.get('maintenance_hosts') or ())
 
     # -- helpers ---------------------------------------------------------------------
     def validate(self):
@@ -204,11 +213,16 @@ class Evacuation:
                     memory_margin_ratio=self.p['memory_margin_ratio'],
                     max_vcpu_overcommit=self.p['max_vcpu_overcommit'])
 
-    def gather(self, names):
-        """HostInfo and guests of every reachable host; unreachable ones are noted and left out."""
+    def gather(self, names, marks_of=()):
+        """HostInfo and guests of every reachable host; unreachable ones are noted and left out.
+        The hosts of ``marks_of`` whose maintenance mark is set join ``in_maintenance`` (with
+        read_maintenance_marks), on top of the maintenance_hosts given."""
         hosts, guests, notes = [], [], []
-        blocked = set(self.p['maintenance_hosts'])
         conns = self.connect_all(names)
+        if self.p['read_maintenance_marks']:
+            self.in_maintenance |= self.read_marks(
+                [name for name in marks_of if not isinstance(conns.get(name), Exception)], conns, notes)
+        blocked = self.in_maintenance
         for name in names:
             try:
                 if isinstance(conns[name], Exception):
@@ -220,6 +234,36 @@ class Evacuation:
             hosts.append(info)
             guests.extend(found)
         return hosts, self.dedupe(guests, notes), notes
+
+    def read_marks(self, names, conns, notes):
+        """The hosts among ``names`` that their maintenance mark (MAINTENANCE_MARK_FILE in state_dir on
+        each, read through its libvirt connection) puts in maintenance, all hosts at once. A mark that
+        cannot be read counts as set, with a note: a guest never goes where that is unknown."""
+        path = os.path.join(self.p['state_dir'], MAINTENANCE_MARK_FILE)
+
+        def one(name):
+            for attempt in range(MARK_READ_ATTEMPTS):
+                try:
+                    return marks_maintenance(read_host_file(conns[name], path, name), name)
+                except KvmopsError as exc:
+                    if attempt + 1 == MARK_READ_ATTEMPTS:
+                        return True, 'its maintenance mark could not be read (%s); taken as in maintenance' % exc
+                    time.sleep(MARK_READ_RETRY_S)
+        if not names:
+            return set()
+        with ThreadPoolExecutor(max_workers=len(names)) as pool:
+            verdicts = dict(zip(names, pool.map(one, names)))
+        marked = set()
+        for name in names:
+            in_maintenance, why = verdicts[name]
+            if why:
+                notes.append('host %s: %s' % (name, why))
+            elif in_maintenance:
+                notes.append('host %s is in maintenance (its mark): no guest goes there' % name)
+            if in_maintenance:
+                marked.add(name)
+                self.log('%s is in maintenance: no guest goes there' % name)
+        return marked
 
     def dedupe(self, guests, notes):
         """One entry per UUID. A guest seen on several hosts is being migrated by someone else (or was
@@ -335,12 +379,12 @@ class Evacuation:
     def do_evacuate(self):
         record_path = os.path.join(self.p['state_dir'], 'evacuation.json')
         candidates = [h for h in self.p['hosts'] if h != self.me and h not in self.p['exclude_hosts']]
-        hosts, guests, notes = self.gather([self.me] + candidates)
+        hosts, guests, notes = self.gather([self.me] + candidates, marks_of=candidates)
         if not any(h.name == self.me for h in hosts):
             raise MigrationError('cannot read this host (%s) through libvirt' % self.me)
         preflight = list(self.p['preflight'])
         if self.p['run_preflight']:
-            preflight += self.run_preflights([h for h in candidates if h not in self.p['maintenance_hosts']])
+            preflight += self.run_preflights([h for h in candidates if h not in self.in_maintenance])
         verdicts = preflight_verdicts(preflight)
         shared = SharedStorage()
         rows, infos, copies, leaving = [], [], {}, []
@@ -394,7 +438,7 @@ class Evacuation:
                     for a in plan.assignments] + rows
             return self.finish(rows, plan, hosts, {'record': record})
         if self.p['maintenance']:
-            write_json(os.path.join(self.p['state_dir'], 'maintenance.json'),
+            write_json(os.path.join(self.p['state_dir'], MAINTENANCE_MARK_FILE),
                        maintenance_mark(self.me, 'evacuate'))
         if self.p['definitions_dir']:
             try:
@@ -534,7 +578,7 @@ class Evacuation:
         done, max_concurrent = self.execute(plan, moves, moved)
         write_json(record_path, record)
         rows = done + rows
-        mark = os.path.join(self.p['state_dir'], 'maintenance.json')
+        mark = os.path.join(self.p['state_dir'], MAINTENANCE_MARK_FILE)
         cleared = False
         if self.p['maintenance'] and not summarise(rows)['stayed'] and os.path.exists(mark):
             os.remove(mark)
@@ -560,13 +604,15 @@ class Evacuation:
                 pass  # not there (or not in a pool): the storage copy reports what is in the way
 
     def do_rebalance(self):
-        hosts, guests, notes = self.gather(self.p['hosts'])
+        hosts, guests, notes = self.gather(self.p['hosts'], marks_of=self.p['hosts'])
         pinned = set(self.p['pinned'])
         infos = []
         for facts in guests:
             movable = self.wanted(facts.name) and facts.name not in pinned and facts.running
             infos.append(self.guest_info(facts, allowed=None if movable else frozenset()))
-        plan = plan_rebalance(infos, hosts, threshold_ratio=self.p['threshold'], exclude=self.p['exclude_hosts'],
+        # A host in maintenance takes no part: its guests stay, and none go to it.
+        exclude = list(self.p['exclude_hosts']) + sorted(self.in_maintenance - set(self.p['exclude_hosts']))
+        plan = plan_rebalance(infos, hosts, threshold_ratio=self.p['threshold'], exclude=exclude,
                               max_moves=self.p['max_moves'], **self.margins())
         plan.notes.extend(notes)
         by_name = dict((f.name, f) for f in guests)

@@ -11,6 +11,7 @@ looks for it through a pool at the same path on the destination. ``ensure_dest_p
 gives the destination a directory pool at a disk's directory, which libvirt needs to
 pre-create volumes for storage-copy migration ("Storage pool not found" otherwise).
 ``copy_volume`` streams a volume between hosts (cold migration of non-shared disks).
+``read_host_file`` reads a small file of another host (an evacuation's maintenance marks).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import xml.etree.ElementTree as ET
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     MigrationError,
+    is_libvirt_error,
+    translate_libvirt_error,
     translated,
 )
 
@@ -167,6 +170,59 @@ class _PoolAt:
             except Exception:  # a transient pool vanishes with its host's libvirtd anyway
                 pass
         return False
+
+
+# A libvirt system error carries the errno in int1: ENOENT when a pool's directory does not exist.
+ENOENT = 2
+VIR_ERR_NO_STORAGE_VOL = 50
+HOST_FILE_MAX_BYTES = 64 * 1024
+
+
+def _missing_directory(exc):
+    cause = getattr(exc, '__cause__', None) or exc
+    try:
+        return cause.get_int1() == ENOENT
+    except Exception:  # not a libvirtError: not the missing-directory case
+        return False
+
+
+def read_host_file(conn, path, host, limit=HOST_FILE_MAX_BYTES):
+    """The bytes of a small file on the host behind ``conn``, read through libvirt: its directory
+    as a storage pool (the one defined there, or a transient one for the duration: no lasting
+    change) and the file downloaded as a volume. An evacuation reads the other hosts' maintenance
+    marks this way over the connections it holds anyway, instead of one SSH login per host.
+
+    None when the directory or the file does not exist; a KvmopsError for anything else (the
+    host refused, the file is larger than ``limit``)."""
+    directory, name = os.path.split(path)
+    try:
+        with _PoolAt(conn, directory, host) as pool:
+            try:
+                volume = pool.storageVolLookupByName(name)
+            except Exception as exc:  # a libvirtError: no such volume is the usual case
+                if getattr(exc, 'get_error_code', lambda: None)() == VIR_ERR_NO_STORAGE_VOL:
+                    return None
+                raise
+            with translated('Reading %s on %s' % (path, host)):
+                size = volume.info()[1]
+                if size > limit:
+                    raise MigrationError('%s on %s is %d bytes, more than the %d expected' % (path, host, size, limit))
+                stream = conn.newStream(0)
+                volume.download(stream, 0, size, 0)
+                data = b''
+                while True:
+                    chunk = stream.recv(STREAM_CHUNK)
+                    if not chunk:
+                        break
+                    data += chunk
+                stream.finish()
+                return data
+    except Exception as exc:  # a KvmopsError from _PoolAt, or a libvirtError from the lookup
+        if _missing_directory(exc):
+            return None
+        if is_libvirt_error(exc):
+            raise translate_libvirt_error(exc, 'Reading %s on %s' % (path, host)) from exc
+        raise
 
 
 def free_bytes_at(conn, directory, host):

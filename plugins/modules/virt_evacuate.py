@@ -96,10 +96,23 @@ options:
     elements: str
     default: []
   maintenance_hosts:
-    description: Hosts in maintenance (read from their marks by the playbook); never used as destinations.
+    description:
+      - Hosts to treat as in maintenance, on top of those whose mark says so (O(read_maintenance_marks)); never
+        used as destinations, and with O(action=rebalance) they take no part.
     type: list
     elements: str
     default: []
+  read_maintenance_marks:
+    description:
+      - Read the maintenance mark (C(maintenance.json) in O(state_dir)) of every candidate destination
+        (O(action=evacuate)) or of every host of O(hosts) (O(action=rebalance)) through the libvirt connection
+        this module opens to that host anyway, all hosts at once, and treat a marked host as in O(maintenance_hosts).
+      - The file is read as a storage volume (the directory's pool, or a transient one for a moment); no SSH login
+        and nothing left behind. A mark that names another host does not count.
+      - A mark that exists but cannot be read (or is not JSON) counts as set, and the plan's notes say so.
+      - V(false) leaves O(maintenance_hosts) as the only source.
+    type: bool
+    default: true
   anti_affinity:
     description: "Anti-affinity groups, C({group: [guest, ...]}), on top of the domains' metadata."
     type: dict
@@ -115,8 +128,8 @@ options:
     description:
       - With O(action=evacuate), run the checks of M(kvmops.migration.virt_migrate_preflight) (its defaults,
         C(fail_on=never), the O(guests) given or every running guest) from this host to every candidate destination
-        not in O(maintenance_hosts), all at once inside this module, before planning. The verdicts count as if
-        their results had been given in O(preflight) (both may be used).
+        not in maintenance (O(maintenance_hosts), O(read_maintenance_marks)), all at once inside this module, before
+        planning. The verdicts count as if their results had been given in O(preflight) (both may be used).
       - One progress line per destination gives its verdict. A destination whose preflight cannot run at all
         (unreachable) takes no guest.
       - The evacuation role sets this from C(evacuation_preflight); it replaces one module run per destination.

@@ -7,6 +7,7 @@ runs, to see how many migrations really ran at once out of host-a and into each 
 """
 import json
 import os
+import re
 import threading
 import time
 
@@ -70,6 +71,14 @@ def where(labh, name):
     return running[0] if len(running) == 1 else running
 
 
+def write_mark(labh, host):
+    """The mark evacuate.yml leaves on a drained host, as if `host` were in maintenance."""
+    path = labh.host_path(host, "/var/lib/libvirt/kvmops")
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, "maintenance.json"), "w", encoding="utf-8") as mark:
+        json.dump({"host": host, "maintenance": True, "reason": "evacuate", "since": int(time.time())}, mark)
+
+
 def mark_exists(labh):
     return os.path.exists(labh.host_path("host-a", "/var/lib/libvirt/kvmops/maintenance.json"))
 
@@ -106,6 +115,19 @@ def test_evacuate_return_rebalance(labh, ev_guests):
     for name in GUESTS:
         assert where(labh, name) == "host-a", name
     assert not mark_exists(labh)
+
+    # --- a candidate whose mark says maintenance gets no guest (the module reads the mark over libvirt) ---
+    pools_before = sorted(pool.name() for pool in labh.libvirt("host-b").listAllStoragePools(0))
+    write_mark(labh, "host-b")
+    try:
+        res, dummy = playbook("evacuate.yml", *EXTRA, check_mode=True, limit="host-a")
+    finally:
+        os.remove(labh.host_path("host-b", "/var/lib/libvirt/kvmops/maintenance.json"))
+    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert "host-b is in maintenance (its mark): no guest goes there" in res.stdout  # a plan note
+    planned = re.findall(r"(ev-\S+)\s+host-a\s+(host-\S)\s+-\s+-\s+planned", res.stdout)
+    assert planned and all(dest == "host-c" for dummy, dest in planned), planned
+    assert sorted(pool.name() for pool in labh.libvirt("host-b").listAllStoragePools(0)) == pools_before
 
     # --- evacuate: 3 move concurrently within limits, ev-l2 stays, the run fails ------------------
     snaps = {name: Snapshot(labh, name) for name in GUESTS}

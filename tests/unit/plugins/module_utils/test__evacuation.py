@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import (
     anti_affinity_groups,
     backup_changes,
     format_table,
     load_record,
+    maintenance_mark,
     make_row,
+    marks_maintenance,
     metadata_of,
     percent,
     preflight_allows,
@@ -149,3 +153,16 @@ def test_rejoin_cleans_only_guests_running_elsewhere():
 def test_rejoin_with_nothing_elsewhere_touches_nothing():
     cleanups, rows = rejoin_plan('host-a', [local('a', active=True, autostart=True), local('b')], {})
     assert cleanups == [] and [row['result'] for row in rows] == ['skipped', 'skipped']
+
+
+@pytest.mark.parametrize('content, expected', [
+    (None, (False, None)),                                                    # no mark file
+    (json.dumps(maintenance_mark('host-b', 'evacuate', now=1)).encode(), (True, None)),
+    (b'{"host": "host-b", "maintenance": false}', (False, None)),            # cleared by hand
+    (b'{"host": "host-c", "maintenance": true}', (False, None)),             # another host's (shared state_dir)
+    (b'{"maintenance": true}', (True, None)),                                # no host named: this one
+    (b'not json', (True, 'its maintenance mark is not JSON; taken as in maintenance')),
+    (b'[true]', (True, 'its maintenance mark is not a JSON object; taken as in maintenance')),
+])
+def test_a_mark_puts_only_its_own_host_in_maintenance_and_an_unreadable_one_counts(content, expected):
+    assert marks_maintenance(content, 'host-b') == expected

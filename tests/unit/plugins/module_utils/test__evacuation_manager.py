@@ -8,6 +8,7 @@ destroyed and undefined, and that check mode touches nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import threading
@@ -17,6 +18,7 @@ import pytest
 from ansible_collections.kvmops.migration.plugins.module_utils import _evacuation_manager
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     InvalidInputError,
+    LibvirtCallError,
     LibvirtConnectionError,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_manager import (
@@ -155,6 +157,15 @@ def lab(monkeypatch):
 
     monkeypatch.setattr(_evacuation_manager, 'LibvirtClient', FakeClient)
     hosts['client_class'] = FakeClient
+    # Files of the hosts as read_host_file reads them: {(host, path): bytes, or an exception to raise}.
+    files = hosts['files'] = {}
+
+    def read_host_file(conn, path, host):
+        content = files.get((conn.hostname, path))
+        if isinstance(content, Exception):
+            raise content
+        return content
+    monkeypatch.setattr(_evacuation_manager, 'read_host_file', read_host_file)
     return hosts
 
 
@@ -367,6 +378,7 @@ def test_hosts_are_connected_at_once_and_the_preflights_borrow_those_connections
     from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_runner import ProgressLog
 
     fake_client = lab.pop('client_class')
+    lab.pop('files')
     del lab['host-c']  # does not answer
     opening = threading.Barrier(3, timeout=10)  # a serial loop would never get all three here at once
     fake_client.on_open = lambda uri: opening.wait()
@@ -394,3 +406,60 @@ def test_hosts_are_connected_at_once_and_the_preflights_borrow_those_connections
     evacuation.run_preflights(['host-b', 'host-c'])
     assert sorted(lent, key=lambda item: item[0]) == [('host-b', {'qemu+ssh://host-b/system': lab['host-b']}),
                                                       ('host-c', {})]
+
+
+def mark_path(tmp_path):
+    return str(tmp_path / 'state' / 'maintenance.json')
+
+
+def plan_of(result):
+    return dict((row['guest'], row['to']) for row in result['table'] if row['result'] == 'planned')
+
+
+def test_a_host_whose_mark_says_maintenance_gets_no_guest_and_the_marks_are_read_at_once(lab, tmp_path):
+    """The candidates' marks are read inside the module, over its connections, all hosts at once."""
+    for name in ('web1', 'web2'):
+        lab['host-a'].add(name)
+    reading = threading.Barrier(2, timeout=10)  # host-b and host-c: one after the other never gets here
+    lab['files'][('host-b', mark_path(tmp_path))] = json.dumps({'host': 'host-b', 'maintenance': True}).encode()
+
+    def read_at_once(conn, path, host):
+        reading.wait()
+        return lab['files'].get((conn.hostname, path))
+    _evacuation_manager.read_host_file, real = read_at_once, _evacuation_manager.read_host_file
+    try:
+        result = run(tmp_path, check_mode=True, action='evacuate', hosts=['host-b', 'host-c'])
+    finally:
+        _evacuation_manager.read_host_file = real
+    assert plan_of(result) == {'web1': 'host-c', 'web2': 'host-c'}
+    assert 'host-b is in maintenance: no guest goes there' in ' '.join(result['progress'])
+    assert 'host host-b is in maintenance (its mark): no guest goes there' in result['plan']['notes']
+
+
+def test_a_mark_that_cannot_be_read_counts_as_set_and_says_so(lab, tmp_path, monkeypatch):
+    monkeypatch.setattr(_evacuation_manager, 'MARK_READ_RETRY_S', 0)
+    lab['host-a'].add('web1')
+    lab['files'][('host-c', mark_path(tmp_path))] = LibvirtCallError('Reading it failed: busy')
+    result = run(tmp_path, check_mode=True, action='evacuate', hosts=['host-b', 'host-c'])
+    assert plan_of(result) == {'web1': 'host-b'}
+    assert any(note.startswith('host host-c: its maintenance mark could not be read (Reading it failed: busy)')
+               for note in result['plan']['notes'])
+
+
+def test_marks_given_and_marks_read_add_up_and_reading_can_be_turned_off(lab, tmp_path):
+    lab['host-a'].add('web1')
+    lab['files'][('host-b', mark_path(tmp_path))] = b'{"host": "host-b", "maintenance": true}'
+    given = run(tmp_path, check_mode=True, action='evacuate', hosts=['host-b', 'host-c'], maintenance_hosts=['host-c'])
+    assert plan_of(given) == {} and given['summary']['stayed'] == ['web1']
+    unread = run(tmp_path, check_mode=True, action='evacuate', hosts=['host-b', 'host-c'], read_maintenance_marks=False,
+                 maintenance_hosts=['host-c'])
+    assert plan_of(unread) == {'web1': 'host-b'}
+
+
+def test_rebalance_leaves_a_marked_host_out(lab, tmp_path):
+    """host-a is crowded, host-b in maintenance (by its mark), host-c empty: guests go to host-c only."""
+    for index in range(4):
+        lab['host-a'].add('vm%d' % index)
+    lab['files'][('host-b', mark_path(tmp_path))] = b'{"host": "host-b", "maintenance": true}'
+    result = run(tmp_path, check_mode=True, action='rebalance', hosts=['host-a', 'host-b', 'host-c'], threshold=0.01)
+    assert plan_of(result) and set(plan_of(result).values()) == {'host-c'}

@@ -4,13 +4,16 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 
 """refresh_pool: a pool busy with another job (e.g. another migration's storage probe) is waited for;
-a pool libvirt stopped because its refresh failed is started again."""
+a pool libvirt stopped because its refresh failed is started again. read_host_file: another host's
+small file through libvirt."""
 
 from __future__ import annotations
 
+import libvirt
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._storage import refresh_pool
+from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsError
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import read_host_file, refresh_pool
 
 BUSY = RuntimeError("internal error: pool 'images' has asynchronous jobs running.")
 
@@ -130,3 +133,110 @@ def test_storage_probes_of_one_process_run_one_at_a_time(monkeypatch):
     for thread in threads:
         thread.join()
     assert len(most) == 6 and max(most) == 1
+
+
+# --- read_host_file: a small file of another host, through its libvirt connection ----------------
+class LibvirtError(libvirt.libvirtError):
+    """A libvirtError with the code and errno libvirt would give."""
+
+    def __init__(self, msg, code=1, errno=0):
+        super().__init__(msg)
+        self.code, self.errno = code, errno
+
+    def get_error_code(self):
+        return self.code
+
+    def get_error_domain(self):
+        return 18  # VIR_FROM_STORAGE
+
+    def get_error_message(self):
+        return str(self)
+
+    def get_int1(self):
+        return self.errno
+
+
+class Stream:
+    def __init__(self, data):
+        self.data, self.finished = data, False
+
+    def recv(self, nbytes):
+        chunk, self.data = self.data[:nbytes], self.data[nbytes:]
+        return chunk
+
+    def finish(self):
+        self.finished = True
+
+
+class Volume:
+    def __init__(self, conn, data):
+        self.conn, self.data = conn, data
+
+    def info(self):
+        return [0, len(self.data), 4096]
+
+    def download(self, stream, offset, length, flags):
+        assert (offset, length, flags) == (0, len(self.data), 0)
+        stream.data = self.data
+
+
+class DirPool:
+    def __init__(self, conn, files):
+        self.conn, self.files, self.destroyed = conn, files, False
+
+    def storageVolLookupByName(self, name):
+        if name not in self.files:
+            raise LibvirtError("Storage volume not found: no storage vol with matching name '%s'" % name, code=50)
+        return Volume(self.conn, self.files[name])
+
+    def destroy(self):
+        self.destroyed = True
+
+
+class Host:
+    """A host's libvirt with no pool defined: a transient one is made for the directory."""
+
+    def __init__(self, directories):
+        self.directories = directories
+        self.pools, self.streams = [], []
+
+    def listAllStoragePools(self, flags):
+        return []
+
+    def storagePoolCreateXML(self, xml, flags):
+        path = xml.split('<path>')[1].split('</path>')[0]
+        if path not in self.directories:
+            raise LibvirtError("cannot open directory '%s': No such file or directory" % path, code=38, errno=2)
+        self.pools.append(DirPool(self, self.directories[path]))
+        return self.pools[-1]
+
+    def newStream(self, flags):
+        self.streams.append(Stream(b''))
+        return self.streams[-1]
+
+
+def test_read_host_file_reads_the_file_through_a_transient_pool_and_leaves_nothing():
+    mark = b'{"host": "host-b", "maintenance": true}'
+    host = Host({'/var/lib/libvirt/kvmops': {'maintenance.json': mark}})
+    assert read_host_file(host, '/var/lib/libvirt/kvmops/maintenance.json', 'host-b') == mark
+    assert [pool.destroyed for pool in host.pools] == [True]
+    assert [stream.finished for stream in host.streams] == [True]
+
+
+def test_read_host_file_without_the_directory_or_the_file_is_none():
+    host = Host({'/var/lib/libvirt/kvmops': {'evacuation.json': b'{}'}})
+    assert read_host_file(host, '/var/lib/libvirt/kvmops/maintenance.json', 'host-b') is None
+    assert read_host_file(host, '/var/lib/libvirt/missing/maintenance.json', 'host-b') is None
+    assert all(pool.destroyed for pool in host.pools)
+
+
+def test_read_host_file_refuses_a_large_file_and_reports_other_errors_by_host():
+    host = Host({'/d': {'big': b'x' * 100}})
+    with pytest.raises(KvmopsError, match='100 bytes, more than the 10 expected'):
+        read_host_file(host, '/d/big', 'host-b', limit=10)
+
+    class Refusing(Host):
+        def storagePoolCreateXML(self, xml, flags):
+            raise LibvirtError("operation failed: Storage source conflict with pool: 'images'", code=9)
+    with pytest.raises(KvmopsError, match='host-b.*Storage source conflict'):
+        read_host_file(Refusing({}), '/d/maintenance.json', 'host-b')
