@@ -8,6 +8,7 @@ import glob
 import os
 import shutil
 import socket
+import sys
 import uuid
 
 from . import config, net
@@ -16,6 +17,7 @@ from .proc import LabError, alive, identity, run, spawn, stop, wait_for
 HYPERVISOR = "hypervisor"
 STORAGE = "storage"
 QEMU_PID_DIR = "/run/libvirt/qemu"  # libvirtd's pid file of each running guest's QEMU, inside the host
+REAPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reaper.py")
 
 # Per-host directory (under config.host_dir) -> path it is bind-mounted over inside the host.
 COMMON_BINDS = [
@@ -232,11 +234,13 @@ class Host:
     def daemon_alive(self, name):
         return alive(self.record.setdefault("daemons", {}).get(name))
 
-    def start_daemon(self, name, cmd, ready, timeout=30, pidfile=None):
+    def start_daemon(self, name, cmd, ready, timeout=30, pidfile=None, reap_orphans=False):
         """Start a foreground daemon inside the host unless it runs; wait until ready().
 
         With `pidfile`, a daemon of this host that runs under its pid file but is not the
-        one we recorded (started by someone else) is adopted rather than fought with."""
+        one we recorded (started by someone else) is adopted rather than fought with.
+        With `reap_orphans`, the daemon runs below reaper.py (recorded in its place), which
+        reaps the processes it daemonizes as soon as they end, as systemd would (libvirtd's QEMUs)."""
         if self.daemon_alive(name) and _safe(ready):
             return False
         adopted = self.pidfile_process(pidfile) if pidfile else None
@@ -245,6 +249,8 @@ class Host:
             if _safe(ready):
                 return True
         stop(self.record["daemons"].get(name))
+        if reap_orphans:
+            cmd = [sys.executable, REAPER, "--"] + list(cmd)
         self.record["daemons"][name] = spawn(self.enter() + cmd, str(self.dir / "logs" / (name + ".log")))
         ident = self.record["daemons"][name]
 

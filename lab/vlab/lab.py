@@ -170,7 +170,8 @@ class Lab:
                 return False
             self.drop_libvirt(hv)
             return self.libvirt(hv).getHostname() == hv.name
-        return hv.start_daemon("libvirtd", cmd, ready, timeout=60, pidfile="/run/libvirtd.pid")
+        # Below the lab's reaper: the QEMUs libvirtd daemonizes are reaped as soon as they end.
+        return hv.start_daemon("libvirtd", cmd, ready, timeout=60, pidfile="/run/libvirtd.pid", reap_orphans=True)
 
     def _ensure_firewall(self, hv):
         if not self.state.get("firewall"):

@@ -151,6 +151,29 @@ def test_netem_loss_and_rate_apply_and_clear_and_delay_is_refused(labh):
     assert virtlab("exec", "host-c", "--", "nft", "list", "table", "inet", "virtlab_fault", check=False).returncode != 0
 
 
+def parent_pid(pid):
+    with open("/proc/%d/stat" % pid) as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_guest_qemu_is_reaped_by_its_hosts_reaper_not_by_pid_1(labh, guest):
+    """libvirtd daemonizes QEMU, so QEMU's parent is whoever adopts orphans. PID 1 of this sandbox
+    reaps only every second or two, and libvirt waits for a stopped QEMU's pid to go away: every
+    migration's source waited that long. libvirtd runs below the lab's reaper (docs/lab.md)."""
+    hv = labh.lab.host("host-a", hypervisor=True)
+    reaper = hv.record["daemons"]["libvirtd"][0]
+    with open("/proc/%d/cmdline" % reaper) as cmdline:
+        assert cmdline.read().split("\0")[1].endswith("/vlab/reaper.py")
+    qemu = hv.pidfile_process("/run/libvirt/qemu/%s.pid" % guest)
+    assert qemu, "no QEMU pid file found for the guest on host-a"
+    assert parent_pid(qemu[0]) == reaper
+    snap = invariant.Snapshot(labh, guest)
+    res = virsh_migrate(guest, "host-a", "host-b")
+    assert res.returncode == 0, res.stderr
+    assert not alive(qemu)
+    invariant.check(labh, guest, expect_on="host-b", snapshot=snap)
+
+
 def test_stop_and_start_libvirtd(labh):
     virtlab("fault", "stop-libvirtd", "host-c")
     try:
