@@ -43,7 +43,6 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_runne
     PASSTHROUGH,
     ConcurrentRunner,
     Move,
-    ProgressLog,
     SharedStorage,
     borrow_if_alive,
     host_facts,
@@ -59,6 +58,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._placement import
     plan_rebalance,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight import PreflightRunner, preflight_params
+from ansible_collections.kvmops.migration.plugins.module_utils._progress import RUN_ENDED, ProgressLog
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import (
     PRIVATE_FILE_MODE,
     read_text,
@@ -119,10 +119,6 @@ VIR_DOMAIN_JOB_NONE = 0
 MARK_READ_ATTEMPTS = 3
 MARK_READ_RETRY_S = 0.2
 
-
-# The last line of every progress file; roles/evacuation/tasks/watch.yml waits for it.
-RUN_ENDED = '=== %s run ended'
-RUN_ENDED_PATTERN = '^[0-9:]{8} === [a-z]+ run ended$'  # no backslashes: it is also used in YAML and Jinja
 
 
 class BackupError(KvmopsError):
@@ -371,7 +367,7 @@ class Evacuation:
             with lock:
                 result = action()
         finally:
-            # The role's watcher waits for this line (RUN_ENDED_PATTERN) instead of a fixed delay.
+            # The last line of the progress file, for whoever follows it (tail -f): nothing comes after it.
             self.log(RUN_ENDED % self.p['action'])
         result['lock_waited_s'] = lock.waited_s
         return result

@@ -16,7 +16,6 @@ source hosts over its own connections and writes progress lines to a log file.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -112,39 +111,6 @@ class SharedStorage:
             except KvmopsError:
                 self._known[key] = False
         return self._known[key]
-
-
-class ProgressLog:
-    """Timestamped lines, to a file on the host (tail -f it, or read it from AWX) and to the result."""
-
-    def __init__(self, path=None, keep=400):
-        self.path = path
-        self.keep = keep
-        self.lines = []   # the last `keep` lines
-        self.total = 0    # lines written so far (a watcher that has shown n of them shows lines[-(total - n):])
-        self._lock = threading.Lock()
-        self._file = None
-        if path:
-            directory = os.path.dirname(path)
-            if directory:
-                os.makedirs(directory, exist_ok=True)
-            self._file = open(path, 'a', encoding='utf-8')
-
-    def __call__(self, text):
-        line = '%s %s' % (time.strftime('%H:%M:%S'), text)
-        with self._lock:
-            self.total += 1
-            self.lines.append(line)
-            if len(self.lines) > self.keep:
-                del self.lines[:len(self.lines) - self.keep]
-            if self._file:
-                self._file.write(line + '\n')
-                self._file.flush()
-
-    def close(self):
-        if self._file:
-            self._file.close()
-            self._file = None
 
 
 class _Job:

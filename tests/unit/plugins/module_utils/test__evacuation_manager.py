@@ -310,31 +310,10 @@ def test_rejoin_reports_a_failed_step_with_what_was_done(lab, tmp_path):
     assert result['summary']['stayed'] == ['recovered']
 
 
-def test_the_role_waits_for_the_line_that_ends_every_progress_file():
-    """watch.yml's wait_for regex and the module's last progress line must agree, or every watch
-    round would fall back to the full evacuation_poll_seconds."""
-    import pathlib
-    import re
-
-    import yaml
-
-    watch = pathlib.Path(__file__).resolve().parents[4] / 'roles' / 'evacuation' / 'tasks' / 'watch.yml'
-    tasks = yaml.safe_load(watch.read_text())
-    wait = next(task for task in tasks if 'ansible.builtin.wait_for' in task)
-    regex = wait['ansible.builtin.wait_for']['search_regex']
-    assert regex == _evacuation_manager.RUN_ENDED_PATTERN
-    remember = next(task for task in tasks if 'evacuation_run_ended' in task.get('ansible.builtin.set_fact', {}))
-    assert "'%s'" % regex in remember['ansible.builtin.set_fact']['evacuation_run_ended']
-    for action in ('evacuate', 'return', 'rebalance', 'rejoin'):
-        line = '16:05:04 ' + _evacuation_manager.RUN_ENDED % action
-        assert re.search(regex, 'x\n%s\n' % line, re.MULTILINE)
-    assert not re.search(regex, '16:05:04 moved run ended host-a -> host-b in 0.9 s', re.MULTILINE)
-
-
 def test_run_preflights_checks_every_destination_at_once_and_an_unreachable_one_takes_no_guest(lab, tmp_path,
                                                                                                monkeypatch):
     from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import preflight_verdicts
-    from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_runner import ProgressLog
+    from ansible_collections.kvmops.migration.plugins.module_utils._progress import ProgressLog
 
     both_running = threading.Barrier(2, timeout=10)  # a serial loop would never get both here at once
     seen_params = []
@@ -375,7 +354,7 @@ def test_run_preflights_checks_every_destination_at_once_and_an_unreachable_one_
 def test_hosts_are_connected_at_once_and_the_preflights_borrow_those_connections(lab, tmp_path, monkeypatch):
     """Each remote connection is an SSH handshake: the evacuation opens them all at once, then lends
     them to the preflights (and the migrations) instead of each opening its own."""
-    from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_runner import ProgressLog
+    from ansible_collections.kvmops.migration.plugins.module_utils._progress import ProgressLog
 
     fake_client = lab.pop('client_class')
     lab.pop('files')
