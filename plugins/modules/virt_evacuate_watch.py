@@ -11,9 +11,9 @@ module: virt_evacuate_watch
 short_description: Follow a virt_evacuate run started with async - its new progress lines, and its result once it ended
 version_added: 0.1.0
 description:
-  - Follows a M(kvmops.migration.virt_evacuate) task started with C(async) and C(poll=0), on the host it runs on:
-    returns the lines its progress file (O(kvmops.migration.virt_evacuate#module:progress_file)) got since
-    O(offset), and, once the job has ended, the job's result, as M(ansible.builtin.async_status) would return it.
+  - Follows a M(kvmops.migration.virt_evacuate) task started with C(async) and C(poll=0), on the host it runs on.
+    It returns the lines its progress file (O(kvmops.migration.virt_evacuate#module:progress_file)) got since
+    O(offset) and, once the job has ended, the job's result, as M(ansible.builtin.async_status) would return it.
   - Waits up to O(timeout) seconds while the job runs, and returns as soon as it has ended (it looks ten times a
     second), so a playbook shows the report without waiting out a polling interval. One module run per round
     replaces M(ansible.builtin.wait_for), M(ansible.builtin.async_status) and M(ansible.builtin.slurp).
@@ -48,7 +48,7 @@ options:
     default: 0
   timeout:
     description:
-      - Seconds to wait for the job to end before returning the lines so far; V(0) returns at once. At most 3600.
+      - Seconds to wait for the job to end before returning the lines so far. V(0) returns at once; at most 3600.
     type: float
     default: 3.0
 '''
