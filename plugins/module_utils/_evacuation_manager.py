@@ -120,7 +120,6 @@ MARK_READ_ATTEMPTS = 3
 MARK_READ_RETRY_S = 0.2
 
 
-
 class BackupError(KvmopsError):
     """The definitions backup could not be read or written."""
 
