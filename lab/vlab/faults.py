@@ -15,9 +15,41 @@ DISK_FULL_SOURCE = "virtlab-disk-full"  # the tmpfs' source name: how `disk-free
 
 
 def link(lab, host, up):
+    """link-down cuts the host off the lab network. link-up restores it and waits until the
+    host's storage is back as it was: while the link was down, its GlusterFS mount answered
+    "Transport endpoint is not connected", and libvirt stops a pool whose refresh fails then
+    (a migration's storage check refreshes the destination's pools), so the lab's pools that
+    stopped are started again. Without this wait the next test found host-b's shared pool
+    stopped and every later migration to host-b was refused."""
     h = lab.host(host)
+    _set_link(h, up)
+    if up and h.role == "hypervisor":
+        _reconnect_shared_mount(h)
+        if h.daemon_alive("libvirtd"):
+            _start_stopped_pools(lab, h, "link-up")
+
+
+def _set_link(h, up):
     run(["ip", "link", "set", config.netns_name(h.name), "up" if up else "down"],
         host=h.name, step="link-up" if up else "link-down")
+
+
+def _reconnect_shared_mount(h):
+    """Wait for the host's GlusterFS client to reconnect; mount the share again if it does not."""
+    try:
+        wait_for(lambda: storage.shared_mount_healthy(h), 20, "shared storage reconnect", h.name, interval=1)
+    except LabError:
+        storage.mount_shared(h)
+
+
+def _start_stopped_pools(lab, h, step):
+    """Start the pools marked autostart that libvirt stopped, as a boot (or an operator) would."""
+    for pool in lab.libvirt(h).listAllStoragePools(0):
+        if pool.autostart() and not pool.isActive():
+            try:
+                pool.create(0)
+            except Exception as exc:
+                raise LabError(h.name, step, "storage pool %s does not start: %s" % (pool.name(), exc))
 
 
 def netem(lab, host, delay_ms=0, loss_pct=0.0, rate_mbit=0.0):
@@ -75,7 +107,7 @@ def clear(lab, host):
     for prefix, dev in (([], config.netns_name(h.name)), (["-n", config.netns_name(h.name)], "eth0")):
         run(["tc"] + prefix + ["qdisc", "del", "dev", dev, "root"], host=h.name, check=False)
     h.run(["nft", "delete", "table", "inet", FAULT_TABLE], check=False)
-    run(["ip", "link", "set", config.netns_name(h.name), "up"], host=h.name, step="link-up")
+    link(lab, host, up=True)
 
 
 def libvirtd(lab, host, start):
@@ -98,20 +130,12 @@ def power(lab, host, on):
     host's /run, which a power-on does not clear."""
     h = lab.host(host, hypervisor=True)
     if on:
-        link(lab, host, up=True)
-        try:
-            wait_for(lambda: storage.shared_mount_healthy(h), 20, "shared storage reconnect", h.name, interval=1)
-        except LabError:
-            storage.mount_shared(h)
+        _set_link(h, up=True)
+        _reconnect_shared_mount(h)
         libvirtd(lab, host, start=True)
-        for pool in lab.libvirt(h).listAllStoragePools(0):
-            if pool.autostart() and not pool.isActive():
-                try:
-                    pool.create(0)
-                except Exception as exc:
-                    raise LabError(h.name, "power-on", "storage pool %s does not start: %s" % (pool.name(), exc))
+        _start_stopped_pools(lab, h, "power-on")
         return
     for ident in h.qemu_processes():
         stop(ident, timeout=10, sig=signal.SIGKILL)
     libvirtd(lab, host, start=False)
-    link(lab, host, up=False)
+    _set_link(h, up=False)

@@ -24,8 +24,10 @@ import uuid
 import xml.etree.ElementTree as ET
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+    KvmopsError,
     MigrationError,
     is_libvirt_error,
+    libvirt_error_details,
     translate_libvirt_error,
     translated,
 )
@@ -112,16 +114,21 @@ def _start_if_stopped(pool):
         return False  # it stays stopped: the caller raises the refresh error
 
 
-def _pool_for_dir(conn, directory, refresh=True):
-    """The active pool whose target path is `directory`, or None."""
+def _pools_at(conn, directory):
+    """The pools defined (running or not) whose target path is `directory`."""
     for pool in conn.listAllStoragePools(0):
         try:
             path = ET.fromstring(pool.XMLDesc(0)).findtext('./target/path')
         except ET.ParseError:
             continue
         if path and os.path.normpath(path) == os.path.normpath(directory):
-            if not pool.isActive():
-                continue
+            yield pool
+
+
+def _pool_for_dir(conn, directory, refresh=True):
+    """The active pool whose target path is `directory`, or None."""
+    for pool in _pools_at(conn, directory):
+        if pool.isActive():
             if refresh:
                 refresh_pool(pool)
             return pool
@@ -258,14 +265,43 @@ def _probe(src_conn, dst_conn, directory, src_host, dst_host):
         with translated('Writing a storage probe in %s on %s' % (directory, src_host)):
             probe = src_pool.createXML(xml, 0)
         try:
-            try:
-                with _PoolAt(dst_conn, directory, dst_host) as dst_pool:
-                    dst_pool.storageVolLookupByName(name)
-                    return True
-            except Exception:  # no such directory there, or no probe in it: not the same storage
-                return False
+            return _probe_seen(dst_conn, directory, name, dst_host)
         finally:
             probe.delete(0)
+
+
+def _probe_seen(conn, directory, name, host):
+    """Whether the probe volume `name` is in `directory` on `host`: False when the directory
+    or the probe is not there (other storage). Any other failure means the destination's
+    storage at `directory` cannot be read now (a mount that is down answers "Transport endpoint
+    is not connected", and libvirt then stops the pool there): that is raised, because "not
+    shared" would send the user to copy storage onto a mount that is only broken."""
+    try:
+        with _PoolAt(conn, directory, host) as pool:
+            pool.storageVolLookupByName(name)
+            return True
+    except Exception as exc:  # a KvmopsError from _PoolAt, or a libvirtError from refresh or lookup
+        cause = getattr(exc, '__cause__', None) or exc
+        if _missing_directory(exc) or (is_libvirt_error(cause) and cause.get_error_code() == VIR_ERR_NO_STORAGE_VOL):
+            return False
+        if not (is_libvirt_error(cause) or isinstance(exc, KvmopsError)):
+            raise
+        inactive = _stopped_pool_names(conn, directory)
+        raise MigrationError(
+            'Cannot tell whether %s is shared storage: %s cannot read it (%s)%s' % (
+                directory, host, getattr(exc, 'msg', None) or libvirt_error_details(cause)['libvirt_error_message'],
+                '; its storage pool %s there is stopped' % ', '.join(inactive) if inactive else ''),
+            remedy='Check that %s is mounted and readable on %s, then start its storage pool there if libvirt '
+                   'stopped it (libvirt stops a pool whose refresh failed, e.g. while its mount was down).' % (
+                       directory, host)) from exc
+
+
+def _stopped_pool_names(conn, directory):
+    """Names of the pools defined at `directory` that do not run."""
+    try:
+        return [pool.name() for pool in _pools_at(conn, directory) if not pool.isActive()]
+    except Exception:  # only a detail of the message: the error itself is raised anyway
+        return []
 
 
 def volume_exists(conn, path):

@@ -69,6 +69,16 @@ def rerun_converges(labh, name, snap):
     invariant.check(labh, name, expect_on="host-b", snapshot=snap)
 
 
+@pytest.fixture(autouse=True)
+def healthy_lab_after(labh):
+    """Each case restores its fault itself (and fails if the guest did not survive it); this brings
+    the lab back to health afterwards whatever happened, so that one case's broken host (e.g. a
+    storage pool libvirt stopped during an outage) shows up as that case's failure only, not as
+    every later migration to that host being refused."""
+    yield
+    virtlab("up", "--firewall")
+
+
 @pytest.fixture
 def guest(labh, make_guest, request):
     name = make_guest("ft-" + request.node.name[5:][:20].replace("_", "-"), "host-a", *GUEST_OPTS)

@@ -240,3 +240,56 @@ def test_read_host_file_refuses_a_large_file_and_reports_other_errors_by_host():
             raise LibvirtError("operation failed: Storage source conflict with pool: 'images'", code=9)
     with pytest.raises(KvmopsError, match='host-b.*Storage source conflict'):
         read_host_file(Refusing({}), '/d/maintenance.json', 'host-b')
+
+
+# --- _probe_seen: the destination's side of the shared-storage probe --------------------------------
+class StoppedPool:
+    """A pool defined at a directory that libvirt stopped (its refresh failed while the mount was down)."""
+
+    def __init__(self, name, path):
+        self._name, self.path = name, path
+
+    def XMLDesc(self, flags):
+        return "<pool type='dir'><name>%s</name><target><path>%s</path></target></pool>" % (self._name, self.path)
+
+    def isActive(self):
+        return 0
+
+    def name(self):
+        return self._name
+
+
+class HostWithStoppedPool(Host):
+    """libvirt refuses a second pool at the path of a defined one, running or not."""
+
+    def __init__(self, pool):
+        super().__init__({})
+        self.stopped = pool
+
+    def listAllStoragePools(self, flags):
+        return [self.stopped]
+
+    def storagePoolCreateXML(self, xml, flags):
+        raise LibvirtError("operation failed: Storage source conflict with pool: '%s'" % self.stopped.name(), code=9)
+
+
+def test_the_probe_is_seen_or_not_seen_through_a_transient_pool():
+    from ansible_collections.kvmops.migration.plugins.module_utils._storage import _probe_seen
+    host = Host({'/img': {'.kvmops-probe-1': b''}})
+    assert _probe_seen(host, '/img', '.kvmops-probe-1', 'host-b') is True
+    assert _probe_seen(host, '/img', '.kvmops-probe-2', 'host-b') is False  # another storage at the same path
+    assert _probe_seen(host, '/elsewhere', '.kvmops-probe-1', 'host-b') is False  # no such directory there
+    assert all(pool.destroyed for pool in host.pools)
+
+
+def test_a_destination_whose_storage_cannot_be_read_is_an_error_not_unshared_storage():
+    """Seen on the lab after a link outage: host-b's GlusterFS mount was down, libvirt stopped its pool,
+    and the module said "not on storage shared with host-b" and suggested copying the disk."""
+    from ansible_collections.kvmops.migration.plugins.module_utils._client import MigrationError
+    from ansible_collections.kvmops.migration.plugins.module_utils._storage import _probe_seen
+    host = HostWithStoppedPool(StoppedPool('shared', '/var/lib/libvirt/images'))
+    with pytest.raises(MigrationError) as err:
+        _probe_seen(host, '/var/lib/libvirt/images', '.kvmops-probe-1', 'host-b')
+    assert 'Cannot tell whether /var/lib/libvirt/images is shared storage: host-b cannot read it' in err.value.msg
+    assert 'Storage source conflict' in err.value.msg and 'its storage pool shared there is stopped' in err.value.msg
+    assert 'mounted and readable on host-b' in err.value.remedy
