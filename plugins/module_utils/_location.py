@@ -7,9 +7,21 @@
 
 Pure decision code (no libvirt import): ``HostView`` describes what one host's libvirtd
 says about the domain; ``assess`` turns the two views into a ``Location`` and the repair
-steps that restore the invariant *the guest runs on exactly one host, and is defined only
-there*. The module reads the views with libvirt, applies the steps, reads again and
-reports. A return code is never trusted: this is what runs after every attempt.
+steps that restore the invariant *the guest runs on exactly one host, is defined only there,
+and its memory never goes back in time*. The module reads the views with libvirt, applies the
+steps in order (stopping at the first that fails), reads again and reports. A return code is
+never trusted: this is what runs after every attempt.
+
+The rules that keep a guest from being lost, duplicated or rolled back:
+
+- Nothing is touched while a host cannot be asked, or while a migration or block job is active
+  on either host: the job may still switch the guest over, and a repair made from a snapshot of
+  the views taken mid-job can destroy the only copy that will run (verdict ``busy``).
+- From the first post-copy moment on, the destination's vCPUs have run and written to the
+  shared disks: the copy paused on the source holds older memory and is never resumed
+  (verdicts ``postcopy_split`` and ``postcopy_lost``, reported with the operator procedure).
+- A persistent definition exists at every instant: the definition is made where the guest runs
+  before the one elsewhere is removed.
 """
 
 from __future__ import annotations
@@ -20,28 +32,40 @@ STATE_NAMES = {0: 'nostate', 1: 'running', 2: 'blocked', 3: 'paused', 4: 'shutdo
 RUNNING, BLOCKED, PAUSED, SHUTDOWN, SHUTOFF = 1, 2, 3, 4, 5
 PAUSED_USER = 1
 PAUSED_MIGRATION = 2
+PAUSED_STARTING_UP = 11
 PAUSED_POSTCOPY = 12
 PAUSED_POSTCOPY_FAILED = 13
-PAUSED_STARTING_UP = 11
 SHUTOFF_MIGRATED = 5
+# Paused for these reasons, a copy is one side of a migration (the stopped source or the incoming
+# destination), not a guest someone paused: it holds no newer state than its peer.
+MIGRATION_PAUSE_REASONS = (PAUSED_MIGRATION, PAUSED_STARTING_UP, PAUSED_POSTCOPY, PAUSED_POSTCOPY_FAILED)
+POSTCOPY_PAUSE_REASONS = (PAUSED_POSTCOPY, PAUSED_POSTCOPY_FAILED)
+
+# Repair actions, in the order they may appear in a plan.
+DESTROY = 'destroy'
+DEFINE_PERSISTENT = 'define_persistent'
+UNDEFINE = 'undefine'
+RESUME = 'resume'
+SOURCE, DESTINATION = 'source', 'destination'
 
 
 class HostView:
     """What one host's libvirtd reports about the domain.
 
     ``exists`` False means the host does not know the domain at all; ``reachable`` False
-    means we could not ask (libvirtd down, link cut): then nothing is known.
+    means we could not ask (libvirtd down, link cut): then nothing is known. ``job`` names an
+    active migration or block job on the domain there (None when there is none).
     """
 
     def __init__(self, host, exists=False, state=None, reason=None, persistent=False,
-                 reachable=True, job_active=False):
+                 reachable=True, job=None):
         self.host = host
         self.exists = exists
         self.state = state
         self.reason = reason
         self.persistent = persistent
         self.reachable = reachable
-        self.job_active = job_active
+        self.job = job
 
     @property
     def active(self):
@@ -54,37 +78,71 @@ class HostView:
 
     @property
     def paused_by_migration(self):
-        return self.exists and self.state == PAUSED and self.reason in (
-            PAUSED_MIGRATION, PAUSED_POSTCOPY, PAUSED_POSTCOPY_FAILED, PAUSED_STARTING_UP)
+        return self.exists and self.state == PAUSED and self.reason in MIGRATION_PAUSE_REASONS
 
     @property
     def paused_in_postcopy(self):
         """The source side of a post-copy: it still holds pages the destination has not pulled."""
-        return self.exists and self.state == PAUSED and self.reason in (PAUSED_POSTCOPY, PAUSED_POSTCOPY_FAILED)
+        return self.exists and self.state == PAUSED and self.reason in POSTCOPY_PAUSE_REASONS
+
+    @property
+    def holds_guest(self):
+        """Active and a whole guest: running, or paused for a reason other than a migration
+        (its user paused it, an I/O error...). An incoming copy paused by the migration is not."""
+        return self.live or (self.active and not self.paused_by_migration)
 
     def describe(self):
         if not self.reachable:
             return 'unreachable'
         if not self.exists:
             return 'absent'
-        return '%s%s' % (STATE_NAMES.get(self.state, str(self.state)), ' persistent' if self.persistent else ' transient')
+        text = '%s%s' % (STATE_NAMES.get(self.state, str(self.state)), ' persistent' if self.persistent else ' transient')
+        if self.job:
+            text += ', %s job active' % self.job
+        return text
 
     def as_dict(self):
         return {'host': self.host, 'reachable': self.reachable, 'exists': self.exists,
                 'state': STATE_NAMES.get(self.state) if self.exists else None,
                 'state_reason': self.reason if self.exists else None,
-                'persistent': bool(self.exists and self.persistent)}
+                'persistent': bool(self.exists and self.persistent),
+                'job': self.job if self.exists else None}
+
+
+class Attempt:
+    """What the attempt that is being verified wanted, and what is known about it.
+
+    ``postcopy_started``: the attempt switched to post-copy (the destination's vCPUs ran), even
+    if libvirt no longer says so in the source's pause reason.
+    ``dest_defined_before``: the destination had a definition of the guest before the attempt
+    (it is not ours to remove).
+    """
+
+    def __init__(self, want_persistent=True, want_undefine_source=True, source_paused_by_user=False,
+                 dest_defined_before=False, postcopy_started=False):
+        self.want_persistent = want_persistent
+        self.want_undefine_source = want_undefine_source
+        self.source_paused_by_user = source_paused_by_user
+        self.dest_defined_before = dest_defined_before
+        self.postcopy_started = postcopy_started
+
+    def replace(self, **changes):
+        values = dict(self.__dict__)
+        values.update(changes)
+        return Attempt(**values)
 
 
 class Location:
     """The verdict on where the guest is, plus the steps to repair it."""
 
+    VERDICTS = ('source', 'destination', 'both', 'none', 'busy', 'postcopy_split', 'postcopy_lost', 'unknown')
+
     def __init__(self, running_on, defined_on, verdict, steps, problem=None):
         self.running_on = running_on      # hosts where the domain is active (running or paused)
         self.defined_on = defined_on      # hosts with a persistent definition
-        self.verdict = verdict            # 'source' | 'destination' | 'both' | 'none' | 'postcopy_split' | 'unknown'
-        self.steps = steps                # [(action, side, why)]: resume|destroy|undefine|define_persistent
-        self.problem = problem            # why nothing can be done automatically
+        self.verdict = verdict            # one of VERDICTS
+        self.steps = steps                # [(action, side, why)], applied in this order
+        self.problem = problem            # why nothing (more) can be done automatically
 
     def as_dict(self):
         return {'running_on': list(self.running_on), 'defined_on': list(self.defined_on),
@@ -112,55 +170,98 @@ def postcopy_split_problem(src, dst):
             % (dest_side, why, src.host))
 
 
-def assess(src, dst, want_persistent=True, want_undefine_source=True, source_was_paused_by_user=False,
-           dest_defined_before=False):
+def postcopy_lost_problem(src, dst):
+    """The destination half of a post-copy is gone (its QEMU died or was destroyed)."""
+    return ('post-copy had started, so the guest ran on %s since the switch-over, and that copy is gone (%s). '
+            'The copy left on %s (%s) holds the memory of before the switch-over: resuming it would run stale '
+            'memory over disks the guest has written since, so it is left paused. The guest\'s memory is lost; '
+            'its disks are intact' % (dst.host, dst.describe(), src.host, src.describe()))
+
+
+def busy_problem(src, dst):
+    jobs = ['%s job on %s' % (v.job, v.host) for v in (src, dst) if v.reachable and v.exists and v.job]
+    return ('%s still active; nothing is repaired while a job may still move the guest (wait for it to end, or '
+            'abort it with virt_migrate_control action=abort)' % ' and '.join(jobs))
+
+
+def assess(src, dst, attempt=None):
     """Decide where the guest lives and which steps restore the invariant.
 
     Rules, in order:
     - a host we cannot reach: no automatic step touches the other host (we might create a
-      second copy or kill the only one); report 'unknown'.
-    - the destination runs guest code (not paused) => it is the guest: a paused source copy
-      is destroyed (it stopped before the final copy and is stale); a source definition is
-      removed if undefine_source was asked; the destination is made persistent if asked.
-    - the source runs guest code => it is the guest: an incoming (paused or inactive)
-      destination copy is destroyed, and a destination definition we created is removed;
-      nothing else is touched.
-    - only paused copies, not post-copy => the source copy holds all of the guest's memory:
-      the destination copy is destroyed and the source resumed (unless a user paused it).
+      second copy or kill the only one); report 'unknown' (or 'postcopy_split' when the source
+      is paused in post-copy: the unreachable destination holds its vCPUs).
+    - post-copy has started and the destination still has its copy => 'postcopy_split': the
+      guest's memory is spread over both; nothing is touched.
+    - a migration or block job is active on either host => 'busy': nothing is touched.
+    - post-copy has started and the destination has no copy any more => 'postcopy_lost': the
+      stale source copy is never resumed; nothing is touched.
+    - both hosts run guest code => 'both': refuse to choose.
+    - the destination holds the guest (running, or paused by its user after the switch-over) and
+      the source does not => 'destination': a stale paused source copy is destroyed, the
+      destination is made persistent if asked (from the source's persistent definition) BEFORE
+      the source definition is removed (undefine_source).
+    - the source holds the guest => 'source': an incoming destination copy is destroyed, a
+      destination definition the attempt created is removed, a source paused by the migration
+      (not by its user) is resumed.
+    - neither => 'none' (e.g. its owner shut it down mid-migration): a destination definition
+      the attempt created is removed; nothing is started.
     """
+    attempt = attempt or Attempt()
     running, defined = _lists(src, dst)
-    if src.reachable and src.paused_in_postcopy and (dst.active or not dst.reachable):
+    postcopy = attempt.postcopy_started or (src.reachable and src.paused_in_postcopy)
+    if postcopy and src.reachable and src.active and not src.live and (not dst.reachable or dst.active):
         return Location(running, defined, 'postcopy_split', [], problem=postcopy_split_problem(src, dst))
     if not src.reachable or not dst.reachable:
         who = [v.host for v in (src, dst) if not v.reachable]
         return Location(running, defined, 'unknown', [],
                         problem='cannot reach libvirt on %s; the guest was not touched' % ', '.join(who))
-    steps = []
+    if (src.exists and src.job) or (dst.exists and dst.job):
+        return Location(running, defined, 'busy', [], problem=busy_problem(src, dst))
     if src.live and dst.live:
         return Location(running, defined, 'both', [], problem=(
             'the guest runs on BOTH %s and %s; refusing to destroy either automatically' % (src.host, dst.host)))
-    if dst.live:
-        verdict = 'destination'
-        if src.active:
-            steps.append(('destroy', 'source', 'stale copy left paused on the source after the switch-over'))
-        if want_undefine_source and src.exists and src.persistent:
-            steps.append(('undefine', 'source', 'undefine_source: the definition stayed behind on the source'))
-        if want_persistent and not dst.persistent:
-            steps.append(('define_persistent', 'destination', 'persistent: the destination copy is transient'))
-        return Location(running, defined, verdict, steps)
+    # Before post-copy the source copy, even paused by the migration, holds all of the guest's
+    # memory; from the switch-over on it holds only older memory. An incoming destination copy
+    # paused by the migration holds nothing usable until the migration finished.
+    src_holds = src.live or (src.active and not postcopy)
+    if dst.holds_guest and not src.live:
+        return Location(running, defined, 'destination', _destination_steps(src, dst, attempt))
+    if src_holds:
+        return Location(running, defined, 'source', _source_steps(src, dst, attempt))
+    if postcopy and src.active:
+        return Location(running, defined, 'postcopy_lost', [], problem=postcopy_lost_problem(src, dst))
+    # Neither host runs it: e.g. its owner shut it down mid-migration. Not ours to start. A copy
+    # paused by the migration on the destination is left alone: with no active copy on the source
+    # it may be the only state of the guest there is (an incoming migration that completed but was
+    # never resumed), so destroying it could lose the guest.
+    steps = []
+    problem = 'the guest runs on neither host (%s: %s, %s: %s)' % (src.host, src.describe(), dst.host, dst.describe())
+    if dst.active:
+        problem += ('; the copy paused by the migration on %s was left as it is: if the migration completed it holds '
+                    'the guest (resume it there), otherwise destroy it' % dst.host)
+    elif dst.exists and dst.persistent and src.exists and src.persistent and not attempt.dest_defined_before:
+        steps.append((UNDEFINE, DESTINATION, 'definition created on the destination by the failed attempt'))
+    return Location(running, defined, 'none', steps, problem=problem)
+
+
+def _destination_steps(src, dst, attempt):
+    steps = []
     if src.active:
-        verdict = 'source'
-        if dst.active:
-            steps.append(('destroy', 'destination', 'incoming copy left on the destination by the failed attempt'))
-        if dst.exists and dst.persistent and not dest_defined_before:
-            steps.append(('undefine', 'destination', 'definition created on the destination by the failed attempt'))
-        if src.paused_by_migration and not source_was_paused_by_user:
-            steps.append(('resume', 'source', 'libvirt left the source paused after the failed attempt'))
-        return Location(running, defined, verdict, steps)
-    # Neither host runs it: e.g. its owner shut it down mid-migration. Not ours to start.
-    verdict = 'none'
-    if dst.exists and not dst.active and src.exists and not dest_defined_before and dst.persistent:
-        steps.append(('undefine', 'destination', 'definition created on the destination by the failed attempt'))
-    return Location(running, defined, verdict, steps,
-                    problem='the guest runs on neither host (%s: %s, %s: %s)' % (
-                        src.host, src.describe(), dst.host, dst.describe()))
+        steps.append((DESTROY, SOURCE, 'stale copy left paused on the source after the switch-over'))
+    if attempt.want_persistent and not dst.persistent:
+        steps.append((DEFINE_PERSISTENT, DESTINATION, 'persistent: the destination copy is transient'))
+    if attempt.want_undefine_source and src.exists and src.persistent:
+        steps.append((UNDEFINE, SOURCE, 'undefine_source: the definition stayed behind on the source'))
+    return steps
+
+
+def _source_steps(src, dst, attempt):
+    steps = []
+    if dst.active:
+        steps.append((DESTROY, DESTINATION, 'incoming copy left on the destination by the failed attempt'))
+    if dst.exists and dst.persistent and not attempt.dest_defined_before:
+        steps.append((UNDEFINE, DESTINATION, 'definition created on the destination by the failed attempt'))
+    if src.paused_by_migration and not attempt.source_paused_by_user:
+        steps.append((RESUME, SOURCE, 'libvirt left the source paused after the failed attempt'))
+    return steps

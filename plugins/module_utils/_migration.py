@@ -27,13 +27,68 @@ from ansible_collections.kvmops.migration.plugins.module_utils._convergence impo
     ActionKind,
     JobSample,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._location import HostView, assess
+from ansible_collections.kvmops.migration.plugins.module_utils._location import (
+    DEFINE_PERSISTENT,
+    DESTROY,
+    RESUME,
+    SHUTOFF,
+    SOURCE,
+    UNDEFINE,
+    HostView,
+    assess,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of
 
 VIR_ERR_NO_DOMAIN = 42
+VIR_ERR_OPERATION_UNSUPPORTED = 84
 VIR_DOMAIN_JOB_STATS_COMPLETED = 1
 VIR_DOMAIN_JOB_NONE = 0
 VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION = 20
+VIR_DOMAIN_XML_SECURE = 1
+VIR_DOMAIN_XML_INACTIVE = 2
+# A stale definition goes without its managed-save image; its NVRAM file is kept (it may be the
+# only copy of the guest's firmware variables) and snapshot metadata makes the undefine fail
+# (reported) rather than vanish.
+VIR_DOMAIN_UNDEFINE_MANAGED_SAVE = 1
+VIR_DOMAIN_UNDEFINE_KEEP_NVRAM = 8
+UNDEFINE_FLAGS = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_KEEP_NVRAM
+JOB_OPERATIONS = {4: 'incoming migration', 5: 'outgoing migration', 2: 'save', 3: 'restore', 6: 'snapshot',
+                  8: 'dump', 9: 'backup'}
+BLOCK_JOB_TYPES = {1: 'block pull', 2: 'block copy', 3: 'block commit', 4: 'block commit', 5: 'backup'}
 ABANDON_AFTER_ABORT_S = 60
+# How long the outcome check waits for a job that is still active on either host (an abort
+# libvirt has not finished, a peer finishing its side) before it reports 'busy' untouched.
+SETTLE_TIMEOUT_S = 300
+
+
+def job_of(dom, disks=None):
+    """The active migration or block job on ``dom`` as a short phrase, or None.
+
+    ``disks``: the disk targets to ask about block jobs (read from the domain when None)."""
+    try:
+        stats = dom.jobStats(0)
+    except Exception as exc:
+        # libvirt (9.0 at least) refuses job statistics on the destination of a migration that is
+        # coming in ("migration statistics are available only on the source host"): that refusal
+        # is how an incoming job shows. Any other error: the domain is changing state, no job.
+        if is_libvirt_error(exc) and libvirt_error_details(exc)['libvirt_error_code'] == VIR_ERR_OPERATION_UNSUPPORTED:
+            return 'incoming migration'
+        stats = {}
+    if stats.get('type', VIR_DOMAIN_JOB_NONE) != VIR_DOMAIN_JOB_NONE:
+        return JOB_OPERATIONS.get(stats.get('operation'), 'job')
+    if disks is None:
+        try:
+            disks = [disk.target for disk in disks_of(dom.XMLDesc(0))]
+        except Exception:  # the domain vanished: no job left on it
+            return None
+    for target in disks:
+        try:
+            info = dom.blockJobInfo(target, 0)
+        except Exception:  # an empty drive or a disk that just went away: no job there
+            continue
+        if info:
+            return '%s on %s' % (BLOCK_JOB_TYPES.get(info.get('type'), 'block job'), target)
+    return None
 
 
 def read_view(conn, uuid, host):
@@ -49,13 +104,29 @@ def read_view(conn, uuid, host):
     try:
         state, reason = dom.state(0)
         persistent = bool(dom.isPersistent())
-        try:
-            job_active = dom.jobInfo()[0] != VIR_DOMAIN_JOB_NONE
-        except Exception:  # no job API answer while the domain changes state: treat as none
-            job_active = False
     except Exception:  # the domain vanished between lookup and state (migrated away)
         return HostView(host, exists=False)
-    return HostView(host, exists=True, state=state, reason=reason, persistent=persistent, job_active=job_active)
+    job = job_of(dom) if state not in (SHUTOFF,) else None
+    return HostView(host, exists=True, state=state, reason=reason, persistent=persistent, job=job)
+
+
+class Sides:
+    """The two hosts of one migration: their names and connections (None when unreachable)."""
+
+    def __init__(self, src_host, dst_host, src_conn, dst_conn):
+        self.src_host = src_host
+        self.dst_host = dst_host
+        self.src_conn = src_conn
+        self.dst_conn = dst_conn
+
+    def conn(self, side):
+        return self.src_conn if side == SOURCE else self.dst_conn
+
+    def host(self, side):
+        return self.src_host if side == SOURCE else self.dst_host
+
+    def views(self, uuid):
+        return read_view(self.src_conn, uuid, self.src_host), read_view(self.dst_conn, uuid, self.dst_host)
 
 
 class Outcome:
@@ -77,51 +148,96 @@ class Outcome:
         return data
 
 
-def verify_and_repair(client, src_conn, dst_conn, uuid, src_host, dst_host, want_persistent,
-                      want_undefine_source, source_was_paused_by_user, dest_defined_before, dest_volumes_created=()):
-    """Look at both hosts, apply the repair steps of ``_location.assess``, look again.
+def settle(sides, uuid, attempt, timeout_s=SETTLE_TIMEOUT_S, clock=time.monotonic, sleep=time.sleep):
+    """(src_view, dst_view, location) once no job is active on either host, or as they are when
+    ``timeout_s`` has passed (verdict ``busy``): a repair is only ever planned from a quiet pair."""
+    deadline = clock() + timeout_s
+    while True:
+        src_view, dst_view = sides.views(uuid)
+        location = assess(src_view, dst_view, attempt)
+        if location.verdict != 'busy' or clock() >= deadline:
+            return src_view, dst_view, location
+        sleep(1)
+
+
+def verify_and_repair(sides, uuid, attempt, dest_volumes_created=(), settle_timeout_s=SETTLE_TIMEOUT_S):
+    """Look at both hosts, apply the repair steps of ``_location.assess`` in order (stopping at
+    the first that fails), look again.
 
     This runs after every attempt (success, failure, abort, timeout): the result the module
     reports is what libvirt says on both hosts afterwards, never the migration's return code.
+    It first waits (up to ``settle_timeout_s``) for any job still active on either host to end.
     """
-    src_view = read_view(src_conn, uuid, src_host)
-    dst_view = read_view(dst_conn, uuid, dst_host)
-    location = assess(src_view, dst_view, want_persistent, want_undefine_source,
-                      source_was_paused_by_user, dest_defined_before)
-    repairs = []
-    for action, side, why in location.steps:
-        conn, host = (src_conn, src_host) if side == 'source' else (dst_conn, dst_host)
-        entry = {'action': action, 'host': host, 'why': why}
-        try:
-            dom = conn.lookupByUUIDString(uuid)
-            if action == 'destroy':
-                dom.destroy()
-            elif action == 'undefine':
-                dom.undefineFlags(0)
-            elif action == 'resume':
-                dom.resume()
-            elif action == 'define_persistent':
-                conn.defineXML(dom.XMLDesc(0))
-            entry['done'] = True
-        except Exception as exc:  # recorded and reported: the final look below tells the truth
-            entry['done'] = False
-            entry['error'] = str(exc)
-        repairs.append(entry)
-    if location.verdict == 'source' and dst_conn is not None:
+    src_view, dst_view, location = settle(sides, uuid, attempt, settle_timeout_s)
+    repairs = apply_steps(sides, uuid, location.steps)
+    if location.verdict == 'source' and sides.dst_conn is not None and not any(r['done'] is False for r in repairs):
         for path in dest_volumes_created:
-            try:
-                dst_conn.storageVolLookupByPath(path).delete(0)
-                repairs.append({'action': 'delete_volume', 'host': dst_host, 'path': path, 'done': True,
-                                'why': 'volume pre-created for the storage copy of the failed attempt'})
-            except Exception as exc:  # reported; the volume may be gone already
-                repairs.append({'action': 'delete_volume', 'host': dst_host, 'path': path, 'done': False,
-                                'error': str(exc)})
+            repairs.append(delete_volume(sides.dst_conn, sides.dst_host, path,
+                                         'volume pre-created for the storage copy of the failed attempt'))
     if repairs:
-        src_view = read_view(src_conn, uuid, src_host)
-        dst_view = read_view(dst_conn, uuid, dst_host)
-        location = assess(src_view, dst_view, want_persistent, want_undefine_source,
-                          source_was_paused_by_user, True)
+        src_view, dst_view = sides.views(uuid)
+        location = assess(src_view, dst_view, attempt.replace(dest_defined_before=True))
     return Outcome(location, repairs, src_view, dst_view)
+
+
+def apply_steps(sides, uuid, steps):
+    """Apply repair steps in order; stop at the first that fails. Every step is reported: done,
+    failed (with the error) or not attempted."""
+    repairs = []
+    failed = None
+    for action, side, why in steps:
+        entry = {'action': action, 'host': sides.host(side), 'why': why}
+        if failed is not None:
+            entry.update(done=None, error='not attempted: %s failed first' % failed)
+            repairs.append(entry)
+            continue
+        try:
+            _apply(sides, uuid, action, side)
+            entry['done'] = True
+        except Exception as exc:  # recorded and reported: the final look tells the truth
+            entry.update(done=False, error=str(exc))
+            failed = '%s on %s' % (action, sides.host(side))
+        repairs.append(entry)
+    return repairs
+
+
+def _apply(sides, uuid, action, side):
+    conn = sides.conn(side)
+    dom = conn.lookupByUUIDString(uuid)
+    if action == DESTROY:
+        dom.destroy()
+    elif action == UNDEFINE:
+        dom.undefineFlags(UNDEFINE_FLAGS)
+    elif action == RESUME:
+        dom.resume()
+    elif action == DEFINE_PERSISTENT:
+        conn.defineXML(persistent_definition(sides, uuid, dom))
+    else:  # pragma: no cover - assess plans no other action
+        raise ValueError('unknown repair action %r' % action)
+
+
+def persistent_definition(sides, uuid, dest_dom):
+    """The XML to define the guest with where it runs: the source's persistent definition (with
+    its secrets, e.g. graphics passwords, and its pending configuration changes) when the source
+    still has one, else the running copy's own (with secrets)."""
+    if sides.src_conn is not None:
+        try:
+            src_dom = sides.src_conn.lookupByUUIDString(uuid)
+            if src_dom.isPersistent():
+                return src_dom.XMLDesc(VIR_DOMAIN_XML_SECURE | VIR_DOMAIN_XML_INACTIVE)
+        except Exception:  # no source definition any more: the running copy's own below
+            pass
+    return dest_dom.XMLDesc(VIR_DOMAIN_XML_SECURE)
+
+
+def delete_volume(conn, host, path, why):
+    entry = {'action': 'delete_volume', 'host': host, 'path': path, 'why': why}
+    try:
+        conn.storageVolLookupByPath(path).delete(0)
+        entry['done'] = True
+    except Exception as exc:  # reported; the volume may be gone already
+        entry.update(done=False, error=str(exc))
+    return entry
 
 
 class LiveJob:
@@ -137,7 +253,7 @@ class LiveJob:
     """
 
     def __init__(self, dom, dest_uri, spec, engine, poll_interval=0.5, hard_timeout_s=None,
-                 clock=time.monotonic, sleep=time.sleep, on_sample=None):
+                 clock=time.monotonic, sleep=time.sleep, on_sample=None, adopt=False):
         self.dom = dom
         self.dest_uri = dest_uri
         self.spec = spec
@@ -147,6 +263,9 @@ class LiveJob:
         self.clock = clock
         self.sleep = sleep
         self.on_sample = on_sample
+        # adopt: the job already runs (started by a run that was killed); watch and steer it
+        # instead of starting one. It has ended when libvirt shows no job on the domain any more.
+        self.adopt = adopt
         self.samples = []
         self.action_errors = []
         self.error = None
@@ -184,11 +303,15 @@ class LiveJob:
     def run(self):
         start = self.clock()
         stop_watching = self._watch_pass_ends()
-        worker = threading.Thread(target=self._migrate, name='kvmops-migrate')
-        worker.daemon = True
-        worker.start()
+        if self.adopt:
+            running = self._job_active
+        else:
+            worker = threading.Thread(target=self._migrate, name='kvmops-migrate')
+            worker.daemon = True
+            worker.start()
+            running = worker.is_alive
         try:
-            self._drive(worker, start)
+            self._drive(running, start)
         finally:
             if stop_watching is not None:
                 try:
@@ -198,17 +321,24 @@ class LiveJob:
         self.duration_s = self.clock() - start
         return self.error is None
 
-    def _drive(self, worker, start):
+    def _job_active(self):
+        try:
+            return self.dom.jobInfo()[0] != VIR_DOMAIN_JOB_NONE
+        except Exception:  # the domain left this host (migrated) or libvirtd went away: no job to watch here
+            return False
+
+    def _drive(self, running, start):
         aborted_at = None  # when an abort (the engine's or the hard timeout's) was sent
-        while worker.is_alive():
+        while running():
             self._wake.wait(self.poll_interval)
             self._wake.clear()
-            if not worker.is_alive():
+            if not running():
                 break
             now = self.clock()
             if aborted_at is not None and now - aborted_at > ABANDON_AFTER_ABORT_S:
                 # libvirt did not return even after the abort (e.g. a cut link with TCP
-                # retrying): stop waiting; the outcome check on both hosts tells the truth.
+                # retrying): stop sampling; the outcome check waits for the job to really end
+                # (verify_and_repair settles first) and repairs nothing while it runs.
                 self.error = self.error or MigrationError(
                     'the migration call did not return %ss after it was aborted' % ABANDON_AFTER_ABORT_S)
                 self.abandoned = True
@@ -356,12 +486,28 @@ def migration_error(job_message, location, advice=None, src_host=None, dst_host=
         msg = 'Migration failed: %s. The guest is split between %s and %s: %s.' % (
             job_message, src_host, dst_host, location.problem)
         # The procedure only: nothing else the engine could advise helps until the halves are one.
-        return MigrationError(msg, remedy=postcopy_split_procedure(src_host, dst_host))
+        return MigrationError(msg, remedy=postcopy_split_procedure(src_host, dst_host),
+                              details={'location': location.as_dict()})
+    if location.verdict == 'postcopy_lost':
+        return MigrationError('Migration failed: %s. %s.' % (job_message, location.problem),
+                              remedy=postcopy_lost_procedure(src_host, dst_host),
+                              details={'location': location.as_dict()})
     where = ', '.join(location.running_on) or 'no host'
     msg = 'Migration failed: %s. The guest now runs on %s.' % (job_message, where)
-    if location.problem:
+    if location.verdict == 'busy':
+        msg = 'Migration failed: %s. Not verified yet: %s.' % (job_message, location.problem)
+    elif location.problem:
         msg += ' ' + location.problem + '.'
-    return MigrationError(msg, remedy=advice)
+    return MigrationError(msg, remedy=advice, details={'location': location.as_dict()})
+
+
+def postcopy_lost_procedure(src_host, dst_host):
+    """What an operator does when the destination half of a post-copy died: the memory is gone,
+    the disks are intact. Booting from the disks is the only consistent way back."""
+    return ('The running state of the guest cannot be recovered (docs/operations.md "Post-copy interrupted"). '
+            'Do not resume the copy paused on %(src)s. Destroy it (virsh destroy on %(src)s) and start the guest '
+            'again from its disks on one host only (virsh start on %(src)s, where it is defined), as after a power '
+            'loss; check that no copy is left on %(dst)s first.' % {'src': src_host, 'dst': dst_host})
 
 
 def translate(exc, action):

@@ -12,33 +12,43 @@ import itertools
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils._location import (
+    DEFINE_PERSISTENT,
+    DESTROY,
     PAUSED,
     PAUSED_MIGRATION,
     PAUSED_POSTCOPY,
     PAUSED_POSTCOPY_FAILED,
     PAUSED_USER,
+    RESUME,
     RUNNING,
     SHUTOFF,
     SHUTOFF_MIGRATED,
+    UNDEFINE,
+    Attempt,
     HostView,
     assess,
 )
 
+STATES = {
+    'absent': dict(exists=False),
+    'running': dict(exists=True, state=RUNNING, reason=1),
+    'running_job_out': dict(exists=True, state=RUNNING, reason=1, job='outgoing migration'),
+    'running_blockjob': dict(exists=True, state=RUNNING, reason=1, job='block copy on vda'),
+    'paused_migration': dict(exists=True, state=PAUSED, reason=PAUSED_MIGRATION),
+    'paused_incoming_job': dict(exists=True, state=PAUSED, reason=PAUSED_MIGRATION, job='incoming migration'),
+    'paused_user': dict(exists=True, state=PAUSED, reason=PAUSED_USER),
+    'paused_postcopy': dict(exists=True, state=PAUSED, reason=PAUSED_POSTCOPY),
+    'paused_postcopy_failed': dict(exists=True, state=PAUSED, reason=PAUSED_POSTCOPY_FAILED),
+    'shutoff': dict(exists=True, state=SHUTOFF, reason=0),
+    'shutoff_migrated': dict(exists=True, state=SHUTOFF, reason=SHUTOFF_MIGRATED),
+    'unreachable': dict(reachable=False),
+}
+KINDS = sorted(STATES)
+
 
 def view(host, kind, persistent=True):
     """Readable shorthands for the states a host can report."""
-    states = {
-        'absent': dict(exists=False),
-        'running': dict(exists=True, state=RUNNING, reason=1),
-        'paused_migration': dict(exists=True, state=PAUSED, reason=PAUSED_MIGRATION),
-        'paused_user': dict(exists=True, state=PAUSED, reason=PAUSED_USER),
-        'paused_postcopy': dict(exists=True, state=PAUSED, reason=PAUSED_POSTCOPY),
-        'paused_postcopy_failed': dict(exists=True, state=PAUSED, reason=PAUSED_POSTCOPY_FAILED),
-        'shutoff': dict(exists=True, state=SHUTOFF, reason=0),
-        'shutoff_migrated': dict(exists=True, state=SHUTOFF, reason=SHUTOFF_MIGRATED),
-        'unreachable': dict(reachable=False),
-    }
-    return HostView(host, persistent=persistent, **states[kind])
+    return HostView(host, persistent=persistent, **STATES[kind])
 
 
 def steps(location):
@@ -47,21 +57,29 @@ def steps(location):
 
 @pytest.mark.parametrize('src,dst,verdict,expected', [
     ('running', 'absent', 'source', []),
-    ('paused_migration', 'absent', 'source', [('resume', 'source')]),
-    ('paused_migration', 'paused_migration', 'source', [('destroy', 'destination'), ('undefine', 'destination'),
-                                                        ('resume', 'source')]),
-    ('running', 'shutoff', 'source', [('undefine', 'destination')]),
+    ('paused_migration', 'absent', 'source', [(RESUME, 'source')]),
+    ('paused_migration', 'paused_migration', 'source', [(DESTROY, 'destination'), (UNDEFINE, 'destination'),
+                                                        (RESUME, 'source')]),
+    ('running', 'shutoff', 'source', [(UNDEFINE, 'destination')]),
     ('absent', 'running', 'destination', []),
-    ('shutoff_migrated', 'running', 'destination', [('undefine', 'source')]),
-    ('paused_migration', 'running', 'destination', [('destroy', 'source'), ('undefine', 'source')]),
+    ('shutoff_migrated', 'running', 'destination', [(UNDEFINE, 'source')]),
+    ('paused_migration', 'running', 'destination', [(DESTROY, 'source'), (UNDEFINE, 'source')]),
+    ('absent', 'paused_user', 'destination', []),
+    ('shutoff_migrated', 'paused_user', 'destination', [(UNDEFINE, 'source')]),
     ('paused_postcopy', 'running', 'postcopy_split', []),
     ('paused_postcopy_failed', 'running', 'postcopy_split', []),
     ('paused_postcopy_failed', 'unreachable', 'postcopy_split', []),
     ('paused_postcopy', 'unreachable', 'postcopy_split', []),
+    ('paused_postcopy', 'absent', 'postcopy_lost', []),
+    ('paused_postcopy_failed', 'shutoff', 'postcopy_lost', []),
     ('running', 'running', 'both', []),
     ('shutoff', 'absent', 'none', []),
+    ('shutoff', 'paused_migration', 'none', []),
     ('unreachable', 'running', 'unknown', []),
     ('running', 'unreachable', 'unknown', []),
+    ('running_job_out', 'paused_incoming_job', 'busy', []),
+    ('running_blockjob', 'absent', 'busy', []),
+    ('paused_migration', 'paused_incoming_job', 'busy', []),
 ])
 def test_verdicts_and_repairs(src, dst, verdict, expected):
     location = assess(view('a', src), view('b', dst))
@@ -85,45 +103,95 @@ def test_postcopy_split_with_a_reachable_destination_describes_its_state():
     assert 'paused (post-copy) on a' in location.problem
 
 
+def test_a_source_is_never_resumed_once_postcopy_started():
+    """Issue 15 item 2: the destination's QEMU died in post-copy. Its vCPUs had run and written to the
+    shared disks, so resuming the source would run stale memory over newer disks."""
+    location = assess(view('a', 'paused_postcopy_failed'), view('b', 'absent'))
+    assert location.verdict == 'postcopy_lost' and location.steps == []
+    assert 'resuming it would run stale memory' in location.problem
+    # The same when only the attempt knows post-copy started (libvirt's pause reason says migration).
+    location = assess(view('a', 'paused_migration'), view('b', 'absent'), Attempt(postcopy_started=True))
+    assert location.verdict == 'postcopy_lost' and location.steps == []
+
+
+def test_nothing_is_repaired_while_a_job_runs_on_either_host():
+    """Issue 15 item 1: a second run must not take the first run's incoming copy for a leftover."""
+    location = assess(view('a', 'running_job_out'), view('b', 'paused_incoming_job'))
+    assert location.verdict == 'busy' and location.steps == []
+    assert 'outgoing migration job on a and incoming migration job on b' in location.problem
+
+
+def test_the_definition_is_made_where_the_guest_runs_before_it_is_removed_elsewhere():
+    """Issue 15 item 3: a persistent definition exists at every instant."""
+    location = assess(view('a', 'shutoff_migrated'), view('b', 'running', persistent=False))
+    assert steps(location) == [(DEFINE_PERSISTENT, 'destination'), (UNDEFINE, 'source')]
+
+
 def test_a_guest_paused_by_its_user_stays_paused():
-    location = assess(view('a', 'paused_user'), view('b', 'paused_migration'), source_was_paused_by_user=True)
+    location = assess(view('a', 'paused_user'), view('b', 'paused_migration'),
+                      Attempt(source_paused_by_user=True))
     assert location.verdict == 'source'
-    assert steps(location) == [('destroy', 'destination'), ('undefine', 'destination')]
+    assert steps(location) == [(DESTROY, 'destination'), (UNDEFINE, 'destination')]
+
+
+def test_a_user_paused_guest_that_moved_is_on_the_destination():
+    """Issue 15 item 6: it moved and stays paused, as its user left it: success, not a failure."""
+    location = assess(view('a', 'absent'), view('b', 'paused_user'))
+    assert location.verdict == 'destination' and location.running_on == ['b']
 
 
 def test_a_destination_definition_that_existed_before_is_kept():
-    location = assess(view('a', 'running'), view('b', 'shutoff'), dest_defined_before=True)
+    location = assess(view('a', 'running'), view('b', 'shutoff'), Attempt(dest_defined_before=True))
     assert steps(location) == []
 
 
 def test_transient_destination_is_made_persistent_only_when_asked():
     dst = view('b', 'running', persistent=False)
-    assert ('define_persistent', 'destination') in steps(assess(view('a', 'absent'), dst, want_persistent=True))
-    assert steps(assess(view('a', 'absent'), dst, want_persistent=False)) == []
+    assert (DEFINE_PERSISTENT, 'destination') in steps(assess(view('a', 'absent'), dst, Attempt(want_persistent=True)))
+    assert steps(assess(view('a', 'absent'), dst, Attempt(want_persistent=False))) == []
 
 
 def test_source_definition_kept_when_undefine_source_is_false():
-    location = assess(view('a', 'shutoff_migrated'), view('b', 'running'), want_undefine_source=False)
+    location = assess(view('a', 'shutoff_migrated'), view('b', 'running'), Attempt(want_undefine_source=False))
     assert steps(location) == []
 
 
-KINDS = ['absent', 'running', 'paused_migration', 'paused_user', 'paused_postcopy', 'paused_postcopy_failed',
-         'shutoff', 'shutoff_migrated', 'unreachable']
+ATTEMPTS = [Attempt(), Attempt(postcopy_started=True), Attempt(source_paused_by_user=True),
+            Attempt(want_persistent=False, want_undefine_source=False), Attempt(dest_defined_before=True)]
 
 
-@pytest.mark.parametrize('src,dst', list(itertools.product(KINDS, KINDS)))
-def test_no_combination_ever_destroys_the_only_running_copy(src, dst):
-    """Invariant of the repair plan: a step never destroys a copy that runs guest code, never
-    touches an unreachable host, and never leaves the guest running on both hosts."""
-    a, b = view('a', src), view('b', dst)
-    location = assess(a, b)
+@pytest.mark.parametrize('src,dst,persistence,attempt', [
+    (s, d, p, a) for s, d in itertools.product(KINDS, KINDS)
+    for p in ((True, True), (True, False), (False, True)) for a in range(len(ATTEMPTS))])
+def test_no_combination_ever_loses_duplicates_or_rolls_back_the_guest(src, dst, persistence, attempt):
+    """The invariants of the repair plan, for every pair of states, persistence and attempt:
+    - a step never touches an unreachable host, and no step is planned while a job is active;
+    - a step never destroys a copy that runs guest code, nor a copy when the other host has no
+      active copy (it could be the only state of the guest);
+    - the source is never resumed once post-copy started (its memory is older than the disks);
+    - a definition is never removed before the one where the guest runs exists;
+    - the verdicts that leave a choice to the operator plan nothing and say why."""
+    plan_attempt = ATTEMPTS[attempt]
+    a, b = view('a', src, persistence[0]), view('b', dst, persistence[1])
+    location = assess(a, b, plan_attempt)
     by_side = {'source': a, 'destination': b}
+    if any(v.exists and v.job for v in (a, b) if v.reachable):
+        assert location.steps == [], (src, dst)
+    postcopy = plan_attempt.postcopy_started or a.paused_in_postcopy
+    made_persistent = b.persistent
     for action, side in steps(location):
         target = by_side[side]
-        assert target.reachable
-        if action == 'destroy':
+        other = b if side == 'source' else a
+        assert target.reachable and other.reachable
+        if action == DESTROY:
             assert not target.live, (src, dst, action, side)
-            other = b if side == 'source' else a
             assert other.active, 'destroying %s would leave no copy (%s/%s)' % (side, src, dst)
-    if location.verdict in ('both', 'postcopy_split', 'unknown'):
+        if action == RESUME:
+            assert side == 'source' and not postcopy, (src, dst)
+            assert not other.live
+        if action == DEFINE_PERSISTENT:
+            made_persistent = True
+        if action == UNDEFINE and side == 'source' and plan_attempt.want_persistent:
+            assert made_persistent, 'source undefined before the destination is persistent (%s/%s)' % (src, dst)
+    if location.verdict in ('both', 'postcopy_split', 'postcopy_lost', 'unknown', 'busy'):
         assert location.steps == [] and location.problem
