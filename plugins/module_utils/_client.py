@@ -569,7 +569,12 @@ def spec_defaults(argument_spec, **given):
 
 
 class KvmopsModule:
-    """AnsibleModule + LibvirtClient + error handling for one module run."""
+    """AnsibleModule + LibvirtClient + error handling for one module run; the manager context
+    (``_context``) of the managers it runs."""
+
+    # A module run may hand its work to a detached process (_detach): it forks before any libvirt
+    # connection or thread exists.
+    can_detach = True
 
     def __init__(self, argument_spec=None, require_libvirt=True, module_class=AnsibleModule, **kwargs):
         self.module = module_class(argument_spec=merge_argument_spec(argument_spec), **kwargs)
@@ -584,6 +589,10 @@ class KvmopsModule:
     @property
     def check_mode(self):
         return self.module.check_mode
+
+    @property
+    def diff_mode(self):
+        return bool(getattr(self.module, '_diff', False))
 
     @property
     def client(self):

@@ -65,24 +65,30 @@ class DetachedRun:
             self._send({'kind': 'started', 'result': result})
 
     def finish(self, kind, payload):
+        final = None
         if self.report_path:
             final = dict(self._header, **payload)
             final.update(running=False, finished_at=time.time())
             if kind == 'failed':
                 final['failed'] = True
             write_json(self.report_path, final)
-        if not self.announced:
-            self._send({'kind': kind, 'result': payload})
+        if not self.announced and self._send({'kind': kind, 'result': payload}) and final is not None:
+            # The module that waited for this run received its result: nobody has to collect it
+            # again. Had it died meanwhile (killed mid-wait), the next run hands the result over.
+            write_json(self.report_path, dict(final, collected=True))
 
     def _send(self, message):
+        """Write ``message`` to the waiting module; True if it was delivered."""
         if self._channel is None:
-            return
+            return False
+        delivered = True
         try:
             self._channel.write(json.dumps(message, default=str) + '\n')
             self._channel.close()
         except OSError:  # the module is gone: nothing left to tell it
-            pass
+            delivered = False
         self._channel = None
+        return delivered
 
 
 def run_detached(work):

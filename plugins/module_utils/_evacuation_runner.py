@@ -24,6 +24,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     KvmopsError,
     LibvirtClient,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._context import ManagerContext
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import (
     make_row,
     metadata_of,
@@ -113,19 +114,6 @@ class SharedStorage:
         return self._known[key]
 
 
-class _Job:
-    """What MigrationManager expects of its module: params, a client, check_mode, warn."""
-
-    def __init__(self, params, uri):
-        self.params = params
-        self.client = LibvirtClient(uri=uri)
-        self.check_mode = False
-        self.warnings = []
-
-    def warn(self, msg):
-        self.warnings.append(msg)
-
-
 class Move:
     """One planned migration with its migrate options."""
 
@@ -209,7 +197,7 @@ class ConcurrentRunner:
         params.update(move.options)
         params.update(name=move.guest, uuid=None, dest=self.uris_for_dest(move.dest), transport=self.transport,
                       mode=move.mode, uri=self.uris[move.source])
-        job = _Job(params, self.uris[move.source])
+        job = ManagerContext(params, LibvirtClient(uri=self.uris[move.source]))
         borrow_if_alive(job.client, params['dest'], self.shared.get(params['dest']))
         started = self.clock()
         try:

@@ -18,6 +18,7 @@ import time
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     DomainNotFoundError,
     InvalidInputError,
+    KvmopsError,
     MigrationError,
     OperationTimeoutError,
     spec_defaults,
@@ -27,14 +28,21 @@ from ansible_collections.kvmops.migration.plugins.module_utils._convergence impo
     ConvergenceEngine,
     Policy,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._cold import ColdMigration, finish_interrupted
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, run_detached
-from ansible_collections.kvmops.migration.plugins.module_utils._location import PAUSED, PAUSED_USER, assess
+from ansible_collections.kvmops.migration.plugins.module_utils._location import (
+    PAUSED,
+    PAUSED_USER,
+    Attempt,
+    Location,
+    assess,
+)
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import (
     LiveJob,
+    Sides,
     completed_stats,
     migration_error,
     read_view,
-    shutdown_guest,
     stats_report,
     thinned,
     verify_and_repair,
@@ -55,9 +63,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._preflight import
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._waiter import wait_until
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json, write_json
+from ansible_collections.kvmops.migration.plugins.module_utils._oplock import GuestLock
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
-    Disk,
-    copy_volume,
     disks_of,
     ensure_dest_pool,
     free_bytes_at,
@@ -128,6 +135,7 @@ ARGUMENT_SPEC = dict(
     precheck=dict(type='bool', default=True),
     memory_margin_mib=dict(type='int', default=256),
     wait=dict(type='bool', default=True),
+    lock_timeout=dict(type='int', default=60),
     state_dir=dict(type='path', default='/var/lib/libvirt/kvmops'),
 )
 
@@ -161,25 +169,40 @@ def default_timeout_s(memory_bytes, disk_bytes=0):
 
 
 class MigrationManager:
-    def __init__(self, kvm):
-        self.kvm = kvm
-        self.p = kvm.params
-        self.client = kvm.client
+    """One virt_migrate run, driven through a manager context (``ctx``): its ``params``, its
+    libvirt ``client``, ``check_mode``, ``warn`` and ``can_detach`` (whether the run may move to a
+    detached process: the Ansible module may; an evacuation's per-guest job, one thread among
+    several holding libvirt connections, may not fork)."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.p = ctx.params
+        self.client = ctx.client
         self.result = {'changed': False, 'mode': self.p['mode']}
-        self.detached = None  # the DetachedRun when this runs with wait: false
+        self.detached = None  # the DetachedRun when this runs in the detached driver
+        self.uuid = None
+        self.src_host = self.dst_host = None
 
     # -- steps -----------------------------------------------------------------------
     def run(self):
-        if self.p['wait'] or self.kvm.check_mode:
-            return self._run()
-        if self.p['mode'] not in ('live', 'paused'):
+        dest_uri(self.p['dest'], self.p['transport'])
+        self._check_numbers()
+        self._check_options()
+        if not self.p['wait'] and self.p['mode'] not in ('live', 'paused'):
             raise InvalidInputError('wait=false is for mode=live or mode=paused, not mode=%s' % self.p['mode'],
                                     remedy='Use wait: true, or run the task with async to not block on it.')
+        if self.ctx.check_mode or not getattr(self.ctx, 'can_detach', False):
+            return self._run()
+        # The migration is driven by a detached process, whether the task waits for it or not: a
+        # module killed mid-run (an async timeout, a killed controller) then leaves the job with its
+        # driver, which applies the policy, bounds it with the timeout and verifies where the guest
+        # ended up, instead of a job that nothing watches any more.
         dummy_kind, result = run_detached(self._run_detached)
         return result
 
     def _run_detached(self, run):
-        """The whole task, in the detached process; ``_live`` announces when the job started."""
+        """The whole task, in the detached process; ``_live`` announces when the job started
+        (only with wait: false: otherwise the module waits for the final result)."""
         self.detached = run
         try:
             return self._run()
@@ -188,8 +211,6 @@ class MigrationManager:
 
     def _run(self):
         uri = dest_uri(self.p['dest'], self.p['transport'])
-        self._check_numbers()
-        self._check_options()
         src_conn = self.client.conn
         self.src_host = src_conn.getHostname()
         self.result['source'] = self.src_host
@@ -205,34 +226,52 @@ class MigrationManager:
                                     remedy='Name another hypervisor as dest; if it is another machine, give it '
                                            'a distinct host_uuid in libvirtd.conf.')
         dom, dest_dom = self._find_domain(src_conn, dst_conn)
-        if self._wait_for_detached_run((dom or dest_dom).UUIDString()):
-            dom, dest_dom = self._find_domain(src_conn, dst_conn)
-        if dom is not None:
-            dom, dest_dom, src_conn, dst_conn = self._settle_earlier_attempt(dom, src_conn, dst_conn, uri)
-        if dom is None:
-            return self._already_there(src_conn, dst_conn, dest_dom)
-        self.uuid = dom.UUIDString()
+        self.uuid = (dom or dest_dom).UUIDString()
         self.result['uuid'] = self.uuid
+        if self._wait_for_detached_run(self.uuid):
+            dom, dest_dom = self._find_domain(src_conn, dst_conn)
+        if self.ctx.check_mode:
+            return self._run_guest(uri, Sides(self.src_host, self.dst_host, src_conn, dst_conn), dom, dest_dom)
+        lock = GuestLock(self.p['state_dir'], self.uuid, (dom or dest_dom).name(),
+                         'migrate %s to %s' % ((dom or dest_dom).name(), self.dst_host), self.p['lock_timeout'],
+                         describe={'operation': 'migrate', 'source': self.src_host, 'destination': self.dst_host,
+                                   'mode': self.p['mode']})
+        with lock:
+            self.result['lock_waited_s'] = lock.waited_s
+            if lock.waited_s:  # the holder may have moved it meanwhile
+                dom, dest_dom = self._find_domain(src_conn, dst_conn)
+            return self._run_guest(uri, Sides(self.src_host, self.dst_host, src_conn, dst_conn), dom, dest_dom)
+
+    def _run_guest(self, uri, sides, dom, dest_dom):
+        """Everything after the guest was found, under its lock (outside it in check mode)."""
+        if not self.ctx.check_mode:
+            interrupted = finish_interrupted(sides, self.uuid, self.p['state_dir'])
+            if interrupted:
+                self.result['earlier_rollback'] = interrupted
+        if dom is not None:
+            settled = self._settle_earlier_attempt(dom, sides, uri)
+            if isinstance(settled, dict):
+                return settled  # an adopted job: its outcome is this run's result
+            dom, dest_dom = settled
+        if dom is None:
+            return self._already_there(sides, dest_dom)
         state, reason = dom.state(0)
         self.paused_by_user = state == PAUSED and reason == PAUSED_USER
         self.domain_active = bool(dom.isActive())
         self.domain_persistent = bool(dom.isPersistent())
-        if self.domain_persistent is False and self.p['persistent'] and self.p['mode'] != 'offline':
-            raise InvalidInputError(
-                'domain %s is transient but persistent=true would make it persistent on %s' % (dom.name(), self.dst_host),
-                remedy='Set persistent: false (and undefine_source: false) to keep it transient, or define it first.')
-        spec = self._spec(dom)
-        disks = disks_of(dom.XMLDesc(0))
-        storage = self._storage_plan(src_conn, dst_conn, disks)
-        checks = self._destination_checks(dom, dst_conn, storage)
-        dst_view = read_view(dst_conn, self.uuid, self.dst_host)
+        self._check_persistence(dom)
+        domain_xml = dom.XMLDesc(0)
+        disks = disks_of(domain_xml)
+        storage = self._storage_plan(sides, disks)
+        spec = self._spec(storage)
+        checks = self._destination_checks(dom, domain_xml, sides.dst_conn, storage)
+        dst_view = read_view(sides.dst_conn, self.uuid, self.dst_host)
         self.dest_defined_before = dst_view.exists
-        if dst_view.active and not self.kvm.check_mode:
+        if dst_view.active and not self.ctx.check_mode:
             # A copy left on the destination by an earlier failed attempt (e.g. its libvirtd
             # was down when that attempt cleaned up): the same repair as after an attempt,
             # keeping any definition that was there.
-            leftover = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
-                                         self.p['persistent'], self.p['undefine_source'], self.paused_by_user, True)
+            leftover = verify_and_repair(sides, self.uuid, self._attempt(dest_defined_before=True))
             self.result['cleanup_before'] = leftover.repairs
             if leftover.location.verdict != 'source':
                 raise MigrationError('%s is active on both %s and %s: %s' % (
@@ -242,23 +281,41 @@ class MigrationManager:
         plan = {'dest_uri': uri, 'flags': spec.flag_names, 'params': spec.params, 'notes': spec.notes,
                 'storage': storage, 'max_downtime_ms': spec.max_downtime_ms, 'checks': checks}
         self.result.update(flags=spec.flag_names, params=spec.params)
-        if self.kvm.check_mode:
+        if self.ctx.check_mode:
             self.result.update(changed=True, plan=plan,
                                msg='Would migrate %s from %s to %s (%s)' % (dom.name(), self.src_host, self.dst_host, self.p['mode']))
-            self.result['location'] = verify_and_repair_readonly(src_conn, dst_conn, self.uuid, self.src_host, self.dst_host)
+            self.result['location'] = verify_and_repair_readonly(sides, self.uuid)
             return self.result
         if self.p['mode'] in ('live', 'paused'):
-            return self._live(dom, src_conn, dst_conn, uri, spec, storage)
-        return self._cold_or_offline(dom, src_conn, dst_conn, uri, storage)
+            return self._live(dom, sides, uri, spec, storage)
+        return self._cold_or_offline(dom, sides, uri, storage)
 
-    def _destination_checks(self, dom, dst_conn, storage):
+    def _check_persistence(self, dom):
+        if self.domain_persistent is False and self.p['persistent'] and self.p['mode'] != 'offline':
+            raise InvalidInputError(
+                'domain %s is transient but persistent=true would make it persistent on %s' % (dom.name(), self.dst_host),
+                remedy='Set persistent: false (and undefine_source: false) to keep it transient, or define it first.')
+        if self.domain_persistent is False and self.p['mode'] == 'cold' and self.domain_active:
+            raise InvalidInputError(
+                'domain %s is transient: mode=cold would shut it down, and a transient guest ceases to exist when it '
+                'stops, so there would be nothing left to move' % dom.name(),
+                remedy='Use mode=live (or paused), or define the guest persistently first (virsh dumpxml, then '
+                       'virsh define).')
+
+    def _attempt(self, **changes):
+        attempt = Attempt(want_persistent=self.p['persistent'], want_undefine_source=self.p['undefine_source'],
+                          source_paused_by_user=getattr(self, 'paused_by_user', False),
+                          dest_defined_before=getattr(self, 'dest_defined_before', True))
+        return attempt.replace(**changes) if changes else attempt
+
+    def _destination_checks(self, dom, domain_xml, dst_conn, storage):
         """Can the destination take this guest now? The preflight's own verdicts on what would
         otherwise fail mid-way or leave the guest without a network: every libvirt network of
         its interfaces active there, free memory for a guest that will run there, room for the
         disks to copy. Runs before anything is touched; a ``fail`` refuses the migration."""
         if not self.p['precheck']:
             return []
-        facts = parse_domain(dom.XMLDesc(0))
+        facts = parse_domain(domain_xml)
         guest = facts['name']
         checks = [check_interface(guest, iface, dest_network_facts(dst_conn, iface['network']))
                   for iface in facts['interfaces'] if iface['type'] == 'network']
@@ -295,6 +352,8 @@ class MigrationManager:
             problems.append('shutdown_timeout=%s must be between 1 and 86400 seconds' % p['shutdown_timeout'])
         if p['memory_margin_mib'] is not None and not 0 <= p['memory_margin_mib'] <= 1048576:
             problems.append('memory_margin_mib=%s must be between 0 and 1048576' % p['memory_margin_mib'])
+        if not 0 <= p['lock_timeout'] <= 86400:
+            problems.append('lock_timeout=%s must be between 0 (refuse at once) and 86400 seconds' % p['lock_timeout'])
         if problems:
             raise InvalidInputError('; '.join(problems), remedy='Fix the numbers; nothing was changed.')
 
@@ -318,23 +377,24 @@ class MigrationManager:
                 raise src_missing
 
     def _wait_for_detached_run(self, uuid):
-        """A migration of this guest started with wait: false may still run: wait for its result
-        (never start a second one beside it), and return it in ``detached_outcome``.
-        True if there was such a run."""
+        """A migration of this guest driven by a detached process may still run (started with
+        wait: false, or by a module that was killed while it waited): wait for its result (never
+        start a second one beside it), and return it in ``detached_outcome``.
+        True if there was such a run whose result nobody has collected."""
         path = outcome_path(self.p['state_dir'], uuid)
         report = read_json(path)
         if not report or report.get('collected') or report.get('pid') == os.getpid():
             return False
         if report.get('running') and pid_alive(report.get('pid')):
-            if self.kvm.check_mode:
-                raise MigrationError('a migration of this guest started with wait: false is still running (pid %s)'
+            if self.ctx.check_mode:
+                raise MigrationError('a migration of this guest driven by process %s is still running'
                                      % report['pid'], remedy='Wait for it (wait: true), or abort it with '
                                      'virt_migrate_control action=abort.', details={'detached_outcome': report})
             timeout_s = self.p['timeout'] or default_timeout_s(GIB) + 60
             deadline = time.monotonic() + timeout_s
             while report and report.get('running') and pid_alive(report.get('pid')):
                 if time.monotonic() > deadline:
-                    raise MigrationError('a migration of this guest started with wait: false (pid %s) is still running '
+                    raise MigrationError('a migration of this guest driven by process %s is still running '
                                          'after %s s' % (report['pid'], timeout_s),
                                          remedy='Wait longer (timeout), or abort it with virt_migrate_control '
                                                 'action=abort.', details={'detached_outcome': report})
@@ -346,45 +406,80 @@ class MigrationManager:
         else:
             self.result['detached_outcome'] = dict((key, report.get(key)) for key in (
                 'msg', 'failed', 'remedy', 'location', 'stats', 'finished_at') if key in report)
-            if not self.kvm.check_mode:
+            if not self.ctx.check_mode:
                 write_json(path, dict(report, collected=True))  # handed over once
         return True
 
-    def _settle_earlier_attempt(self, dom, src_conn, dst_conn, uri):
-        """An earlier attempt may have left the guest split by an interrupted post-copy, or
-        already running on the destination with its definition still on the source (QEMU
-        finished a post-copy after libvirt had given up). Wait for a split to end (never touch
-        either half), then treat a guest that runs on the destination as already moved.
-        Returns (source domain or None, destination domain or None, src_conn, dst_conn)."""
-        uuid = dom.UUIDString()
-        location = assess(read_view(src_conn, uuid, self.src_host), read_view(dst_conn, uuid, self.dst_host))
+    def _settle_earlier_attempt(self, dom, sides, uri):
+        """What an earlier attempt may have left: a job still running with nothing driving it (its
+        run was killed) is adopted; another operation's job is waited for (never touched); a guest
+        split by an interrupted post-copy is waited for (never touched); a guest that runs on the
+        destination with its definition still on the source counts as already moved.
+        Returns (source domain or None, destination domain or None), or the result of an adopted job."""
+        location = assess(*sides.views(self.uuid))
+        if location.verdict == 'busy':
+            if self.ctx.check_mode:
+                raise migration_error('the guest is busy', location, src_host=self.src_host, dst_host=self.dst_host)
+            adopted = self._adopt_or_wait(dom, sides, uri)
+            if adopted is not None:
+                return adopted
+            location = assess(*sides.views(self.uuid))
         if location.verdict == 'postcopy_split':
-            if self.kvm.check_mode:
+            if self.ctx.check_mode:
                 raise migration_error('an earlier post-copy of this guest has not finished', location,
                                       src_host=self.src_host, dst_host=self.dst_host)
-            self.uuid = uuid
             timeout_s = self.p['timeout'] or default_timeout_s(dom.info()[2] * 1024, 0)
             src_conn, dst_conn = self._wait_for_postcopy_to_settle(uri, timeout_s)
-            location = assess(read_view(src_conn, uuid, self.src_host), read_view(dst_conn, uuid, self.dst_host))
+            sides.src_conn, sides.dst_conn = src_conn, dst_conn
+            location = assess(*sides.views(self.uuid))
             if location.verdict == 'postcopy_split':
                 raise migration_error('an earlier post-copy of this guest did not finish within %s s' % timeout_s,
                                       location, src_host=self.src_host, dst_host=self.dst_host)
             self.result['waited_for_postcopy'] = True
+        if location.verdict in ('postcopy_lost', 'busy', 'both'):
+            raise migration_error('an earlier attempt left the guest in a state this run must not touch', location,
+                                  src_host=self.src_host, dst_host=self.dst_host)
         if location.verdict == 'destination':
-            return None, dst_conn.lookupByUUIDString(uuid), src_conn, dst_conn
-        return src_conn.lookupByUUIDString(uuid), None, src_conn, dst_conn
+            return None, sides.dst_conn.lookupByUUIDString(self.uuid)
+        return sides.src_conn.lookupByUUIDString(self.uuid), None
 
-    def _already_there(self, src_conn, dst_conn, dest_dom):
+    def _adopt_or_wait(self, dom, sides, uri):
+        """A job is active on the guest although this run holds its lock, so no driver of ours runs
+        it. An outgoing migration to this very destination was started by a run that was killed:
+        adopt it (watch it under this run's policy and timeout, then verify) and return its result.
+        Any other job (a block copy, a migration elsewhere, a job started by hand) is not ours: wait
+        up to lock_timeout for it to end, then go on (None) or refuse, touching nothing."""
+        src_view, dst_view = sides.views(self.uuid)
+        if src_view.job == 'outgoing migration' and dst_view.job == 'incoming migration':
+            self.paused_by_user = False
+            self.domain_active = True
+            self.domain_persistent = bool(dom.isPersistent())
+            self.dest_defined_before = False
+            spec = self._spec([])
+            self.result.update(flags=spec.flag_names, params=spec.params, adopted_job=True)
+            return self._live(dom, sides, uri, spec, [], adopt=True)
+        deadline = time.monotonic() + self.p['lock_timeout']
+        while True:
+            location = assess(*sides.views(self.uuid))
+            if location.verdict != 'busy':
+                return None
+            if time.monotonic() >= deadline:
+                raise MigrationError('%s is busy: %s' % (dom.name(), location.problem),
+                                     remedy='Wait for that operation to end (virt_migrate_info shows a running '
+                                            'migration), or raise lock_timeout to wait for it. Nothing was changed.',
+                                     details={'location': location.as_dict()})
+            time.sleep(1)
+
+    def _already_there(self, sides, dest_dom):
         """The guest is only on the destination: done already (or, offline, defined there).
         What is left of it on the source (a definition QEMU's late finish left behind) is
         removed as undefine_source asks; check mode only reports it."""
         self.uuid = dest_dom.UUIDString()
-        if self.kvm.check_mode:
-            location = verify_and_repair_readonly(src_conn, dst_conn, self.uuid, self.src_host, self.dst_host)
+        if self.ctx.check_mode:
+            location = verify_and_repair_readonly(sides, self.uuid)
             repairs = location.get('steps', [])
         else:
-            outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
-                                        self.p['persistent'], self.p['undefine_source'], False, True)
+            outcome = verify_and_repair(sides, self.uuid, self._attempt(dest_defined_before=True))
             location, repairs = outcome.as_dict(), outcome.repairs
         wanted_active = self.p['mode'] == 'live'
         if wanted_active and self.dst_host not in location['running_on']:
@@ -394,16 +489,32 @@ class MigrationManager:
                            msg='%s is already on %s' % (dest_dom.name(), self.dst_host))
         return self.result
 
-    def _spec(self, dom):
-        return self._options_through(build_migration, self.domain_active, self.domain_persistent)
+    def _spec(self, storage):
+        """The live (or paused) migration for this guest. A storage copy copies exactly the disks the
+        storage plan copies: libvirt, given no list, would copy every writable disk, shared ones
+        included (onto themselves)."""
+        options = self._flag_options(self.domain_active, self.domain_persistent)
+        notes = []
+        if options.get('copy_storage') not in (None, 'none'):
+            to_copy = [d['target'] for d in storage if d['action'].startswith('copy')]
+            if to_copy:
+                options['migrate_disks'] = to_copy
+            elif storage:
+                options['copy_storage'] = 'none'
+                options['migrate_disks'] = None
+                notes.append('copy_storage: every disk is on storage shared with %s, nothing to copy' % self.dst_host)
+        spec = self._options_through(build_migration, options)
+        spec.notes.extend(notes)
+        return spec
 
     def _check_options(self):
         """Refuse options that conflict whatever the domain is like, before contacting any host."""
-        self._options_through(validate_options_before_connecting, None, None)
+        self._options_through(validate_options_before_connecting, self._flag_options(None, None))
 
-    def _options_through(self, builder, domain_active, domain_persistent):
+    @staticmethod
+    def _options_through(builder, options):
         try:
-            return builder(self._flag_options(domain_active, domain_persistent))
+            return builder(options)
         except MigrationOptionsError as exc:
             raise InvalidInputError(str(exc), remedy='Fix the options; nothing was changed.')
 
@@ -433,8 +544,9 @@ class MigrationManager:
                 options[key] = None
         return options
 
-    def _storage_plan(self, src_conn, dst_conn, disks):
-        """Which disks are shared, which will be copied; refuse a live migration that would need a copy."""
+    def _storage_plan(self, sides, disks):
+        """Which disks are shared, which will be copied; refuse a live migration that would need a
+        copy, and a copy of a disk the destination already sees (it would be copied onto itself)."""
         plan = []
         selected = self.p['migrate_disks']
         known = {d.target for d in disks}
@@ -448,17 +560,23 @@ class MigrationManager:
                 plan.append(dict(disk.as_dict(), shared=None, action='skip (read-only)'))
                 continue
             if disk.directory not in shared_dirs:
-                shared_dirs[disk.directory] = is_shared(src_conn, dst_conn, disk.directory, self.src_host, self.dst_host)
+                shared_dirs[disk.directory] = is_shared(sides.src_conn, sides.dst_conn, disk.directory,
+                                                        self.src_host, self.dst_host)
             shared = shared_dirs[disk.directory]
             copying = self.p['copy_storage'] != 'none' and (not selected or disk.target in selected)
             if self.p['mode'] == 'cold':
                 action = 'keep (shared)' if shared else 'copy (cold)'
             elif self.p['mode'] == 'offline':
                 action = 'keep'
+            elif shared:
+                if selected and disk.target in selected:
+                    raise InvalidInputError(
+                        'migrate_disks names %s, but %s is on storage shared with %s: copying it would write it '
+                        'onto itself' % (disk.target, disk.path, self.dst_host),
+                        remedy='Leave shared disks out of migrate_disks (they need no copy).')
+                action = 'keep (shared)'
             elif copying:
                 action = 'copy (%s)' % self.p['copy_storage']
-            elif shared:
-                action = 'keep (shared)'
             else:
                 raise InvalidInputError(
                     'disk %s (%s) is not on storage shared with %s, and no storage copy was requested' % (
@@ -469,11 +587,11 @@ class MigrationManager:
         return plan
 
     # -- live --------------------------------------------------------------------------
-    def _live(self, dom, src_conn, dst_conn, uri, spec, storage):
-        created = self._prepare_copy_targets(dst_conn, storage)
+    def _live(self, dom, sides, uri, spec, storage, adopt=False):
+        created = self._prepare_copy_targets(sides.dst_conn, storage)
         memory = dom.info()[2] * 1024
-        copied = sum(src_conn.storageVolLookupByPath(d['path']).info()[1]
-                     for d in storage if d['action'].startswith('copy') and volume_exists(src_conn, d['path']))
+        copied = sum(sides.src_conn.storageVolLookupByPath(d['path']).info()[1]
+                     for d in storage if d['action'].startswith('copy') and volume_exists(sides.src_conn, d['path']))
         timeout_s = self.p['timeout'] or default_timeout_s(memory, copied)
         policy = Policy(max_downtime_ms=self.p['max_downtime'], allow_postcopy=self.p['allow_postcopy'],
                         completion_timeout_ms=timeout_s * 1000, **(self.p['policy'] or {}))
@@ -483,17 +601,18 @@ class MigrationManager:
             path = outcome_path(self.p['state_dir'], self.uuid)
             self.detached.report_to(path, {'name': dom.name(), 'uuid': self.uuid, 'source': self.src_host,
                                            'destination': self.dst_host, 'mode': self.p['mode']})
-            started = dict(self.result, changed=True, started=True, outcome_file=path, pid=os.getpid(),
-                           timeout_s=timeout_s, msg=(
-                               'Started migrating %s from %s to %s; it goes on without this task. Follow it with '
-                               'virt_migrate_info (name: %s); run this task again with wait: true to wait for it '
-                               'and verify where the guest ended up.' % (dom.name(), self.src_host, self.dst_host,
-                                                                         dom.name())))
+            if not self.p['wait']:
+                started = dict(self.result, changed=True, started=True, outcome_file=path, pid=os.getpid(),
+                               timeout_s=timeout_s, msg=(
+                                   'Started migrating %s from %s to %s; it goes on without this task. Follow it '
+                                   'with virt_migrate_info (name: %s); run this task again with wait: true to wait '
+                                   'for it and verify where the guest ended up.' % (
+                                       dom.name(), self.src_host, self.dst_host, dom.name())))
 
-            def on_sample(dummy_sample):
-                self.detached.announce(started)
+                def on_sample(dummy_sample):
+                    self.detached.announce(started)
         job = LiveJob(dom, uri, spec, engine, poll_interval=self.p['poll_interval'], hard_timeout_s=timeout_s + 60,
-                      on_sample=on_sample)
+                      on_sample=on_sample, adopt=adopt)
         job.run()
         # A libvirtd restarted during the job closed our connection to it: look again with a
         # new one (waiting a little for a daemon that is coming back), or the outcome check
@@ -505,13 +624,15 @@ class MigrationManager:
                 uri, max(timeout_s - job.duration_s, POSTCOPY_SETTLE_MIN_S))
         else:
             dst_conn = self._reconnect(uri)
-        outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
-                                    self.p['persistent'], self.p['undefine_source'], self.paused_by_user,
-                                    self.dest_defined_before, created)
+        sides = Sides(self.src_host, self.dst_host, src_conn, dst_conn)
+        outcome = verify_and_repair(sides, self.uuid, self._attempt(postcopy_started=job.postcopy_started), created)
+        return self._live_result(dom, sides, job, engine, outcome, timeout_s, storage, adopt)
+
+    def _live_result(self, dom, sides, job, engine, outcome, timeout_s, storage, adopt):
         dest_dom = None
         if self.dst_host in outcome.location.running_on:
             try:
-                dest_dom = dst_conn.lookupByUUIDString(self.uuid)
+                dest_dom = sides.dst_conn.lookupByUUIDString(self.uuid)
             except Exception:  # gone again: reported by the location
                 dest_dom = None
         stats = stats_report(completed_stats(dest_dom), job.samples, job.duration_s, job.pass_end_events)
@@ -522,10 +643,13 @@ class MigrationManager:
             self.result['policy_action_errors'] = job.action_errors
         moved = outcome.location.verdict == 'destination'
         self.result['changed'] = moved or bool(outcome.repairs)
+        what = 'Adopted the running migration of %s (its run had ended) and saw it through: ' % dom.name() \
+            if adopt else ''
         if moved:
-            self._remove_source_copies(src_conn, [d['path'] for d in storage if d['action'].startswith('copy')])
-            self.result['msg'] = 'Migrated %s from %s to %s in %.1f s (downtime %s ms)' % (
-                dom.name(), self.src_host, self.dst_host, stats['total_time_ms'] / 1000.0, stats['downtime_ms'])
+            self._remove_source_copies(sides.src_conn, [d['path'] for d in storage if d['action'].startswith('copy')])
+            self.result['msg'] = '%sMigrated %s from %s to %s in %.1f s (downtime %s ms)%s' % (
+                what, dom.name(), self.src_host, self.dst_host, stats['total_time_ms'] / 1000.0, stats['downtime_ms'],
+                '; it stays paused, as its user left it' if self.paused_by_user else '')
             if job.error is not None:
                 self.result['msg'] += '; libvirt reported an error (%s) but the guest runs on %s' % (
                     job.error_message(), self.dst_host)
@@ -535,7 +659,7 @@ class MigrationManager:
         advice = engine.advice() if gave_up else None
         if outcome.location.verdict == 'postcopy_split':
             self.result['postcopy_split'] = postcopy_halves(self.src_host, self.dst_host, job.samples)
-        error = migration_error(reason, outcome.location, advice, self.src_host, self.dst_host)
+        error = migration_error(what + reason, outcome.location, advice, self.src_host, self.dst_host)
         error.details.update(self.result)
         raise error
 
@@ -556,8 +680,9 @@ class MigrationManager:
             src_conn = self.client.reopen_if_dead(self.client.uri)
             dst_conn = self.client.reopen_if_dead(uri)
             verdict = assess(read_view(src_conn, self.uuid, self.src_host),
-                             read_view(dst_conn, self.uuid, self.dst_host)).verdict
-            return (src_conn, dst_conn) if verdict not in ('postcopy_split', 'unknown') else None
+                             read_view(dst_conn, self.uuid, self.dst_host),
+                             Attempt(postcopy_started=True)).verdict
+            return (src_conn, dst_conn) if verdict not in ('postcopy_split', 'unknown', 'busy') else None
         try:
             return wait_until(settled, timeout_s, interval_s=2, description='post-copy to finish or fail')
         except OperationTimeoutError:
@@ -590,36 +715,28 @@ class MigrationManager:
         return created
 
     # -- cold / offline --------------------------------------------------------------
-    def _cold_or_offline(self, dom, src_conn, dst_conn, uri, storage):
+    def _cold_or_offline(self, dom, sides, uri, storage):
         name = dom.name()
-        was_running = self.domain_active
-        stopped = None
-        if self.p['mode'] == 'cold' and was_running:
-            stopped = shutdown_guest(dom, self.p['shutdown_timeout'], self.p['force_shutdown'])
-        copies = []
-        for disk in storage:
-            if disk['action'] == 'copy (cold)':
-                copies.append(copy_volume(src_conn, dst_conn, _disk_from(disk), self.src_host, self.dst_host))
-        spec = self._spec_offline()
-        with translated('Moving the definition of %s to %s' % (name, self.dst_host)):
-            dom.migrateToURI3(uri, spec.params, spec.flags)
-        dest_dom = dst_conn.lookupByUUIDString(self.uuid)
-        if was_running and self.p['mode'] == 'cold':
-            with translated('Starting %s on %s' % (name, self.dst_host)):
-                dest_dom.create()
-        outcome = verify_and_repair(self.client, src_conn, dst_conn, self.uuid, self.src_host, self.dst_host,
-                                    self.p['persistent'], self.p['undefine_source'], False, self.dest_defined_before)
-        if outcome.location.verdict == 'destination' or self.p['mode'] == 'offline':
-            self._remove_source_copies(src_conn, [c['path'] for c in copies])
-        self.result.update(changed=True, location=outcome.as_dict(), shutdown=stopped, copied_disks=copies,
-                           msg='Moved %s from %s to %s (%s%s)' % (
-                               name, self.src_host, self.dst_host, self.p['mode'],
-                               ', restarted there' if was_running and self.p['mode'] == 'cold' else ''))
+        cold = ColdMigration(sides, dom, uri, storage, self._spec_offline(), self.p, self.dest_defined_before)
+        try:
+            done = cold.run()
+        except KvmopsError as exc:
+            exc.details.update(dict((k, v) for k, v in self.result.items() if k not in exc.details))
+            raise
+        self.result.update(changed=True, location=done['location'], shutdown=done['shutdown'],
+                           copied_disks=done['copied_disks'], steps=done['steps'])
+        if not done['moved']:
+            raise migration_error('the guest is not where the %s migration put it' % self.p['mode'],
+                                  _location_of(done['location']), src_host=self.src_host, dst_host=self.dst_host)
+        self.result['msg'] = 'Moved %s from %s to %s (%s%s)' % (
+            name, self.src_host, self.dst_host, self.p['mode'], ', restarted there' if done['restarted'] else '')
         return self.result
 
     def _spec_offline(self):
+        """libvirt's offline migration defines the guest on the destination; the source definition is
+        removed by ColdMigration once the guest runs there (never by libvirt, before that)."""
         options = dict(self.p, mode='offline', copy_storage='none', domain_active=False,
-                       domain_persistent=self.domain_persistent, migrate_disks=None)
+                       domain_persistent=self.domain_persistent, migrate_disks=None, undefine_source=False)
         for key in ('bandwidth', 'max_downtime', 'auto_converge_initial', 'auto_converge_increment',
                     'postcopy_bandwidth', 'compression', 'parallel_connections', 'migrate_uri', 'listen_address'):
             options[key] = None
@@ -627,17 +744,17 @@ class MigrationManager:
         return build_migration(options)
 
 
-def _disk_from(entry):
-    return Disk(entry['target'], entry['path'], entry['format'], entry['readonly'], entry['device'])
+def _location_of(data):
+    """A Location from the dict an Outcome reports (for the error message)."""
+    return Location(data['running_on'], data['defined_on'], data['verdict'], [], data.get('problem'))
 
 
-def verify_and_repair_readonly(src_conn, dst_conn, uuid, src_host, dst_host):
+def verify_and_repair_readonly(sides, uuid):
     """Where the guest is now and the repairs a real run would make, without making them (check mode)."""
-    src = read_view(src_conn, uuid, src_host)
-    dst = read_view(dst_conn, uuid, dst_host)
+    src, dst = sides.views(uuid)
     location = assess(src, dst)
     data = location.as_dict()
-    data['steps'] = [{'action': action, 'host': src_host if side == 'source' else dst_host, 'why': why}
+    data['steps'] = [{'action': action, 'host': sides.host(side), 'why': why}
                      for action, side, why in location.steps]
     if location.problem:
         data['problem'] = location.problem

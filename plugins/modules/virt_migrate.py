@@ -23,6 +23,24 @@ description:
     destination is destroyed, a definition left on the source after a switch-over is
     removed), then reports where the guest runs and where it is defined. It never trusts
     the migration's return code alone.
+  - Repairs never make the guest lost, duplicated or rolled back. Nothing is repaired while a
+    migration or block job is active on either host (the task waits for it to end first). Once
+    post-copy has started the source copy is never resumed (the destination has run and written
+    to the disks since): an interrupted post-copy is reported with the operator procedure. A
+    persistent definition exists at every instant (the destination is defined, from the source's
+    own persistent definition with its secrets, before the source definition is removed), and the
+    repair stops at the first step that fails.
+  - One operation per guest at a time. The run holds a lock of the guest on the source host
+    (C(<state_dir>/guests/<uuid>.lock)) from the first look to the last check; a second run for
+    the same guest waits up to O(lock_timeout), then refuses naming the running operation. The
+    migration is driven by a detached process on the source whether the task waits or not, so a
+    module killed mid-run (an async timeout, a killed controller) does not leave a job nothing
+    bounds: the driver applies the policy and the timeout and verifies the end, and the next run
+    waits for it and returns its result. A job found running with no driver (its process was
+    killed) is adopted by the next run: watched under its policy and timeout, then verified.
+  - C(cold) migration is undone when a step after the shutdown fails (copy, definition, start on
+    the destination): what the run made on the destination is removed and the guest is started
+    again on the source; a rollback that could not reach the destination is finished by the next run.
   - Idempotent. A guest already running (or, for O(mode=offline), defined) on the destination
     and absent from the source is reported as C(changed=false).
   - Bad input gets a clear message and changes nothing; check mode validates everything it
@@ -269,8 +287,17 @@ options:
       - Only for O(mode=live) and O(mode=paused). Ansible's own C(async)/C(poll) works with V(true) as well.
     type: bool
     default: true
+  lock_timeout:
+    description:
+      - How long to wait for another operation on the same guest (a migration, a block copy, an evacuation's
+        move) to release the guest's lock before refusing. V(0) refuses at once.
+    type: int
+    default: 60
   state_dir:
-    description: Where the results of O(wait=false) runs are kept (C(<state_dir>/migrations/<uuid>.json)).
+    description:
+      - Where the results of detached runs (C(<state_dir>/migrations/<uuid>.json)), the journal of a cold
+        migration (C(<state_dir>/migrations/<uuid>.cold.json)) and the guests' locks (C(<state_dir>/guests/))
+        are kept, on the source host.
     type: path
     default: /var/lib/libvirt/kvmops
 notes:
@@ -442,7 +469,11 @@ location:
       type: list
       elements: str
     verdict:
-      description: C(destination), C(source), C(none), C(both), C(postcopy_split) or C(unknown).
+      description:
+        - C(destination), C(source), C(none) (its owner shut it down), C(both), C(unknown) (a host did not answer),
+          C(busy) (a migration or block job is still active; nothing was repaired), C(postcopy_split) (an
+          interrupted post-copy: memory on both hosts) or C(postcopy_lost) (the destination half of a post-copy
+          is gone; the stale source copy is left paused, never resumed).
       type: str
     repairs:
       description: Steps taken after the attempt to restore the one-host invariant.
@@ -456,7 +487,9 @@ location:
       type: list
       elements: dict
     source:
-      description: What the source's libvirtd reports (C(host), C(reachable), C(exists), C(state), C(state_reason), C(persistent)).
+      description:
+        - What the source's libvirtd reports (C(host), C(reachable), C(exists), C(state), C(state_reason),
+          C(persistent), C(job) - the active migration or block job, if any).
       type: dict
     destination:
       description: What the destination's libvirtd reports, with the same keys as RV(location.source).
@@ -510,6 +543,31 @@ detached_outcome:
       (C(msg), C(failed), C(remedy), C(location), C(stats), C(finished_at)); each result is handed over once.
   returned: when there was such a run
   type: dict
+adopted_job:
+  description: True when the run found the guest's migration job running with nothing driving it and saw it through.
+  returned: when it did
+  type: bool
+lock_waited_s:
+  description: Seconds the run waited for another operation on the guest to release its lock.
+  returned: when a run took the lock
+  type: float
+steps:
+  description: C(cold) and C(offline) - the steps done, in order (shutdown, copies, definition, start, removal from the source).
+  returned: after a cold or offline migration, and on its failure with RV(rollback)
+  type: list
+  elements: str
+rollback:
+  description:
+    - C(cold) and C(offline), on failure - what was undone (C(step), C(done), C(error)). A step not undone is
+      kept in the run's journal and finished by the next run.
+  returned: when a cold or offline migration failed after the shutdown
+  type: list
+  elements: dict
+earlier_rollback:
+  description: The rollback of an earlier interrupted cold migration that this run finished first.
+  returned: when there was one
+  type: list
+  elements: dict
 remedy:
   description: On failure, what to do about it (the fix for bad input, the operator procedure after a post-copy split).
   returned: on failure, when there is a remedy
