@@ -98,6 +98,7 @@ ARGUMENT_SPEC = dict(
     shared_paths=dict(type='list', elements='path', default=['/var/lib/libvirt/images']),
     dead_host=dict(type='str'),
     fenced=dict(type='bool', default=False),
+    fenced_hosts=dict(type='list', elements='str', default=[]),
     remove_stale_copies=dict(type='bool', default=True),
     progress_file=dict(type='path'),
     progress_interval=dict(type='float', default=2.0),
@@ -647,7 +648,9 @@ class Evacuation:
             raise
         except Exception:  # pylint: disable=broad-except
             pass  # unreachable, as a fenced host must be
-        hosts, guests, notes = self.gather([h for h in self.p['hosts'] if h != dead])
+        survivors = [h for h in self.p['hosts'] if h != dead]
+        hosts, guests, notes = self.gather(survivors)
+        self.require_every_survivor(dead, survivors, hosts, notes)
         running = {f.uuid: f.host for f in guests if f.running}
         defined = {f.uuid: f.host for f in guests}
         directory = os.path.join(self.p['definitions_dir'], dead)
@@ -700,6 +703,26 @@ class Evacuation:
             except Exception as exc:  # pylint: disable=broad-except
                 done.append(make_row(assignment.guest, dead, assignment.destination, 'failed', str(exc), mode='restart'))
         return self.finish(done + rows, plan, hosts)
+
+    def require_every_survivor(self, dead, survivors, answered, notes):
+        """Recovery starts guests that must not run anywhere else. A survivor that does not answer may
+        run some of them (a guest migrated there before the failure, or recovered there by an earlier
+        run): starting them again would put two copies on the shared disks. So every survivor must
+        answer, unless the operator names it as fenced too (powered off, like the dead host)."""
+        seen = {host.name for host in answered}
+        silent = [h for h in survivors if h not in seen]
+        unconfirmed = [h for h in silent if h not in self.p['fenced_hosts']]
+        if unconfirmed:
+            raise InvalidInputError(
+                'refusing to recover the guests of %s: %s did not answer, and a guest that still runs there would '
+                'be started a second time on the same disks (%s)' % (
+                    dead, ', '.join(unconfirmed), '; '.join(n for n in notes if any(h in n for h in unconfirmed))),
+                remedy='Bring %s back (libvirtd, network, SSH) and run again, or, if it is down too, power it off and '
+                       'list it in fenced_hosts (recover.yml: -e \'{"recover_fenced_hosts": [...]}\').'
+                       % ', '.join(unconfirmed), details={'unanswered_hosts': unconfirmed})
+        for host in silent:
+            notes.append('host %s does not answer; fenced as the operator confirmed (fenced_hosts): its guests are '
+                         'not looked at' % host)
 
     def do_rejoin(self):
         """On a host that answers again after its guests were recovered elsewhere: every guest that now runs

@@ -219,6 +219,15 @@ options:
         guest started twice on shared disks corrupts them.
     type: bool
     default: false
+  fenced_hosts:
+    description:
+      - C(recover) - other hosts of O(hosts) that do not answer either and are confirmed powered off (fenced) too.
+        Recovery refuses while any other host of O(hosts) does not answer, because a guest that runs there
+        unseen would be started a second time on the same shared disks; naming the silent hosts here is the
+        operator's confirmation that nothing runs on them.
+    type: list
+    elements: str
+    default: []
   remove_stale_copies:
     description:
       - C(return) deletes, on this host, the disk images evacuate copied away (named in the record). They
