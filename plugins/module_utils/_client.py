@@ -82,7 +82,9 @@ VIR_ERR_XML_DETAIL = 35
 VIR_ERR_SYSTEM_ERROR = 38
 VIR_ERR_RPC = 39
 VIR_ERR_NO_DOMAIN = 42
+VIR_ERR_NO_NETWORK = 43
 VIR_ERR_AUTH_FAILED = 45
+VIR_ERR_NO_STORAGE_POOL = 49
 VIR_ERR_OPERATION_INVALID = 55
 VIR_ERR_CONFIG_UNSUPPORTED = 67
 VIR_ERR_OPERATION_TIMEOUT = 68
@@ -584,6 +586,11 @@ class KvmopsModule:
     @property
     def check_mode(self):
         return self.module.check_mode
+
+    @property
+    def diff_mode(self):
+        """Whether the task runs with --diff (a result's ``diff`` is returned only then)."""
+        return self.module._diff
 
     @property
     def client(self):
