@@ -150,45 +150,8 @@ detached:
       type: str
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    DomainNotFoundError,
-    KvmopsModule,
-    translated,
-)
-from ansible_collections.kvmops.migration.plugins.module_utils._jobinfo import describe_job, detached_migrations
-
-VIR_DOMAIN_JOB_STATS_COMPLETED = 1
-
-
-def run_module(kvm):
-    client = kvm.client
-    p = kvm.params
-    detached = detached_migrations(p['state_dir'], p['name'])
-    if p['name'] is not None:
-        try:
-            domains = [client.lookup_domain(name=p['name'])]
-        except DomainNotFoundError:
-            if not detached:
-                raise
-            domains = []  # it left this host with a detached migration: that is the news
-    else:
-        with translated('Listing domains'):
-            domains = client.conn.listAllDomains(0)
-    jobs = []
-    for dom in domains:
-        with translated('Reading the job of %s' % dom.name()):
-            stats = dom.jobStats(0) if dom.isActive() else {'type': 0}
-        if p['name'] is None and stats.get('type', 0) == 0 and not p['completed']:
-            continue
-        entry = dict(describe_job(stats, p['previous_progress']), name=dom.name())
-        if p['completed']:
-            try:
-                entry['completed'] = describe_job(dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED))
-                entry['completed']['downtime_ms'] = dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED).get('downtime')
-            except Exception:  # libvirtError: no completed job kept for this domain
-                entry['completed'] = None
-        jobs.append(entry)
-    return {'changed': False, 'jobs': jobs, 'detached': detached}
+from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
+from ansible_collections.kvmops.migration.plugins.module_utils._jobinfo import migration_info
 
 
 def main():
@@ -197,7 +160,7 @@ def main():
         completed=dict(type='bool', default=False),
         previous_progress=dict(type='float'),
         state_dir=dict(type='path', default='/var/lib/libvirt/kvmops'),
-    ), supports_check_mode=True).run(run_module)
+    ), supports_check_mode=True).run(migration_info)
 
 
 if __name__ == '__main__':
