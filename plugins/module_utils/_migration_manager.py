@@ -54,7 +54,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._preflight import
     parse_domain,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._waiter import wait_until
-from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json, write_json
+from ansible_collections.kvmops.migration.plugins.module_utils._statefile import DEFAULT_STATE_DIR, read_json, write_json
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
     Disk,
     copy_volume,
@@ -128,7 +128,7 @@ ARGUMENT_SPEC = dict(
     precheck=dict(type='bool', default=True),
     memory_margin_mib=dict(type='int', default=256),
     wait=dict(type='bool', default=True),
-    state_dir=dict(type='path', default='/var/lib/libvirt/kvmops'),
+    state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
 )
 
 

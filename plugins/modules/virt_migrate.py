@@ -31,6 +31,8 @@ author:
   - kvmops.migration contributors (@kvmops)
 extends_documentation_fragment:
   - kvmops.migration.connection
+  - kvmops.migration.destination
+  - kvmops.migration.state_dir
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -48,17 +50,6 @@ options:
   uuid:
     description: UUID of the domain to migrate.
     type: str
-  dest:
-    description:
-      - The destination host, as a host name (the connection URI is then
-        C(qemu+<transport>://<dest>/system)) or a full libvirt URI such as C(qemu+tls://host-b/system).
-    type: str
-    required: true
-  transport:
-    description: Transport of the libvirt connection to O(dest) when O(dest) is a host name.
-    type: str
-    choices: [ssh, tls, tcp]
-    default: ssh
   mode:
     description:
       - C(live) moves the running guest while it keeps running (pre-copy, optionally post-copy).
@@ -269,10 +260,6 @@ options:
       - Only for O(mode=live) and O(mode=paused). Ansible's own C(async)/C(poll) works with V(true) as well.
     type: bool
     default: true
-  state_dir:
-    description: Where the results of O(wait=false) runs are kept (C(<state_dir>/migrations/<uuid>.json)).
-    type: path
-    default: /var/lib/libvirt/kvmops
 notes:
   - Post-copy recovery after a network failure is not automatic in libvirt 9.0 / QEMU 7.2; the module then
     reports exactly where each half of the guest is and the operator procedure (the collection's

@@ -22,6 +22,7 @@ author:
   - kvmops.migration contributors (@kvmops)
 extends_documentation_fragment:
   - kvmops.migration.connection
+  - kvmops.migration.state_dir
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -42,12 +43,6 @@ options:
   previous_progress:
     description: Progress percent returned by an earlier call for the same job; the result never goes below it.
     type: float
-  state_dir:
-    description:
-      - Where M(kvmops.migration.virt_migrate) keeps the results of migrations started with C(wait=false)
-        (C(<state_dir>/migrations/<uuid>.json)); they are returned in RV(detached). Same default as there.
-    type: path
-    default: /var/lib/libvirt/kvmops
 '''
 
 EXAMPLES = r'''
@@ -118,8 +113,9 @@ jobs:
       type: dict
 detached:
   description:
-    - Migrations started from this host with C(wait=false) (for O(name), only that domain's), newest first. A
-      domain that has already left this host is still reported here, with RV(jobs) empty.
+    - Migrations started from this host with C(wait=false) (for O(name), only that domain's), newest first, as
+      M(kvmops.migration.virt_migrate) recorded them in O(state_dir). A domain that has already left this host is
+      still reported here, with RV(jobs) empty.
   returned: always
   type: list
   elements: dict
@@ -152,6 +148,7 @@ detached:
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
 from ansible_collections.kvmops.migration.plugins.module_utils._jobinfo import migration_info
+from ansible_collections.kvmops.migration.plugins.module_utils._statefile import DEFAULT_STATE_DIR
 
 
 def main():
@@ -159,7 +156,7 @@ def main():
         name=dict(type='str'),
         completed=dict(type='bool', default=False),
         previous_progress=dict(type='float'),
-        state_dir=dict(type='path', default='/var/lib/libvirt/kvmops'),
+        state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
     ), supports_check_mode=True).run(migration_info)
 
 

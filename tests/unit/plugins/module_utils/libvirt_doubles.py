@@ -21,8 +21,8 @@ VIR_ERR_NO_STORAGE_POOL = 49
 class FakeLibvirtError(libvirt.libvirtError):
     """A libvirtError with a given code (libvirt's own constructor reads the thread's last error)."""
 
-    def __init__(self, msg, code):  # pylint: disable=super-init-not-called
-        Exception.__init__(self, msg)
+    def __init__(self, msg, code):
+        super().__init__(msg)
         self.err = (code, 0, msg, 2, None, None, None, 0, 0)
 
     def get_error_code(self):

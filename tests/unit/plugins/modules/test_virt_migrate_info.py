@@ -18,8 +18,8 @@ class NoDomains:
         import libvirt
 
         class NotFound(libvirt.libvirtError):
-            def __init__(self):  # pylint: disable=super-init-not-called
-                Exception.__init__(self, 'Domain not found')
+            def __init__(self):
+                super().__init__('Domain not found')
                 self.err = (42, 10, 'Domain not found', 2, None, None, None, 0, 0)
         raise NotFound()
 
