@@ -311,12 +311,6 @@ def translated(action, error_class=None, remedy=None, details=None):
         raise translate_libvirt_error(exc, action, error_class=error_class, remedy=remedy, details=details) from exc
 
 
-def libvirt_call(action, func, *args, **kwargs):
-    """Call ``func(*args, **kwargs)``, translating a libvirtError into a typed error."""
-    with translated(action):
-        return func(*args, **kwargs)
-
-
 # ---------------------------------------------------------------------------
 # Import guard / respawn
 # ---------------------------------------------------------------------------
@@ -640,8 +634,3 @@ class KvmopsModule:
         result.setdefault('changed', False)
         self.module.exit_json(**result)
         return None
-
-
-def build_module(argument_spec=None, **kwargs):
-    """Shorthand for ``KvmopsModule(argument_spec, **kwargs)``."""
-    return KvmopsModule(argument_spec=argument_spec, **kwargs)

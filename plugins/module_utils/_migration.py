@@ -20,7 +20,6 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     OperationTimeoutError,
     is_libvirt_error,
     libvirt_error_details,
-    translate_libvirt_error,
     translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
@@ -362,10 +361,3 @@ def migration_error(job_message, location, advice=None, src_host=None, dst_host=
     if location.problem:
         msg += ' ' + location.problem + '.'
     return MigrationError(msg, remedy=advice)
-
-
-def translate(exc, action):
-    """Typed error for an exception raised by a libvirt call (others propagate)."""
-    if is_libvirt_error(exc):
-        return translate_libvirt_error(exc, action)
-    return exc
