@@ -13,7 +13,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lab"))
 
-from vlab.control import LabReads, ansible_bin, collections_path, run_module, virtlab  # noqa: E402
+from vlab.control import ansible_bin, collections_path, run_module, virtlab  # noqa: E402
 
 PROFILE = os.environ.get("BENCH_PROFILE", "full")
 RUNS = int(os.environ.get("BENCH_RUNS", "1" if PROFILE == "smoke" else "3"))

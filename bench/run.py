@@ -28,12 +28,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "lab"))
 
 from bench.charts import chart_gantt, chart_timeline  # noqa: E402
 from bench.measure import (  # noqa: E402
     PROFILE,
     RUNS,
-    LabReads,
     bench_blockcopy,
     bench_convergence,
     bench_evacuation,
@@ -47,6 +47,7 @@ from bench.measure import (  # noqa: E402
     virtlab,
 )
 from bench.report import CELL_KEYS, missing_figures, report  # noqa: E402
+from vlab.control import LabReads  # noqa: E402
 
 # Names tests/unit/test_bench_report.py reads from this file, with those of the runner itself.
 __all__ = ["CELL_KEYS", "OUT", "PROFILE", "SECTIONS", "earlier_results", "evacuation_bars", "main", "missing_figures",
