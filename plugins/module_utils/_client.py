@@ -82,7 +82,9 @@ VIR_ERR_XML_DETAIL = 35
 VIR_ERR_SYSTEM_ERROR = 38
 VIR_ERR_RPC = 39
 VIR_ERR_NO_DOMAIN = 42
+VIR_ERR_NO_NETWORK = 43
 VIR_ERR_AUTH_FAILED = 45
+VIR_ERR_NO_STORAGE_POOL = 49
 VIR_ERR_OPERATION_INVALID = 55
 VIR_ERR_CONFIG_UNSUPPORTED = 67
 VIR_ERR_OPERATION_TIMEOUT = 68
@@ -307,12 +309,6 @@ def translated(action, error_class=None, remedy=None, details=None):
         if not is_libvirt_error(exc):
             raise
         raise translate_libvirt_error(exc, action, error_class=error_class, remedy=remedy, details=details) from exc
-
-
-def libvirt_call(action, func, *args, **kwargs):
-    """Call ``func(*args, **kwargs)``, translating a libvirtError into a typed error."""
-    with translated(action):
-        return func(*args, **kwargs)
 
 
 # ---------------------------------------------------------------------------
@@ -592,7 +588,8 @@ class KvmopsModule:
 
     @property
     def diff_mode(self):
-        return bool(getattr(self.module, '_diff', False))
+        """Whether the task runs with --diff (a result's ``diff`` is returned only then)."""
+        return self.module._diff
 
     @property
     def client(self):
@@ -642,8 +639,3 @@ class KvmopsModule:
         result.setdefault('changed', False)
         self.module.exit_json(**result)
         return None
-
-
-def build_module(argument_spec=None, **kwargs):
-    """Shorthand for ``KvmopsModule(argument_spec, **kwargs)``."""
-    return KvmopsModule(argument_spec=argument_spec, **kwargs)

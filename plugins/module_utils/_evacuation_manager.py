@@ -60,6 +60,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._placement import
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight import PreflightRunner, preflight_params
 from ansible_collections.kvmops.migration.plugins.module_utils._progress import RUN_ENDED, ProgressLog
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import (
+    DEFAULT_STATE_DIR,
     PRIVATE_FILE_MODE,
     read_text,
     write_json,
@@ -93,7 +94,7 @@ ARGUMENT_SPEC = dict(
     max_moves=dict(type='int'),
     migrate_options=dict(type='dict', default={}),
     maintenance=dict(type='bool', default=True),
-    state_dir=dict(type='path', default='/var/lib/libvirt/kvmops'),
+    state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
     definitions_dir=dict(type='path', default='/var/lib/libvirt/images/.kvmops/definitions'),
     shared_paths=dict(type='list', elements='path', default=['/var/lib/libvirt/images']),
     dead_host=dict(type='str'),

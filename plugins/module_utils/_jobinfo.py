@@ -3,8 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Migration job figures for monitoring: progress that never goes backwards (pure), and the
-reports of migrations started with wait: false (read from their files).
+"""Migration job figures for monitoring (virt_migrate_info): progress that never goes backwards
+(pure), the jobs of a host's domains, and the reports of migrations started with wait: false (read
+from their files).
 
 During pre-copy the remaining size can grow (the guest dirties pages faster than they are
 sent), so processed / (processed + remaining) can fall. Progress is therefore reported as
@@ -16,8 +17,12 @@ from __future__ import annotations
 import glob
 import os
 
+from ansible_collections.kvmops.migration.plugins.module_utils._client import DomainNotFoundError, translated
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json
+
+VIR_DOMAIN_JOB_STATS_COMPLETED = 1
+VIR_DOMAIN_JOB_NONE = 0
 
 JOB_TYPES = {0: 'none', 1: 'bounded', 2: 'unbounded', 3: 'completed', 4: 'failed', 5: 'cancelled'}
 JOB_OPERATIONS = {0: 'unknown', 1: 'start', 2: 'save', 3: 'restore', 4: 'migration_in', 5: 'migration_out',
@@ -79,3 +84,48 @@ def detached_migrations(state_dir, name=None):
     for entry in found:
         del entry['_at']
     return found
+
+
+def domain_jobs(domains, every_domain, previous_progress=None, completed=False):
+    """One entry per domain: its job described (``describe_job``) with its name, and with
+    ``completed`` the figures of its last completed job (None when libvirt kept none).
+
+    ``every_domain``: the domains are all of the host's, and those without a job are left out
+    (unless ``completed`` is asked for); a domain asked for by name is always reported."""
+    jobs = []
+    for dom in domains:
+        with translated('Reading the job of %s' % dom.name()):
+            stats = dom.jobStats(0) if dom.isActive() else {'type': VIR_DOMAIN_JOB_NONE}
+        if every_domain and stats.get('type', VIR_DOMAIN_JOB_NONE) == VIR_DOMAIN_JOB_NONE and not completed:
+            continue
+        entry = dict(describe_job(stats, previous_progress), name=dom.name())
+        if completed:
+            try:
+                last = dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED)
+                entry['completed'] = describe_job(last)
+                entry['completed']['downtime_ms'] = last.get('downtime')
+            # A libvirtError here means libvirt kept no completed job for this domain.
+            except Exception:  # pylint: disable=broad-except
+                entry['completed'] = None
+        jobs.append(entry)
+    return jobs
+
+
+def migration_info(kvm):
+    """virt_migrate_info's run: the jobs of one domain or of all, and the detached migrations."""
+    client = kvm.client
+    params = kvm.params
+    detached = detached_migrations(params['state_dir'], params['name'])
+    if params['name'] is not None:
+        try:
+            domains = [client.lookup_domain(name=params['name'])]
+        except DomainNotFoundError:
+            if not detached:
+                raise
+            domains = []  # it left this host with a detached migration: that is the news
+    else:
+        with translated('Listing domains'):
+            domains = client.conn.listAllDomains(0)
+    jobs = domain_jobs(domains, every_domain=params['name'] is None, previous_progress=params['previous_progress'],
+                       completed=params['completed'])
+    return {'changed': False, 'jobs': jobs, 'detached': detached}

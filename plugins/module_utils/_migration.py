@@ -20,7 +20,6 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     OperationTimeoutError,
     is_libvirt_error,
     libvirt_error_details,
-    translate_libvirt_error,
     translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
@@ -509,9 +508,3 @@ def postcopy_lost_procedure(src_host, dst_host):
             'again from its disks on one host only (virsh start on %(src)s, where it is defined), as after a power '
             'loss; check that no copy is left on %(dst)s first.' % {'src': src_host, 'dst': dst_host})
 
-
-def translate(exc, action):
-    """Typed error for an exception raised by a libvirt call (others propagate)."""
-    if is_libvirt_error(exc):
-        return translate_libvirt_error(exc, action)
-    return exc

@@ -62,7 +62,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._preflight import
     parse_domain,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._waiter import wait_until
-from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json, write_json
+from ansible_collections.kvmops.migration.plugins.module_utils._statefile import DEFAULT_STATE_DIR, read_json, write_json
 from ansible_collections.kvmops.migration.plugins.module_utils._oplock import GuestLock
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
     disks_of,
@@ -136,7 +136,7 @@ ARGUMENT_SPEC = dict(
     memory_margin_mib=dict(type='int', default=256),
     wait=dict(type='bool', default=True),
     lock_timeout=dict(type='int', default=60),
-    state_dir=dict(type='path', default='/var/lib/libvirt/kvmops'),
+    state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
 )
 
 

@@ -73,9 +73,6 @@ def preflight_params(**given):
     return spec_defaults(PREFLIGHT_ARGUMENT_SPEC, **given)
 
 
-CATEGORIES = ('guest', 'connectivity', 'versions', 'cpu', 'storage', 'network', 'firewall',
-              'capacity', 'bandwidth')
-
 DEFAULT_MIGRATION_PORTS = (49152, 49215)
 DEFAULT_LIBVIRT_PORTS = {'tcp': 16509, 'tls': 16514}
 MAX_PORTS_TESTED = 128

@@ -17,6 +17,9 @@ import json
 import os
 import tempfile
 
+# Where the collection keeps its state on a hypervisor: the default of every module's state_dir
+# option (documented once, in plugins/doc_fragments/state_dir.py).
+DEFAULT_STATE_DIR = '/var/lib/libvirt/kvmops'
 STATE_FILE_MODE = 0o644    # records and marks: read by the playbooks and the operator
 PRIVATE_FILE_MODE = 0o600  # definitions backups: they can hold secrets (VNC passwords, LUKS uuids)
 

@@ -43,6 +43,7 @@ author:
   - kvmops.migration contributors (@kvmops)
 extends_documentation_fragment:
   - kvmops.migration.connection
+  - kvmops.migration.state_dir
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -192,10 +193,6 @@ options:
     description: C(evacuate) marks this host in maintenance; C(return) clears the mark when every guest is back.
     type: bool
     default: true
-  state_dir:
-    description: Where the maintenance mark (C(maintenance.json)) and the record of moved guests (C(evacuation.json)) live.
-    type: path
-    default: /var/lib/libvirt/kvmops
   definitions_dir:
     description:
       - Directory on shared storage holding C(<host>/<guest>.xml) definition backups; C(backup) and C(evacuate)

@@ -49,6 +49,8 @@ author:
   - kvmops.migration contributors (@kvmops)
 extends_documentation_fragment:
   - kvmops.migration.connection
+  - kvmops.migration.destination
+  - kvmops.migration.state_dir
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -66,17 +68,6 @@ options:
   uuid:
     description: UUID of the domain to migrate.
     type: str
-  dest:
-    description:
-      - The destination host, as a host name (the connection URI is then
-        C(qemu+<transport>://<dest>/system)) or a full libvirt URI such as C(qemu+tls://host-b/system).
-    type: str
-    required: true
-  transport:
-    description: Transport of the libvirt connection to O(dest) when O(dest) is a host name.
-    type: str
-    choices: [ssh, tls, tcp]
-    default: ssh
   mode:
     description:
       - C(live) moves the running guest while it keeps running (pre-copy, optionally post-copy).
@@ -293,13 +284,6 @@ options:
         move) to release the guest's lock before refusing. V(0) refuses at once.
     type: int
     default: 60
-  state_dir:
-    description:
-      - Where the results of detached runs (C(<state_dir>/migrations/<uuid>.json)), the journal of a cold
-        migration (C(<state_dir>/migrations/<uuid>.cold.json)) and the guests' locks (C(<state_dir>/guests/))
-        are kept, on the source host.
-    type: path
-    default: /var/lib/libvirt/kvmops
 notes:
   - Post-copy recovery after a network failure is not automatic in libvirt 9.0 / QEMU 7.2; the module then
     reports exactly where each half of the guest is and the operator procedure (the collection's

@@ -22,6 +22,7 @@ author:
   - kvmops.migration contributors (@kvmops)
 extends_documentation_fragment:
   - kvmops.migration.connection
+  - kvmops.migration.state_dir
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -42,12 +43,6 @@ options:
   previous_progress:
     description: Progress percent returned by an earlier call for the same job; the result never goes below it.
     type: float
-  state_dir:
-    description:
-      - Where M(kvmops.migration.virt_migrate) keeps the results of migrations started with C(wait=false)
-        (C(<state_dir>/migrations/<uuid>.json)); they are returned in RV(detached). Same default as there.
-    type: path
-    default: /var/lib/libvirt/kvmops
 '''
 
 EXAMPLES = r'''
@@ -118,8 +113,9 @@ jobs:
       type: dict
 detached:
   description:
-    - Migrations started from this host with C(wait=false) (for O(name), only that domain's), newest first. A
-      domain that has already left this host is still reported here, with RV(jobs) empty.
+    - Migrations started from this host with C(wait=false) (for O(name), only that domain's), newest first, as
+      M(kvmops.migration.virt_migrate) recorded them in O(state_dir). A domain that has already left this host is
+      still reported here, with RV(jobs) empty.
   returned: always
   type: list
   elements: dict
@@ -150,45 +146,9 @@ detached:
       type: str
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    DomainNotFoundError,
-    KvmopsModule,
-    translated,
-)
-from ansible_collections.kvmops.migration.plugins.module_utils._jobinfo import describe_job, detached_migrations
-
-VIR_DOMAIN_JOB_STATS_COMPLETED = 1
-
-
-def run_module(kvm):
-    client = kvm.client
-    p = kvm.params
-    detached = detached_migrations(p['state_dir'], p['name'])
-    if p['name'] is not None:
-        try:
-            domains = [client.lookup_domain(name=p['name'])]
-        except DomainNotFoundError:
-            if not detached:
-                raise
-            domains = []  # it left this host with a detached migration: that is the news
-    else:
-        with translated('Listing domains'):
-            domains = client.conn.listAllDomains(0)
-    jobs = []
-    for dom in domains:
-        with translated('Reading the job of %s' % dom.name()):
-            stats = dom.jobStats(0) if dom.isActive() else {'type': 0}
-        if p['name'] is None and stats.get('type', 0) == 0 and not p['completed']:
-            continue
-        entry = dict(describe_job(stats, p['previous_progress']), name=dom.name())
-        if p['completed']:
-            try:
-                entry['completed'] = describe_job(dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED))
-                entry['completed']['downtime_ms'] = dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED).get('downtime')
-            except Exception:  # libvirtError: no completed job kept for this domain
-                entry['completed'] = None
-        jobs.append(entry)
-    return {'changed': False, 'jobs': jobs, 'detached': detached}
+from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
+from ansible_collections.kvmops.migration.plugins.module_utils._jobinfo import migration_info
+from ansible_collections.kvmops.migration.plugins.module_utils._statefile import DEFAULT_STATE_DIR
 
 
 def main():
@@ -196,8 +156,8 @@ def main():
         name=dict(type='str'),
         completed=dict(type='bool', default=False),
         previous_progress=dict(type='float'),
-        state_dir=dict(type='path', default='/var/lib/libvirt/kvmops'),
-    ), supports_check_mode=True).run(run_module)
+        state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
+    ), supports_check_mode=True).run(migration_info)
 
 
 if __name__ == '__main__':

@@ -42,6 +42,7 @@ author:
   - kvmops contributors (@kvmops)
 extends_documentation_fragment:
   - kvmops.migration.connection
+  - kvmops.migration.destination
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -52,21 +53,6 @@ attributes:
   platform:
     platforms: posix
 options:
-  dest:
-    description:
-      - The destination hypervisor, as a host name (the URI is then C(qemu+<transport>://<dest>/system)), or a
-        libvirt URI such as C(qemu+ssh://root@host-b/system) whose scheme decides the transport.
-      - A C(user@) prefix of a host name or URI is used for SSH too.
-    type: str
-    required: true
-  transport:
-    description:
-      - libvirt transport to the destination when O(dest) is a host name.
-      - C(tcp) and C(tls) also make the firewall check test the libvirt port (C(tcp_port)/C(tls_port) of the
-        destination libvirtd.conf, default 16509/16514).
-    type: str
-    choices: [ssh, tls, tcp]
-    default: ssh
   guests:
     description:
       - Names of the guests to check. Default is every running guest on this host.
@@ -126,6 +112,10 @@ options:
     type: int
     default: 5
 notes:
+  - O(dest) may carry a user, as C(user@host-b) or in a URI such as C(qemu+ssh://root@host-b/system); the SSH checks
+    use it too. A URI's scheme decides the transport.
+  - With O(transport=tcp) or O(transport=tls) the firewall check also tests the libvirt port (C(tcp_port)/C(tls_port)
+    of the destination libvirtd.conf, default 16509/16514).
   - The destination needs C(python3) (any version) for the SSH helper; the libvirt bindings are only needed on
     the source.
   - A bandwidth test on a busy network competes with real traffic; keep O(bandwidth_seconds) short.

@@ -29,7 +29,9 @@ attributes:
     support: full
   diff_mode:
     support: full
-    details: The diff shows the pool's persistent XML before and after.
+    details:
+      - The diff shows the pool's persistent XML before and after.
+      - The result has a C(diff) key only in diff mode (C(--diff)).
   platform:
     platforms: posix
 options:
@@ -150,211 +152,12 @@ actions:
   sample: [define, start, autostart]
 '''
 
-import xml.etree.ElementTree as ET
-
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    InvalidInputError,
-    KvmopsModule,
-    libvirt,
-    translated,
-)
-
-VIR_ERR_NO_STORAGE_POOL = 49
-VIR_STORAGE_XML_INACTIVE = 1
-VIR_STORAGE_POOL_CREATE_WITH_BUILD = 1
-
-
-def _flag(name, default):
-    return getattr(libvirt, name, default) if libvirt is not None else default
-
-
-def lookup(conn, name):
-    try:
-        return conn.storagePoolLookupByName(name)
-    except Exception as exc:  # pylint: disable=broad-except
-        if getattr(exc, 'get_error_code', lambda: None)() == _flag('VIR_ERR_NO_STORAGE_POOL', VIR_ERR_NO_STORAGE_POOL):
-            return None
-        with translated('Looking up storage pool %s' % name):
-            raise
-
-
-def desired_fields(p):
-    """The fields that define the pool, in a comparable form."""
-    return dict(
-        type=p['type'],
-        target_path=p['target_path'] if p['type'] in ('dir', 'netfs', 'iscsi') else None,
-        source_host=p['source_host'] if p['type'] != 'dir' else None,
-        source_port=p['source_port'] if p['type'] in ('iscsi', 'iscsi-direct') else None,
-        source_dir=p['source_dir'] if p['type'] == 'netfs' else None,
-        source_format=p['source_format'] if p['type'] == 'netfs' else None,
-        source_device=p['source_device'] if p['type'] in ('iscsi', 'iscsi-direct') else None,
-        initiator_iqn=p['initiator_iqn'] if p['type'] in ('iscsi', 'iscsi-direct') else None,
-    )
-
-
-def current_fields(root, want):
-    """Fields of an existing pool's XML; fields we do not manage (None in want) are ignored."""
-    src = root.find('source')
-    host = src.find('host') if src is not None else None
-    found = dict(
-        type=root.get('type'),
-        target_path=root.findtext('target/path'),
-        source_host=host.get('name') if host is not None else None,
-        source_port=int(host.get('port')) if host is not None and host.get('port') else None,
-        source_dir=src.find('dir').get('path') if src is not None and src.find('dir') is not None else None,
-        source_format=(src.find('format').get('type')
-                       if src is not None and src.find('format') is not None else None),
-        source_device=(src.find('device').get('path')
-                       if src is not None and src.find('device') is not None else None),
-        initiator_iqn=(src.find('initiator/iqn').get('name')
-                       if src is not None and src.find('initiator/iqn') is not None else None),
-    )
-    return dict((k, v) for k, v in found.items() if want.get(k) is not None or k == 'type')
-
-
-def pool_xml(name, f, uuid=None):
-    root = ET.Element('pool', {'type': f['type']})
-    ET.SubElement(root, 'name').text = name
-    if uuid:
-        ET.SubElement(root, 'uuid').text = uuid
-    if f['type'] != 'dir':
-        src = ET.SubElement(root, 'source')
-        host = ET.SubElement(src, 'host', {'name': f['source_host']})
-        if f['source_port']:
-            host.set('port', str(f['source_port']))
-        if f['source_dir']:
-            ET.SubElement(src, 'dir', {'path': f['source_dir']})
-        if f['source_device']:
-            ET.SubElement(src, 'device', {'path': f['source_device']})
-        if f['source_format']:
-            ET.SubElement(src, 'format', {'type': f['source_format']})
-        if f['initiator_iqn']:
-            ET.SubElement(ET.SubElement(src, 'initiator'), 'iqn', {'name': f['initiator_iqn']})
-    if f['target_path']:
-        ET.SubElement(ET.SubElement(root, 'target'), 'path').text = f['target_path']
-    if hasattr(ET, 'indent'):
-        ET.indent(root, space='  ')
-    return ET.tostring(root, encoding='unicode') + '\n'
-
-
-def validate(p):
-    t = p['type']
-    if p['state'] != 'present':
-        return
-    if t in ('dir', 'netfs') and not p['target_path']:
-        raise InvalidInputError('target_path is required for a %s pool' % t)
-    if t == 'iscsi' and not p['target_path']:
-        p['target_path'] = '/dev/disk/by-path'
-    if t != 'dir' and not p['source_host']:
-        raise InvalidInputError('source_host is required for a %s pool' % t)
-    if t == 'netfs' and not p['source_dir']:
-        raise InvalidInputError('source_dir is required for a netfs pool')
-    if t in ('iscsi', 'iscsi-direct') and not p['source_device']:
-        raise InvalidInputError('source_device (the target IQN) is required for a %s pool' % t)
-    if t == 'iscsi-direct' and not p['initiator_iqn']:
-        raise InvalidInputError('initiator_iqn is required for an iscsi-direct pool')
-
-
-def run_module(kvm):
-    p = kvm.params
-    validate(p)
-    conn = kvm.client.conn
-    name = p['name']
-    actions = []
-    before_xml = after_xml = ''
-    volumes = []
-    with translated('Managing storage pool %s' % name):
-        pool = lookup(conn, name)
-        inactive_flag = _flag('VIR_STORAGE_XML_INACTIVE', VIR_STORAGE_XML_INACTIVE)
-        if p['state'] == 'absent':
-            if pool is not None:
-                before_xml = pool.XMLDesc(inactive_flag)
-                if pool.isActive():
-                    actions.append('stop')
-                    if not kvm.check_mode:
-                        pool.destroy()
-                actions.append('undefine')
-                if not kvm.check_mode:
-                    pool.undefine()
-            return dict(changed=bool(actions), actions=actions, diff=dict(before=before_xml, after=''),
-                        pool=dict(name=name, type=p['type'], defined=False, active=False, autostart=False,
-                                  uuid=None, volumes=[]))
-
-        want = desired_fields(p)
-        uuid = None
-        active = autostart = False
-        if pool is None:
-            actions.append('define')
-            after_xml = pool_xml(name, want)
-            if not kvm.check_mode:
-                pool = conn.storagePoolDefineXML(after_xml, 0)
-        else:
-            uuid = pool.UUIDString()
-            active = bool(pool.isActive())
-            autostart = bool(pool.autostart())
-            before_xml = after_xml = pool.XMLDesc(inactive_flag)
-            have = current_fields(ET.fromstring(before_xml), want)
-            if have != dict((k, v) for k, v in want.items() if v is not None or k == 'type'):
-                if have['type'] != want['type'] and active:
-                    raise InvalidInputError(
-                        'Storage pool %s is an active pool of type %s, not %s' % (name, have['type'], want['type']),
-                        remedy='Stop and undefine it first (state=absent), or choose another pool name.')
-                actions.append('redefine')
-                after_xml = pool_xml(name, want, uuid)
-                if not kvm.check_mode:
-                    pool = conn.storagePoolDefineXML(after_xml, 0)
-                if active and p['restart_on_change']:
-                    actions.append('restart')
-                    if not kvm.check_mode:
-                        pool.destroy()
-                        active = False
-                elif active:
-                    kvm.warn('Storage pool %s was redefined but keeps running with its old definition '
-                             'until it is restarted (restart_on_change=false)' % name)
-        if p['active'] and not active:
-            actions.append('start')
-            if not kvm.check_mode:
-                build = p['build'] and p['type'] in ('dir', 'netfs')
-                pool.create(_flag('VIR_STORAGE_POOL_CREATE_WITH_BUILD', VIR_STORAGE_POOL_CREATE_WITH_BUILD)
-                            if build else 0)
-        elif not p['active'] and active:
-            actions.append('stop')
-            if not kvm.check_mode:
-                pool.destroy()
-        if p['autostart'] != autostart:
-            actions.append('autostart' if p['autostart'] else 'no-autostart')
-            if not kvm.check_mode:
-                pool.setAutostart(1 if p['autostart'] else 0)
-        if pool is not None and not kvm.check_mode:
-            uuid = pool.UUIDString()
-            after_xml = pool.XMLDesc(inactive_flag)
-            if pool.isActive():
-                volumes = sorted(pool.listVolumes())
-    return dict(changed=bool(actions), actions=actions, diff=dict(before=before_xml, after=after_xml),
-                pool=dict(name=name, type=p['type'], defined=True, active=p['active'], autostart=p['autostart'],
-                          uuid=uuid, volumes=volumes))
+from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
+from ansible_collections.kvmops.migration.plugins.module_utils._pool_manager import ARGUMENT_SPEC, manage_pool
 
 
 def main():
-    KvmopsModule(
-        argument_spec=dict(
-            name=dict(type='str', required=True),
-            type=dict(type='str', choices=['dir', 'netfs', 'iscsi', 'iscsi-direct'], default='dir'),
-            target_path=dict(type='path'),
-            source_host=dict(type='str'),
-            source_port=dict(type='int'),
-            source_dir=dict(type='str'),
-            source_format=dict(type='str', choices=['auto', 'nfs', 'glusterfs', 'cifs']),
-            source_device=dict(type='str'),
-            initiator_iqn=dict(type='str'),
-            state=dict(type='str', choices=['present', 'absent'], default='present'),
-            active=dict(type='bool', default=True),
-            autostart=dict(type='bool', default=True),
-            build=dict(type='bool', default=True),
-            restart_on_change=dict(type='bool', default=False),
-        ),
-        supports_check_mode=True,
-    ).run(run_module)
+    KvmopsModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True).run(manage_pool)
 
 
 if __name__ == '__main__':

@@ -109,6 +109,7 @@ def test_evacuate_return_rebalance(labh, ev_guests):
     # --- check mode: the plan, nothing moves, no mark -------------------------------------
     res, dummy = playbook("evacuate.yml", *EXTRA, check_mode=True, limit="host-a")
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert "[WARNING]" not in res.stdout + res.stderr, res.stderr[-4000:]  # e.g. a templated argument dict
     for name in MOVABLE:
         assert "planned" in res.stdout and name in res.stdout
     assert "ev-l2" in res.stdout and "storage copy is disabled" in res.stdout
@@ -135,6 +136,7 @@ def test_evacuate_return_rebalance(labh, ev_guests):
         res, took = playbook("evacuate.yml", *EXTRA, limit="host-a")
     out = res.stdout
     assert res.returncode != 0, "a guest stayed, the run must fail:\n" + out[-3000:]
+    assert "[WARNING]" not in out + res.stderr, res.stderr[-4000:]
     assert "1 guest(s) did not move: ev-l2" in out, out[-3000:]
     for name in MOVABLE:
         assert "%s  host-a" % name in out

@@ -13,6 +13,7 @@ def test_migrate_playbook_moves_one_guest_and_a_rerun_changes_nothing(labh, make
     extra = ["-e", "guest=%s" % name, "-e", "source=host-a", "-e", "dest=host-b"]
     res, took = run_playbook("migrate.yml", *extra)
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+    assert "[WARNING]" not in res.stdout + res.stderr, res.stderr[-4000:]  # e.g. a templated argument dict
     invariant.check(labh, name, expect_on="host-b", snapshot=snap)
     # The same command again: the guest is there already; no preflight, no migration, no change.
     res, dummy = run_playbook("migrate.yml", *extra)
@@ -31,6 +32,7 @@ def test_storage_migrate_playbook_moves_a_disk_online(labh, make_guest):
                              "-e", "disk=vda", "-e", "dest_path=%s" % dest_path)
     try:
         assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-2000:]
+        assert "[WARNING]" not in res.stdout + res.stderr, res.stderr[-4000:]
         invariant.check(labh, name, expect_on="host-a", snapshot=snap)
         dom = labh.domain("host-a", name)
         for flags in (0, 2):  # live XML, then the persistent definition (VIR_DOMAIN_XML_INACTIVE)

@@ -255,14 +255,10 @@ class TestTranslateLibvirtError:
             with _client.translated('Pausing vm1'):
                 raise KeyError('x')
 
-    def test_libvirt_call(self, fake_libvirt):
-        assert _client.libvirt_call('Adding', lambda a, b: a + b, 1, b=2) == 3
-
-        def broken():
-            raise FakeLibvirtError('nope', code=55)
-
+    def test_translated_without_a_more_specific_class_is_a_libvirt_call_error(self, fake_libvirt):
         with pytest.raises(_client.LibvirtCallError, match='^Resuming vm1 failed: nope$'):
-            _client.libvirt_call('Resuming vm1', broken)
+            with _client.translated('Resuming vm1'):
+                raise FakeLibvirtError('nope', code=55)
 
 
 # ---------------------------------------------------------------------------
@@ -501,9 +497,9 @@ class TestKvmopsModule:
         assert _client.spec_defaults(spec, b='x', c=False) == dict(a=1, b='x', c=False)
         assert spec['a'] == dict(type='int', default=1)  # the spec itself is untouched
 
-    def test_build_module(self, fake_libvirt, module_exits):
+    def test_module_gets_the_common_uri_option(self, fake_libvirt, module_exits):
         with patch_module_args(dict(uri='qemu:///session')):
-            kvm = _client.build_module(dict(), supports_check_mode=True)
+            kvm = _client.KvmopsModule(dict(), supports_check_mode=True)
         assert isinstance(kvm, _client.KvmopsModule)
         assert kvm.params['uri'] == 'qemu:///session'
 

@@ -45,7 +45,8 @@ class NoConnection:
 
 @pytest.fixture
 def run_main(monkeypatch):
-    """run_main(module, args, check_mode=False) -> (result dict, failed bool), with libvirt unreachable."""
+    """run_main(module, args, check_mode=False, diff_mode=False, conn=None) -> (result dict, failed bool),
+    with libvirt unreachable unless `conn` is given."""
     # Imported here: conftests load before pytest-ansible makes the collection importable.
     from ansible_collections.kvmops.migration.plugins.module_utils import _client
 
@@ -60,15 +61,21 @@ def run_main(monkeypatch):
     monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
     monkeypatch.setattr(_client, 'ensure_libvirt', lambda module: None)
     original = _client.LibvirtClient.__init__
+    connection = []
 
     def client_without_connection(self, *args, **kwargs):
-        kwargs['opener'] = NoConnection()
+        kwargs['opener'] = (lambda uri: connection[0]) if connection else NoConnection()
         original(self, *args, **kwargs)
     monkeypatch.setattr(_client.LibvirtClient, '__init__', client_without_connection)
 
-    def run(module, args, check_mode=False):
+    def run(module, args, check_mode=False, diff_mode=False, conn=None):
+        """`conn`: a stand-in the module's libvirt client connects to (default: none may be opened)."""
+        if conn is not None:
+            connection.append(conn)
         if check_mode:
             args = dict(args, _ansible_check_mode=True)
+        if diff_mode:
+            args = dict(args, _ansible_diff=True)
         with patch_module_args(args):
             with pytest.raises(ModuleExit) as ended:
                 module.main()

@@ -34,3 +34,38 @@ from ansible_collections.kvmops.migration.plugins.modules import (
 def test_bad_input_fails_before_connecting(run_main, module, args, words):
     result, failed = run_main(module, args)
     assert failed and words in result['msg']
+
+
+class NoObjects:
+    """A libvirt connection without networks or storage pools."""
+
+    def networkLookupByName(self, name):  # noqa: N802
+        raise NotFound(43)
+
+    def storagePoolLookupByName(self, name):  # noqa: N802
+        raise NotFound(49)
+
+    def close(self):
+        return 0
+
+
+class NotFound(Exception):
+    def __init__(self, code):
+        super().__init__('not found')
+        self.code = code
+
+    def get_error_code(self):
+        return self.code
+
+
+@pytest.mark.parametrize('module,args', [
+    (virt_bridge_network, {'name': 'mig', 'bridge': 'br0'}),
+    (virt_storage_pool, {'name': 'p', 'target_path': '/srv/p'}),
+])
+@pytest.mark.parametrize('diff_mode', [False, True])
+def test_the_diff_is_returned_in_diff_mode_only(run_main, module, args, diff_mode):
+    result, failed = run_main(module, args, check_mode=True, diff_mode=diff_mode, conn=NoObjects())
+    assert not failed and result['changed'] and result['actions'] == ['define', 'start', 'autostart']
+    assert ('diff' in result) is diff_mode
+    if diff_mode:
+        assert result['diff']['before'] == '' and '<name>' in result['diff']['after']
