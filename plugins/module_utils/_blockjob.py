@@ -58,9 +58,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._copytarget impor
     set_disk_source,
     source_key,
     volume_format,
-    volume_xml,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._storage import refresh_pool
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import refresh_pool, volume_xml
 
 WAITING, MIRRORING, READY, FAILED, TIMED_OUT = 'waiting', 'mirroring', 'ready', 'failed', 'timed out'
 STATES = (WAITING, MIRRORING, READY, FAILED, TIMED_OUT)
@@ -623,7 +622,7 @@ class BlockCopier:
 
     def _create_volume(self, target, capacity, fmt):
         with translated('Creating %s' % target.label):
-            vol = self.pool.createXML(volume_xml(target.volume, capacity, fmt), 0)
+            vol = self.pool.createXML(volume_xml(target.volume, capacity, fmt, allocation=0), 0)
             path = vol.path()
         return vol, target.replace(path=path)
 

@@ -290,17 +290,6 @@ def expected_volume_path(pool_type, target_path, volume):
     return None
 
 
-def volume_xml(name, capacity, fmt):
-    """A sparse volume of ``capacity`` bytes in format ``fmt`` (storageVolCreateXML)."""
-    vol = ET.Element('volume')
-    ET.SubElement(vol, 'name').text = name
-    ET.SubElement(vol, 'capacity', {'unit': 'bytes'}).text = str(int(capacity))
-    ET.SubElement(vol, 'allocation', {'unit': 'bytes'}).text = '0'
-    target = ET.SubElement(vol, 'target')
-    ET.SubElement(target, 'format', {'type': fmt})
-    return ET.tostring(vol, encoding='unicode')
-
-
 def plan_volume(target, vol, fmt, capacity, need, free_bytes, options):
     """Verdict on a pool/volume destination; returns whether the module must create the volume.
 

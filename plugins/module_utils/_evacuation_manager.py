@@ -21,6 +21,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     MigrationError,
     translated,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._destination import HOST_FORMS, check_data_stream, check_host
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import (
     anti_affinity_groups,
     backup_changes,
@@ -158,6 +159,9 @@ class Evacuation:
             raise InvalidInputError('hosts is required for action=%s' % p['action'])
         if p['action'] == 'recover' and not p['dead_host']:
             raise InvalidInputError('dead_host is required for action=recover')
+        for host in p['hosts'] + ([p['dead_host']] if p['dead_host'] else []):
+            check_host(host, 'hosts', HOST_FORMS)  # before any connection: a host name is also an ssh argument
+        check_data_stream(p['migrate_options'].get('migrate_uri'))
         if p['action'] == 'backup' and not p['definitions_dir']:
             raise InvalidInputError('definitions_dir is empty: action=backup has nowhere to write',
                                     remedy='Give a directory on storage shared by every hypervisor, e.g. '

@@ -24,6 +24,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     KvmopsError,
     LibvirtClient,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._destination import host_uri as destination_host_uri
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import (
     make_row,
     metadata_of,
@@ -46,10 +47,11 @@ PASSTHROUGH = ('bandwidth', 'max_downtime', 'allow_postcopy', 'postcopy_bandwidt
 
 
 def host_uri(host, transport, local_host=None):
-    """The libvirt URI of a hypervisor; the local one through its socket."""
+    """The libvirt URI of a hypervisor; the local one through its socket. A host that is not a host
+    name or an address is refused (``_destination.host_uri``)."""
     if local_host is not None and host == local_host:
         return 'qemu:///system'
-    return 'qemu+%s://%s/system' % (transport, host)
+    return destination_host_uri(host, transport)
 
 
 class GuestFacts:
@@ -237,7 +239,7 @@ class ConcurrentRunner:
 
     def uris_for_dest(self, dest):
         """The destination as the SOURCE host's libvirtd reaches it (p2p): always by name."""
-        return 'qemu+%s://%s/system' % (self.transport, dest)
+        return host_uri(dest, self.transport)
 
     def _monitor(self):
         clients = {}

@@ -27,6 +27,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._convergence impo
     ConvergenceEngine,
     Policy,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._destination import check_data_stream, parse_destination
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, run_detached
 from ansible_collections.kvmops.migration.plugins.module_utils._location import PAUSED, PAUSED_USER, assess
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import (
@@ -73,8 +74,6 @@ RECONNECT_TIMEOUT_S = 30
 POSTCOPY_SETTLE_MIN_S = 30
 DEFAULT_THROTTLE_INITIAL = 50
 DEFAULT_THROTTLE_INCREMENT = 25
-URI_RE = re.compile(r'^[a-z][a-z0-9+]*://[^/\s?#]+(/[^\s]*)?$')  # a destination URI must name a host
-HOST_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[?[0-9A-Fa-f:.]+\]?$')
 
 
 # The options of virt_migrate (documented in plugins/modules/virt_migrate.py). They live here
@@ -138,16 +137,8 @@ def option_defaults():
 
 
 def dest_uri(dest, transport):
-    """The libvirt URI of the destination: `dest` itself if it is a URI, else built from the host name."""
-    if '://' in dest:
-        if not URI_RE.match(dest):
-            raise InvalidInputError('dest=%r is not a valid libvirt URI' % dest,
-                                    remedy='Use a host name (host-b) or a URI such as qemu+ssh://host-b/system.')
-        return dest
-    if not HOST_RE.match(dest):
-        raise InvalidInputError('dest=%r is neither a host name nor a libvirt URI' % dest,
-                                remedy='Use a host name (host-b) or a URI such as qemu+ssh://host-b/system.')
-    return 'qemu+%s://%s/system' % (transport, dest)
+    """The libvirt URI of the destination (``_destination.parse_destination``: refuses anything else)."""
+    return parse_destination(dest, transport).uri
 
 
 def outcome_path(state_dir, uuid):
@@ -399,6 +390,7 @@ class MigrationManager:
 
     def _check_options(self):
         """Refuse options that conflict whatever the domain is like, before contacting any host."""
+        check_data_stream(self.p['migrate_uri'], self.p['listen_address'])
         self._options_through(validate_options_before_connecting, None, None)
 
     def _options_through(self, builder, domain_active, domain_persistent):

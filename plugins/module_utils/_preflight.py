@@ -34,7 +34,6 @@ import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
-from urllib.parse import urlsplit
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     InvalidInputError,
@@ -43,12 +42,12 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     libvirt_error_details,
     spec_defaults,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._destination import TRANSPORTS, parse_destination
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import refresh_pool
 
 OK, WARN, FAIL = 'ok', 'warn', 'fail'
 STATUSES = (OK, WARN, FAIL)
 FAIL_ON_CHOICES = ('fail', 'warn', 'never')
-TRANSPORTS = ('ssh', 'tls', 'tcp')
 
 # The options of virt_migrate_preflight (documented in plugins/modules/virt_migrate_preflight.py).
 # They live here so that virt_evacuate (run_preflight) runs the same checks with the same defaults.
@@ -204,41 +203,6 @@ def sample_ports(low, high, cap=MAX_PORTS_TESTED):
 
 def mib(nbytes):
     return round(nbytes / float(MIB), 1)
-
-
-def dest_endpoint(dest, transport='ssh'):
-    """Resolve ``dest`` (host name or libvirt URI) into the URI and the SSH target.
-
-    Returns ``{uri, host, transport, ssh_user, ssh_port}``. A host name gives
-    ``qemu+<transport>://<host>/system``; a URI is used as given and its scheme decides
-    the transport (``qemu+ssh``/``qemu+tls``/``qemu+tcp``; plain ``qemu://host`` is TLS).
-    """
-    if not dest or not dest.strip():
-        raise InvalidInputError('dest must be a host name or a libvirt URI')
-    dest = dest.strip()
-    if transport not in TRANSPORTS:
-        raise InvalidInputError('transport must be one of %s, got %r' % (', '.join(TRANSPORTS), transport))
-    if '://' not in dest:
-        if '/' in dest or ' ' in dest:
-            raise InvalidInputError('dest %r is neither a host name nor a libvirt URI' % dest)
-        user = None
-        host = dest
-        if '@' in host:
-            user, host = host.split('@', 1)
-        uri = 'qemu+%s://%s%s/system' % (transport, ('%s@' % user) if user else '', host)
-        return {'uri': uri, 'host': host, 'transport': transport, 'ssh_user': user, 'ssh_port': None}
-    parts = urlsplit(dest)
-    scheme = parts.scheme
-    driver, dummy, trans = scheme.partition('+')
-    if not driver.startswith('qemu'):
-        raise InvalidInputError('dest URI %r is not a QEMU driver URI (qemu+ssh://, qemu+tls://, qemu+tcp://)' % dest)
-    if not parts.hostname:
-        raise InvalidInputError('dest URI %r names no host: a migration needs a remote URI' % dest)
-    trans = trans or 'tls'
-    if trans not in TRANSPORTS:
-        raise InvalidInputError('dest URI transport %r is not supported here (ssh, tls, tcp)' % trans)
-    return {'uri': dest, 'host': parts.hostname, 'transport': trans, 'ssh_user': parts.username,
-            'ssh_port': parts.port if trans == 'ssh' else None, 'uri_port': parts.port}
 
 
 # ---------------------------------------------------------------------------
@@ -1162,10 +1126,8 @@ def remote_command(args, interpreter='/usr/bin/python3'):
 class SshHelper:
     """The helper process on the destination, reached with the system ssh client."""
 
-    def __init__(self, host, user=None, port=None, options=(), connect_timeout=5, popen=subprocess.Popen):
-        self.host = host
-        self.user = user
-        self.port = port
+    def __init__(self, destination, options=(), connect_timeout=5, popen=subprocess.Popen):
+        self.destination = destination
         self.options = list(options or ())
         self.connect_timeout = connect_timeout
         self._popen = popen
@@ -1177,14 +1139,8 @@ class SshHelper:
         self._buf = b''
 
     def argv(self, command):
-        argv = ['ssh', '-T', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=%d' % self.connect_timeout]
-        if self.port:
-            argv += ['-p', str(self.port)]
-        if self.user:
-            argv += ['-l', self.user]
-        argv += self.options
-        argv += [self.host, command]
-        return argv
+        options = ['-T', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=%d' % self.connect_timeout] + self.options
+        return ['ssh'] + self.destination.ssh_argv(options) + [command]
 
     def start(self, args):
         self.started = time.monotonic()
@@ -1441,7 +1397,7 @@ class PreflightRunner:
         self.checks = []
         self.skipped = []
         self.timings = {}
-        self.endpoint = dest_endpoint(params['dest'], params.get('transport') or 'ssh')
+        self.endpoint = parse_destination(params['dest'], params.get('transport') or 'ssh')
         self.token = secrets.token_hex(12)
         self.probes = {}      # directory -> probe path written here
         self.probe_errors = {}
@@ -1553,7 +1509,7 @@ class PreflightRunner:
     def _open_dest(self, out):
         start = self.clock()
         try:
-            out['conn'] = self.client.open_peer(self.endpoint['uri'])
+            out['conn'] = self.client.open_peer(self.endpoint.uri)
         except Exception as exc:  # pylint: disable=broad-except
             out['error'] = _lv_message(exc)
         out['elapsed_s'] = self.clock() - start
@@ -1635,8 +1591,7 @@ class PreflightRunner:
                        'conf_files': ['/etc/libvirt/qemu.conf', '/etc/libvirt/libvirtd.conf'],
                        'max_seconds': 30 + int(p.get('bandwidth_seconds') or 0)}
 
-        ssh = self.ssh_factory(ep['host'], user=ep['ssh_user'], port=ep['ssh_port'], options=p.get('ssh_options') or (),
-                               connect_timeout=int(p.get('connect_timeout') or 5))
+        ssh = self.ssh_factory(ep, options=p.get('ssh_options') or (), connect_timeout=int(p.get('connect_timeout') or 5))
         ssh.start(helper_args)
         dest = {}
         opener = threading.Thread(target=self._open_dest, args=(dest,), name='kvmops-preflight-open')
@@ -1656,10 +1611,9 @@ class PreflightRunner:
     def _evaluate(self, t0, ep, src, guests, ssh, facts, dest, probe_via):
         p = self.p
         # --- connectivity --------------------------------------------------------
-        ssh_target = '%s%s' % (('%s@' % ep['ssh_user']) if ep['ssh_user'] else '', ep['host'])
         self.add(check_ssh({'ok': facts is not None, 'error': ssh.error, 'elapsed_s': ssh.elapsed_s},
-                           ep['transport'], ssh_target))
-        self.add(check_libvirt_connection(ep['uri'], dest.get('error'), dest.get('elapsed_s')))
+                           ep.transport, ep.ssh_target))
+        self.add(check_libvirt_connection(ep.uri, dest.get('error'), dest.get('elapsed_s')))
         dconn = dest.get('conn')
         dst = {}
         if dconn is not None:
@@ -1742,7 +1696,7 @@ class PreflightRunner:
             'summary': summarize(self.checks, self.skipped),
             'source': {'hostname': src['hostname'], 'uuid': src['caps']['uuid'], 'libvirt': format_version(src['libvirt']),
                        'qemu': format_version(src['qemu'])},
-            'destination': {'uri': ep['uri'], 'host': ep['host'], 'transport': ep['transport'],
+            'destination': {'uri': ep.uri, 'host': ep.host, 'transport': ep.transport,
                             'hostname': dst.get('hostname') or (facts or {}).get('hostname'),
                             'uuid': (dst.get('caps') or {}).get('uuid'),
                             'libvirt': format_version(dst['libvirt']) if dst else None,
@@ -1864,7 +1818,7 @@ class PreflightRunner:
 
     def _firewall_checks(self, ep, ssh, facts, dst, qemu_conf, libvirtd_conf):
         p = self.p
-        host = ep['host']
+        host = ep.host
         timeout = float(p.get('connect_timeout') or 5)
         # ssh and libvirt transport ports, to the address the URI names.
         try:
@@ -1874,10 +1828,10 @@ class PreflightRunner:
                            remedy='Make %s resolvable on this host (DNS or /etc/hosts).' % host))
             return None
         address = dest_ips[0]
-        ports = {'firewall.ssh': (ep['ssh_port'] or 22, 'ssh')}
-        if ep['transport'] in ('tcp', 'tls'):
-            ports['firewall.libvirt'] = (libvirt_port(libvirtd_conf, ep['transport'], ep.get('uri_port')),
-                                         'libvirt over %s' % ep['transport'])
+        ports = {'firewall.ssh': (ep.ssh_port or 22, 'ssh')}
+        if ep.transport in ('tcp', 'tls'):
+            ports['firewall.libvirt'] = (libvirt_port(libvirtd_conf, ep.transport, ep.port),
+                                         'libvirt over %s' % ep.transport)
         results = tcp_connect_many(address, [v[0] for v in ports.values()], timeout=timeout)
         for name, (port, what) in sorted(ports.items()):
             self.add(check_tcp_port(name, host, port, results.get(port, {'ok': False, 'error': 'timeout'}), what))

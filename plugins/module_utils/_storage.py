@@ -135,6 +135,27 @@ def _pool_for_dir(conn, directory, refresh=True):
     return None
 
 
+def dir_pool_xml(name, path):
+    """A directory storage pool at ``path`` (storagePoolDefineXML/CreateXML). Built with ElementTree:
+    a path or name holding ``<``, ``&`` or quotes stays data."""
+    pool = ET.Element('pool', {'type': 'dir'})
+    ET.SubElement(pool, 'name').text = name
+    ET.SubElement(ET.SubElement(pool, 'target'), 'path').text = path
+    return ET.tostring(pool, encoding='unicode')
+
+
+def volume_xml(name, capacity, fmt, allocation=None):
+    """A volume of ``capacity`` bytes in format ``fmt`` (storageVolCreateXML). Without ``allocation``
+    libvirt allocates the whole capacity; ``allocation=0`` makes it sparse."""
+    vol = ET.Element('volume')
+    ET.SubElement(vol, 'name').text = name
+    ET.SubElement(vol, 'capacity', {'unit': 'bytes'}).text = str(int(capacity))
+    if allocation is not None:
+        ET.SubElement(vol, 'allocation', {'unit': 'bytes'}).text = str(int(allocation))
+    ET.SubElement(ET.SubElement(vol, 'target'), 'format', {'type': fmt})
+    return ET.tostring(vol, encoding='unicode')
+
+
 def pool_name_for(directory):
     return 'kvmops-%s' % hashlib.sha256(directory.encode()).hexdigest()[:10]
 
@@ -144,8 +165,7 @@ def ensure_dest_pool(conn, directory, host):
     pool = _pool_for_dir(conn, directory, refresh=False)
     if pool is not None:
         return pool, False
-    xml = "<pool type='dir'><name>%s</name><target><path>%s</path></target></pool>" % (
-        pool_name_for(directory), directory)
+    xml = dir_pool_xml(pool_name_for(directory), directory)
     with translated('Creating a storage pool at %s on %s' % (directory, host)):
         pool = conn.storagePoolDefineXML(xml, 0)
         pool.build(0)
@@ -164,8 +184,7 @@ class _PoolAt:
     def __enter__(self):
         pool = _pool_for_dir(self.conn, self.directory)
         if pool is None:
-            xml = "<pool type='dir'><name>%s-probe</name><target><path>%s</path></target></pool>" % (
-                pool_name_for(self.directory), self.directory)
+            xml = dir_pool_xml('%s-probe' % pool_name_for(self.directory), self.directory)
             with translated('Opening %s on %s as a transient storage pool' % (self.directory, self.host)):
                 pool = self.transient = self.conn.storagePoolCreateXML(xml, 0)
         return pool
@@ -259,8 +278,7 @@ def is_shared(src_conn, dst_conn, directory, src_host, dst_host):
 
 def _probe(src_conn, dst_conn, directory, src_host, dst_host):
     name = '.kvmops-probe-%s' % uuid.uuid4().hex[:12]
-    xml = ("<volume><name>%s</name><capacity unit='bytes'>4096</capacity>"
-           "<target><format type='raw'/></target></volume>" % name)
+    xml = volume_xml(name, 4096, 'raw')
     with _PoolAt(src_conn, directory, src_host) as src_pool:
         with translated('Writing a storage probe in %s on %s' % (directory, src_host)):
             probe = src_pool.createXML(xml, 0)
@@ -323,9 +341,7 @@ def copy_volume(src_conn, dst_conn, disk, src_host, dst_host):
         with translated('Finding %s on %s' % (disk.path, src_host)):
             src_vol = src_pool.storageVolLookupByName(os.path.basename(disk.path))
             _kind, capacity, _alloc = src_vol.info()
-        xml = ("<volume><name>%s</name><capacity unit='bytes'>%d</capacity>"
-               "<target><format type='%s'/></target></volume>" % (
-                   os.path.basename(disk.path), capacity, disk.format or 'raw'))
+        xml = volume_xml(os.path.basename(disk.path), capacity, disk.format or 'raw')
         with translated('Copying %s from %s to %s' % (disk.path, src_host, dst_host)):
             dst_vol = dst_pool.createXML(xml, 0)
             try:

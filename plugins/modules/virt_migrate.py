@@ -50,8 +50,13 @@ options:
     type: str
   dest:
     description:
-      - The destination host, as a host name (the connection URI is then
-        C(qemu+<transport>://<dest>/system)) or a full libvirt URI such as C(qemu+tls://host-b/system).
+      - The destination host, as a host name, an IPv4 or IPv6 address, or C(user@host[:port]) (the connection URI
+        is then C(qemu+<transport>://[user@]host[:port]/system)), or a libvirt URI C(qemu+ssh://[user@]host[:port]/system),
+        C(qemu+tls://...) or C(qemu+tcp://...) such as C(qemu+tls://host-b/system).
+      - A URI may carry only the query parameters C(mode), C(proxy), C(no_tty) and C(keyfile) (with C(qemu+ssh)).
+        Anything else (other transports such as C(qemu+ext), parameters such as C(command), C(netcat), C(socket)
+        or C(no_verify), a host name starting with C(-)) is refused before any connection, because it could run
+        a program or turn verification off; see the security notes (docs/security.md).
     type: str
     required: true
   transport:
@@ -104,9 +109,10 @@ options:
     description:
       - Where the migration data stream goes, for example C(tcp://10.10.0.12) for a dedicated migration
         network. Default is the destination's host name as libvirt resolves it.
+      - Only C(tcp://HOST[:PORT]) and C(rdma://HOST[:PORT]) are accepted (HOST a host name or an address, C([IPv6])).
     type: str
   listen_address:
-    description: Address the destination QEMU listens on for the incoming stream.
+    description: Address (or host name) the destination QEMU listens on for the incoming stream, for example V(10.10.0.12).
     type: str
   bandwidth:
     description: Bandwidth limit of the pre-copy phase in MiB/s; V(0) means unlimited.

@@ -54,9 +54,11 @@ attributes:
 options:
   dest:
     description:
-      - The destination hypervisor, as a host name (the URI is then C(qemu+<transport>://<dest>/system)), or a
-        libvirt URI such as C(qemu+ssh://root@host-b/system) whose scheme decides the transport.
-      - A C(user@) prefix of a host name or URI is used for SSH too.
+      - The destination hypervisor, as a host name, an IPv4 or IPv6 address, or C(user@host[:port]) (the URI is then
+        C(qemu+<transport>://[user@]host[:port]/system)), or a libvirt URI C(qemu+ssh://[user@]host[:port]/system),
+        C(qemu+tls://...) or C(qemu+tcp://...) whose scheme decides the transport; the same forms as
+        M(kvmops.migration.virt_migrate)'s O(kvmops.migration.virt_migrate#module:dest), refused the same way.
+      - The user, the port (with transport ssh) and a C(keyfile) URI parameter are used for SSH too.
     type: str
     required: true
   transport:

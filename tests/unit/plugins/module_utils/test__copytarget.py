@@ -145,11 +145,6 @@ class TestPoolVolume:
         assert ct.volume_format("<volume><target><format type='qcow2'/></target></volume>") == 'qcow2'
         assert ct.volume_format('<volume/>') is None
 
-    def test_volume_xml(self):
-        vol = ET.fromstring(ct.volume_xml("it's.qcow2", 64 * MIB, 'qcow2'))
-        assert vol.find('name').text == "it's.qcow2" and vol.find('capacity').text == str(64 * MIB)
-        assert vol.find('allocation').text == '0' and vol.find('./target/format').get('type') == 'qcow2'
-
     def test_plan_volume_creates_when_missing(self):
         assert ct.plan_volume(self.VOL, self.NEW, 'qcow2', 64 * MIB, MIB, 10 * MIB, self.opts()) is True
 

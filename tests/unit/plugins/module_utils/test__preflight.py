@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _preflight as pf
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._destination import parse_destination
 
 MIB = 1024 * 1024
 
@@ -140,23 +140,6 @@ class TestHelpers:
         big = pf.sample_ports(10000, 20000, cap=16)
         assert len(big) == 16 and big[0] == 10000 and big[-1] == 20000
         assert pf.sample_ports(5, 4) == []
-
-    @pytest.mark.parametrize('dest, transport, uri, host, user, port, trans', [
-        ('host-b', 'ssh', 'qemu+ssh://host-b/system', 'host-b', None, None, 'ssh'),
-        ('host-b', 'tls', 'qemu+tls://host-b/system', 'host-b', None, None, 'tls'),
-        ('admin@host-b', 'ssh', 'qemu+ssh://admin@host-b/system', 'host-b', 'admin', None, 'ssh'),
-        ('qemu+ssh://root@h:2222/system', 'tcp', 'qemu+ssh://root@h:2222/system', 'h', 'root', 2222, 'ssh'),
-        ('qemu+tcp://h/system', 'ssh', 'qemu+tcp://h/system', 'h', None, None, 'tcp'),
-        ('qemu://h/system', 'ssh', 'qemu://h/system', 'h', None, None, 'tls'),
-    ])
-    def test_dest_endpoint(self, dest, transport, uri, host, user, port, trans):
-        ep = pf.dest_endpoint(dest, transport)
-        assert (ep['uri'], ep['host'], ep['ssh_user'], ep['ssh_port'], ep['transport']) == (uri, host, user, port, trans)
-
-    @pytest.mark.parametrize('dest', ['', 'qemu:///system', 'xen+ssh://h/', 'a/b', 'qemu+unix://h/system'])
-    def test_dest_endpoint_rejects(self, dest):
-        with pytest.raises(InvalidInputError):
-            pf.dest_endpoint(dest, 'ssh')
 
     def test_parse_domain(self):
         iface = ("<interface type='network'><mac address='52:54:00:aa:bb:cc'/><source network='pf-net'/></interface>"
@@ -488,7 +471,7 @@ class TestRemoteHelper:
         probe.write_text('tok123')
         conf = tmp_path / 'qemu.conf'
         conf.write_text('# comment\nmigration_port_min = 49152\n')
-        helper = LocalHelper('localhost')
+        helper = LocalHelper(parse_destination('localhost'))
         helper.start({'token': 'tok123', 'files': [str(probe), str(tmp_path / 'missing')], 'read': [str(probe)],
                       'netdevs': ['lo', 'nonexistent0'], 'conf_files': [str(conf), str(tmp_path / 'nope.conf')],
                       'max_seconds': 20})
@@ -527,7 +510,7 @@ class TestRemoteHelper:
         class Failing(pf.SshHelper):
             def argv(self, command):
                 return ['sh', '-c', 'echo "ssh: connect to host b port 22: Connection refused" >&2; exit 255']
-        helper = Failing('b')
+        helper = Failing(parse_destination('b'))
         helper.start({'token': 't'})
         assert helper.read_facts(5) is None
         assert 'Connection refused' in helper.error
@@ -693,8 +676,8 @@ class FakeSsh:
     """Stands in for SshHelper: facts as given; every port open unless `closed`."""
     instances = []
 
-    def __init__(self, host, user=None, port=None, options=(), connect_timeout=5, facts=None, fail=None, shared=True):
-        self.host, self.facts_in, self.fail, self.shared = host, facts, fail, shared
+    def __init__(self, destination, options=(), connect_timeout=5, facts=None, fail=None, shared=True):
+        self.host, self.facts_in, self.fail, self.shared = destination.host, facts, fail, shared
         self.error = None
         self.elapsed_s = 0.1
         self.args = None
@@ -726,9 +709,9 @@ class FakeSsh:
 
 
 def ssh_factory(**kw):
-    def make(host, **args):
+    def make(destination, **args):
         args.update(kw)
-        return FakeSsh(host, **args)
+        return FakeSsh(destination, **args)
     return make
 
 
