@@ -25,6 +25,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     LibvirtClient,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import host_uri as destination_host_uri
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import (
     make_row,
     metadata_of,
@@ -32,7 +33,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation impor
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import MigrationManager, option_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils._placement import HostInfo, schedule
-from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of, is_shared
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import is_shared
 
 VIR_DOMAIN_XML_SECURE = 1
 VIR_DOMAIN_XML_INACTIVE = 2
@@ -69,8 +70,9 @@ class GuestFacts:
         self.persistent = bool(dom.isPersistent())
         flags = VIR_DOMAIN_XML_SECURE | (VIR_DOMAIN_XML_INACTIVE if self.persistent else 0)
         self.xml = dom.XMLDesc(flags)
-        self.disks = [disk for disk in disks_of(self.xml) if not disk.readonly and disk.path]
-        self.anti_affinity = metadata_of(self.xml)['anti_affinity']
+        domain = read_domain(self.xml)
+        self.disks = [disk for disk in domain.local_disks() if not disk.readonly]
+        self.anti_affinity = metadata_of(domain)['anti_affinity']
 
     def as_dict(self):
         return {'name': self.name, 'uuid': self.uuid, 'host': self.host, 'memory_mib': self.memory // (1024 * 1024),

@@ -12,7 +12,6 @@ changes nothing; the outcome check on both hosts runs after every attempt.
 from __future__ import annotations
 
 import os
-import re
 import time
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
@@ -45,6 +44,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags 
     build_migration,
     validate_options_before_connecting,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import Disk, host_uuid, local_disks, parse_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight import (
     FAIL,
     check_copy_space,
@@ -52,14 +52,11 @@ from ansible_collections.kvmops.migration.plugins.module_utils._preflight import
     check_memory,
     dest_available_memory,
     dest_network_facts,
-    parse_domain,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._waiter import wait_until
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json, write_json
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
-    Disk,
     copy_volume,
-    disks_of,
     ensure_dest_pool,
     free_bytes_at,
     is_shared,
@@ -213,7 +210,7 @@ class MigrationManager:
                 'domain %s is transient but persistent=true would make it persistent on %s' % (dom.name(), self.dst_host),
                 remedy='Set persistent: false (and undefine_source: false) to keep it transient, or define it first.')
         spec = self._spec(dom)
-        disks = disks_of(dom.XMLDesc(0))
+        disks = local_disks(dom.XMLDesc(0))
         storage = self._storage_plan(src_conn, dst_conn, disks)
         checks = self._destination_checks(dom, dst_conn, storage)
         dst_view = read_view(dst_conn, self.uuid, self.dst_host)
@@ -291,9 +288,7 @@ class MigrationManager:
 
     @staticmethod
     def _host_uuid(conn):
-        xml = conn.getCapabilities()
-        m = re.search(r'<uuid>([^<]+)</uuid>', xml)
-        return m.group(1) if m else None
+        return host_uuid(conn.getCapabilities())
 
     def _lookup(self, conn):
         return self.client.lookup_domain(name=self.p['name'], uuid=self.p['uuid'], conn=conn)

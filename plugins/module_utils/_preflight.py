@@ -33,7 +33,6 @@ import socket
 import subprocess
 import threading
 import time
-import xml.etree.ElementTree as ET
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     InvalidInputError,
@@ -43,6 +42,14 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     spec_defaults,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import TRANSPORTS, parse_destination
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import (
+    as_int,
+    cpu_model_of,
+    host_model_cpu_xml,
+    machine_family,
+    parse_capabilities,
+    parse_domain,
+)
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import refresh_pool
 
 OK, WARN, FAIL = 'ok', 'warn', 'fail'
@@ -209,165 +216,6 @@ def mib(nbytes):
 # Parsers (plain data in, plain data out)
 # ---------------------------------------------------------------------------
 
-def _text(elem, path, default=None):
-    found = elem.find(path)
-    if found is None or found.text is None:
-        return default
-    return found.text.strip()
-
-
-def _int(value, default=None):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _memory_kib(elem):
-    if elem is None or elem.text is None:
-        return None
-    value = int(elem.text.strip())
-    unit = (elem.get('unit') or 'KiB').lower()
-    factors = {'b': 1.0 / 1024, 'bytes': 1.0 / 1024, 'k': 1, 'kib': 1, 'kb': 1000.0 / 1024,
-               'm': 1024, 'mib': 1024, 'mb': 1000000.0 / 1024, 'g': 1024 ** 2, 'gib': 1024 ** 2,
-               'gb': 1e9 / 1024, 't': 1024 ** 3, 'tib': 1024 ** 3}
-    return int(value * factors.get(unit, 1))
-
-
-def parse_domain(xml):
-    """The parts of a domain XML the checks need."""
-    root = ET.fromstring(xml)
-    os_type = root.find('./os/type')
-    cpu = root.find('./cpu')
-    cpu_info = None
-    if cpu is not None:
-        model = cpu.find('model')
-        cpu_info = {
-            'mode': cpu.get('mode') or ('custom' if model is not None else 'host-model'),
-            'check': cpu.get('check'),
-            'match': cpu.get('match'),
-            'model': model.text.strip() if model is not None and model.text else None,
-            'features': [(f.get('policy') or 'require', f.get('name')) for f in cpu.findall('feature')],
-            'xml': ET.tostring(cpu, encoding='unicode'),
-        }
-        # A bare <cpu> with only topology says nothing to compare.
-        if cpu_info['model'] is None and cpu_info['mode'] == 'custom':
-            cpu_info = None
-    disks = []
-    for d in root.findall('./devices/disk'):
-        src = d.find('source')
-        drv = d.find('driver')
-        disk = {
-            'target': d.find('target').get('dev') if d.find('target') is not None else None,
-            'device': d.get('device') or 'disk',
-            'type': d.get('type') or 'file',
-            'path': None,
-            'format': drv.get('type') if drv is not None else None,
-            'cache': (drv.get('cache') if drv is not None else None) or 'default',
-            'readonly': d.find('readonly') is not None,
-            'shareable': d.find('shareable') is not None,
-            'protocol': None,
-            'pool': None,
-            'volume': None,
-        }
-        if src is not None:
-            if disk['type'] == 'file':
-                disk['path'] = src.get('file')
-            elif disk['type'] == 'block':
-                disk['path'] = src.get('dev')
-            elif disk['type'] == 'dir':
-                disk['path'] = src.get('dir')
-            elif disk['type'] == 'network':
-                disk['protocol'] = src.get('protocol')
-                disk['path'] = src.get('name')
-            elif disk['type'] == 'volume':
-                disk['pool'] = src.get('pool')
-                disk['volume'] = src.get('volume')
-            elif disk['type'] == 'nvme':
-                disk['path'] = 'nvme:%s' % (src.get('type') or '')
-        disks.append(disk)
-    interfaces = []
-    for i in root.findall('./devices/interface'):
-        src = i.find('source')
-        target = i.find('target')
-        mac = i.find('mac')
-        itype = i.get('type')
-        if src is not None and src.get('network') and itype in ('bridge', 'direct', 'hostdev'):
-            # The live XML shows a libvirt network's actual type; a migration carries the network name.
-            itype = 'network'
-        interfaces.append({
-            'type': itype,
-            'network': src.get('network') if src is not None else None,
-            'bridge': src.get('bridge') if src is not None else None,
-            'dev': src.get('dev') if src is not None else None,
-            'target': target.get('dev') if target is not None else None,
-            'mac': mac.get('address') if mac is not None else None,
-        })
-    vcpu = root.find('vcpu')
-    return {
-        'name': _text(root, 'name'),
-        'uuid': _text(root, 'uuid'),
-        'virt_type': root.get('type'),
-        'arch': os_type.get('arch') if os_type is not None else None,
-        'machine': os_type.get('machine') if os_type is not None else None,
-        'emulator': _text(root, './devices/emulator'),
-        'memory_kib': _memory_kib(root.find('memory')),
-        'current_memory_kib': _memory_kib(root.find('currentMemory')),
-        'vcpus': _int(vcpu.get('current') or vcpu.text, 1) if vcpu is not None else 1,
-        'cpu': cpu_info,
-        'disks': disks,
-        'interfaces': interfaces,
-        'hostdevs': len(root.findall('./devices/hostdev')),
-    }
-
-
-def parse_capabilities(xml):
-    """Host UUID and, per architecture, the domain types, machine types and emulators offered."""
-    root = ET.fromstring(xml)
-    archs = {}
-    for guest in root.findall('guest'):
-        if _text(guest, 'os_type') != 'hvm':
-            continue
-        arch = guest.find('arch')
-        if arch is None:
-            continue
-        entry = archs.setdefault(arch.get('name'), {'domain_types': set(), 'machines': set(), 'emulators': set()})
-        emulator = _text(arch, 'emulator')
-        if emulator:
-            entry['emulators'].add(emulator)
-        for m in arch.findall('machine'):
-            if m.text:
-                entry['machines'].add(m.text.strip())
-        for dom in arch.findall('domain'):
-            entry['domain_types'].add(dom.get('type'))
-            if _text(dom, 'emulator'):
-                entry['emulators'].add(_text(dom, 'emulator'))
-            for m in dom.findall('machine'):
-                if m.text:
-                    entry['machines'].add(m.text.strip())
-    return {'uuid': _text(root, './host/uuid'), 'archs': archs}
-
-
-def host_model_cpu_xml(domcaps_xml):
-    """The host-model CPU of a domain capabilities XML as a custom CPU definition (for baselines)."""
-    root = ET.fromstring(domcaps_xml)
-    for mode in root.findall('./cpu/mode'):
-        if mode.get('name') == 'host-model' and mode.get('supported') == 'yes':
-            cpu = ET.Element('cpu', {'mode': 'custom', 'match': 'exact'})
-            for child in mode:
-                cpu.append(child)
-            return ET.tostring(cpu, encoding='unicode')
-    return None
-
-
-def cpu_model_of(cpu_xml):
-    try:
-        root = ET.fromstring(cpu_xml)
-    except ET.ParseError:
-        return None
-    return _text(root, 'model')
-
-
 def parse_conf(lines):
     """``key = value`` lines of libvirtd.conf/qemu.conf (comments already dropped) -> dict.
     Values: int, bool-ish int, quoted string, or the raw text for lists."""
@@ -382,14 +230,14 @@ def parse_conf(lines):
         if len(value) >= 2 and value[0] == value[-1] and value[0] in '"\'':
             conf[key] = value[1:-1]
         else:
-            parsed = _int(value)
+            parsed = as_int(value)
             conf[key] = parsed if parsed is not None else value
     return conf
 
 
 def migration_port_range(qemu_conf):
-    low = _int(qemu_conf.get('migration_port_min'), DEFAULT_MIGRATION_PORTS[0])
-    high = _int(qemu_conf.get('migration_port_max'), DEFAULT_MIGRATION_PORTS[1])
+    low = as_int(qemu_conf.get('migration_port_min'), DEFAULT_MIGRATION_PORTS[0])
+    high = as_int(qemu_conf.get('migration_port_max'), DEFAULT_MIGRATION_PORTS[1])
     return low, high
 
 
@@ -400,7 +248,7 @@ def libvirt_port(libvirtd_conf, transport, uri_port=None):
     if transport == 'ssh':
         return 22
     key = 'tcp_port' if transport == 'tcp' else 'tls_port'
-    return _int(libvirtd_conf.get(key), DEFAULT_LIBVIRT_PORTS[transport])
+    return as_int(libvirtd_conf.get(key), DEFAULT_LIBVIRT_PORTS[transport])
 
 
 def parse_mountinfo(text):
@@ -509,11 +357,6 @@ def check_version(component, src_version, dst_version):
                 'migrations to hosts of the same or a newer version.' % (label, format_version(src_version))))
 
 
-def _machine_family(machine):
-    m = re.match(r'^(.*?)-?(\d+(?:\.\d+)*)$', machine or '')
-    return m.group(1) if m else machine
-
-
 def check_machine_type(guest, dom, dest_caps):
     """Architecture, virt type, machine type and emulator path offered by the destination."""
     name = 'versions.machine_type'
@@ -528,7 +371,7 @@ def check_machine_type(guest, dom, dest_caps):
             dom['virt_type'], ', '.join(sorted(arch['domain_types'])) or 'none'))
         remedies.append("enable %s on the destination (for kvm: /dev/kvm and the kvm module)" % dom['virt_type'])
     if dom['machine'] and dom['machine'] not in arch['machines']:
-        family = _machine_family(dom['machine'])
+        family = machine_family(dom['machine'])
         same = sorted(m for m in arch['machines'] if m.startswith(family))
         problems.append("machine type '%s' is not offered" % dom['machine'])
         remedies.append('keep the guest on a machine type both hosts offer (the destination has %s); a '

@@ -13,7 +13,6 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration_manage
     dest_uri,
     postcopy_halves,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of
 
 
 @pytest.mark.parametrize('dest,transport,uri', [
@@ -37,19 +36,6 @@ def test_default_timeout_scales_per_gib():
     assert default_timeout_s(0) == 120
     assert default_timeout_s(4 * 1024 ** 3) == 360
     assert default_timeout_s(1024 ** 3, 2 * 1024 ** 3) == 300
-
-
-def test_disks_of_lists_file_and_block_disks_and_skips_empty_cdroms():
-    xml = """<domain><devices>
-      <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/v/a.qcow2'/><target dev='vda'/></disk>
-      <disk type='block' device='disk'><source dev='/dev/sdb'/><target dev='vdb'/></disk>
-      <disk type='file' device='cdrom'><target dev='hdc'/><readonly/></disk>
-      <disk type='file' device='cdrom'><source file='/iso/x.iso'/><target dev='hdd'/><readonly/></disk>
-    </devices></domain>"""
-    disks = disks_of(xml)
-    assert [(d.target, d.path, d.format, d.readonly) for d in disks] == [
-        ('vda', '/v/a.qcow2', 'qcow2', False), ('vdb', '/dev/sdb', 'raw', False), ('hdd', '/iso/x.iso', 'raw', True)]
-    assert disks[0].directory == '/v'
 
 
 # --- the destination prechecks (cases 10-12 of the fault suite, before anything moves) -------

@@ -17,8 +17,10 @@ import pytest
 from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsError
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
     dir_pool_xml,
+    parse_pool_xml,
     read_host_file,
     refresh_pool,
+    volume_format,
     volume_xml,
 )
 
@@ -312,3 +314,13 @@ def test_pool_and_volume_xml_keep_names_and_paths_as_data():
     # Without an allocation libvirt allocates the whole capacity (as before); a sparse copy target asks for 0.
     assert vol.find('allocation') is None
     assert ET.fromstring(volume_xml('v', 4096, 'raw', allocation=0)).findtext('allocation') == '0'
+
+
+def test_pool_and_volume_facts():
+    xml = "<pool type='dir'><name>local</name><target><path>/var/lib/libvirt/local</path></target></pool>"
+    assert parse_pool_xml(xml) == {'type': 'dir', 'target_path': '/var/lib/libvirt/local'}
+    assert parse_pool_xml("<pool type='iscsi-direct'><name>x</name></pool>")['target_path'] is None
+    assert parse_pool_xml(dir_pool_xml('p', '/srv/a&b')) == {'type': 'dir', 'target_path': '/srv/a&b'}
+    assert volume_format("<volume><target><format type='qcow2'/></target></volume>") == 'qcow2'
+    assert volume_format('<volume/>') is None
+    assert volume_format(volume_xml('v', 1, 'qcow2')) == 'qcow2'
