@@ -59,7 +59,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._placement import
     plan_evacuation,
     plan_rebalance,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._preflight import PreflightRunner, preflight_params
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_runner import PreflightRunner
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import preflight_params
 from ansible_collections.kvmops.migration.plugins.module_utils._progress import RUN_ENDED, ProgressLog
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import (
     PRIVATE_FILE_MODE,

@@ -28,6 +28,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._convergence impo
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import check_data_stream, parse_destination
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, run_detached
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import Disk, host_uuid, local_disks, parse_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._location import PAUSED, PAUSED_USER, assess
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import (
     LiveJob,
@@ -44,15 +45,10 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags 
     build_migration,
     validate_options_before_connecting,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import Disk, host_uuid, local_disks, parse_domain
-from ansible_collections.kvmops.migration.plugins.module_utils._preflight import (
-    FAIL,
-    check_copy_space,
-    check_interface,
-    check_memory,
-    dest_available_memory,
-    dest_network_facts,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._host_facts import dest_available_memory, dest_network_facts
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks import check_interface, check_memory
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import FAIL
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_storage_checks import check_copy_space
 from ansible_collections.kvmops.migration.plugins.module_utils._waiter import wait_until
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json, write_json
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import (

@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _domain_xml as dx
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import metadata_of
+from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.preflight_data import CAPS_XML, DOMCAPS_XML, dom_xml
 
 # The live XML of a running guest with every kind of disk the collection meets.
 LIVE_XML = """<domain type='kvm' id='7'>
@@ -325,3 +326,43 @@ def test_domain_capabilities_host_model_and_cpu_model():
                                              ('virt', 'virt')])
 def test_machine_family(machine, family):
     assert dx.machine_family(machine) == family
+
+
+class TestOnThePreflightGuest:
+    """The preflight's own guest XML, as its checks read it."""
+
+    def test_parse_domain(self):
+        iface = ("<interface type='network'><mac address='52:54:00:aa:bb:cc'/><source network='pf-net'/></interface>"
+                 "<interface type='bridge'><source bridge='br0'/></interface>")
+        d = dx.parse_domain(dom_xml(interfaces=iface, cache='writeback'))
+        assert (d['name'], d['virt_type'], d['arch'], d['machine']) == ('vm1', 'qemu', 'x86_64', 'pc-i440fx-7.2')
+        assert d['memory_kib'] == 131072 and d['vcpus'] == 1
+        assert d['cpu']['mode'] == 'custom' and d['cpu']['model'] == 'qemu64'
+        assert ('require', 'hypervisor') in d['cpu']['features']
+        vda, cdrom = d['disks']
+        assert vda['path'] == '/var/lib/libvirt/images/vm1.qcow2' and vda['cache'] == 'writeback'
+        assert cdrom['path'] is None and cdrom['readonly']
+        assert [i['type'] for i in d['interfaces']] == ['network', 'bridge']
+        assert d['interfaces'][0]['network'] == 'pf-net' and d['interfaces'][1]['bridge'] == 'br0'
+
+    def test_live_xml_of_a_network_interface_is_a_network(self):
+        # libvirt shows a network's actual type (bridge) in the live XML; the migration carries the network.
+        iface = "<interface type='bridge'><source network='pf-net' portid='x' bridge='pfbr0'/></interface>"
+        d = dx.parse_domain(dom_xml(interfaces=iface))
+        assert d['interfaces'][0]['type'] == 'network' and d['interfaces'][0]['network'] == 'pf-net'
+
+    def test_parse_domain_without_cpu_and_memory_units(self):
+        xml = dom_xml(cpu='').replace("<memory unit='KiB'>131072</memory>", "<memory unit='GiB'>2</memory>")
+        d = dx.parse_domain(xml)
+        assert d['cpu'] is None and d['memory_kib'] == 2 * 1024 * 1024
+
+    def test_parse_capabilities(self):
+        caps = dx.parse_capabilities(CAPS_XML.format(uuid='u-1'))
+        assert caps['uuid'] == 'u-1'
+        arch = caps['archs']['x86_64']
+        assert {'pc', 'pc-i440fx-7.2', 'pc-q35-7.2'} <= arch['machines']
+        assert arch['domain_types'] == {'qemu', 'kvm'}
+
+    def test_host_model_cpu(self):
+        xml = dx.host_model_cpu_xml(DOMCAPS_XML)
+        assert "mode=\"custom\"" in xml and dx.cpu_model_of(xml) == 'EPYC'

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils import _preflight as pf
+from ansible_collections.kvmops.migration.plugins.module_utils import _preflight_spec as pf
 from ansible_collections.kvmops.migration.plugins.modules import virt_migrate_preflight as mod
 
 
