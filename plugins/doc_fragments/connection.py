@@ -13,8 +13,10 @@ options:
   uri:
     description:
       - libvirt connection URI the module uses on the managed host it runs on.
-      - The default is the local system hypervisor. Any libvirt URI works, for example
-        C(qemu:///system?socket=/run/libvirt/libvirt-sock) for a non-default socket.
+      - The default is the local system hypervisor. A local URI may name its socket, for example
+        C(qemu:///system?socket=/run/libvirt/libvirt-sock) (query parameters C(socket) and C(mode) only); a remote
+        URI is accepted in the forms of M(kvmops.migration.virt_migrate)'s O(kvmops.migration.virt_migrate#module:dest).
+        Transports and parameters that run a program (C(qemu+ext), C(command), ...) are refused before connecting.
       - The connection is opened once per module run and closed when the module ends.
     type: str
     default: qemu:///system

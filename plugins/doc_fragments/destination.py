@@ -13,8 +13,13 @@ class ModuleDocFragment:
 options:
   dest:
     description:
-      - The destination host, as a host name (the connection URI is then C(qemu+<transport>://<dest>/system))
-        or a full libvirt URI such as C(qemu+tls://host-b/system).
+      - The destination host, as a host name, an IPv4 or IPv6 address, or C(user@host[:port]) (the connection URI
+        is then C(qemu+<transport>://[user@]host[:port]/system)), or a libvirt URI C(qemu+ssh://[user@]host[:port]/system),
+        C(qemu+tls://...) or C(qemu+tcp://...) such as C(qemu+tls://host-b/system), whose scheme decides the transport.
+      - A URI may carry only the query parameters C(mode), C(proxy), C(no_tty) and C(keyfile) (with C(qemu+ssh)).
+        Anything else (other transports such as C(qemu+ext), parameters such as C(command), C(netcat), C(socket)
+        or C(no_verify), a host name starting with C(-)) is refused before any connection, because it could run
+        a program or turn verification off; see the collection's docs/security.md.
     type: str
     required: true
   transport:

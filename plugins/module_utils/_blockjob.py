@@ -51,16 +51,13 @@ from ansible_collections.kvmops.migration.plugins.module_utils._copytarget impor
     default_format,
     destination_disk_xml,
     expected_volume_path,
-    network_source_key,
     parse_dest,
-    parse_pool_xml,
     plan_volume,
     set_disk_source,
     source_key,
-    volume_format,
-    volume_xml,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._storage import refresh_pool
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import parse_pool_xml, refresh_pool, volume_format, volume_xml
 
 WAITING, MIRRORING, READY, FAILED, TIMED_OUT = 'waiting', 'mirroring', 'ready', 'failed', 'timed out'
 STATES = (WAITING, MIRRORING, READY, FAILED, TIMED_OUT)
@@ -87,49 +84,10 @@ JOB_TYPE_NAMES = {0: 'unknown', 1: 'pull', 2: 'copy', 3: 'commit', 4: 'active co
 # Domain XML
 # ---------------------------------------------------------------------------
 
-def _source_path(disk_type, src):
-    if src is None:
-        return None
-    if disk_type == 'block':
-        return src.get('dev')
-    if disk_type == 'dir':
-        return src.get('dir')
-    if disk_type == 'network':
-        return network_source_key(src)
-    return src.get('file')
-
-
 def parse_disks(xml):
-    """The disks of a domain XML: target, type, source path, format, backing presence, mirror."""
-    root = ET.fromstring(xml)
-    disks = []
-    for d in root.findall('./devices/disk'):
-        target = d.find('target')
-        drv = d.find('driver')
-        dtype = d.get('type') or 'file'
-        backing = d.find('backingStore')
-        mirror = d.find('mirror')
-        mirror_info = None
-        if mirror is not None:
-            mtype = mirror.get('type') or 'file'
-            mfmt = mirror.find('format')
-            mirror_info = {
-                'path': mirror.get('file') or _source_path(mtype, mirror.find('source')),
-                'format': mirror.get('format') or (mfmt.get('type') if mfmt is not None else None),
-                'job': mirror.get('job'),
-                'ready': mirror.get('ready'),
-            }
-        disks.append({
-            'target': target.get('dev') if target is not None else None,
-            'device': d.get('device') or 'disk',
-            'type': dtype,
-            'path': _source_path(dtype, d.find('source')),
-            'format': drv.get('type') if drv is not None else None,
-            'has_backing': backing is not None and backing.find('source') is not None,
-            'readonly': d.find('readonly') is not None,
-            'mirror': mirror_info,
-        })
-    return disks
+    """The disks of a domain XML as plain data (``_domain_xml.Disk.as_dict``): target, type, device, source
+    path (a network disk's canonical URL), format, read-only, backing presence, mirror."""
+    return [disk.as_dict() for disk in read_domain(xml).disks]
 
 
 def _norm(path):
@@ -165,30 +123,19 @@ def disk_xml_with_source(disk_xml, dest, fmt=None, is_block=False):
 
 
 def disk_element_xml(domain_xml, target):
-    root = ET.fromstring(domain_xml)
-    for d in root.findall('./devices/disk'):
-        t = d.find('target')
-        if t is not None and t.get('dev') == target:
-            return ET.tostring(d, encoding='unicode')
-    return None
+    element = read_domain(domain_xml).disk_element(target)
+    return ET.tostring(element, encoding='unicode') if element is not None else None
 
 
 def domain_xml_with_disk_source(domain_xml, target, path, fmt=None, is_block=False):
     """The whole (inactive) domain XML with one disk's source replaced by ``path`` (a path, or a
     CopyTarget): the fallback for defineXML."""
-    root = ET.fromstring(domain_xml)
-    devices = root.find('devices')
-    for i, d in enumerate(list(devices)):
-        if d.tag != 'disk':
-            continue
-        t = d.find('target')
-        if t is not None and t.get('dev') == target:
-            new = ET.fromstring(disk_xml_with_source(ET.tostring(d, encoding='unicode'), path, fmt, is_block))
-            new.tail = d.tail
-            devices.remove(d)
-            devices.insert(i, new)
-            return ET.tostring(root, encoding='unicode')
-    raise InvalidInputError('no disk %s in the domain definition' % target)
+    domain = read_domain(domain_xml)
+    disk = domain.disk_element(target)
+    if disk is None:
+        raise InvalidInputError('no disk %s in the domain definition' % target)
+    set_disk_source(disk, as_target(path, is_block), fmt)
+    return ET.tostring(domain.root, encoding='unicode')
 
 
 def copy_destination_xml(dest, fmt, is_block=False):
@@ -623,7 +570,7 @@ class BlockCopier:
 
     def _create_volume(self, target, capacity, fmt):
         with translated('Creating %s' % target.label):
-            vol = self.pool.createXML(volume_xml(target.volume, capacity, fmt), 0)
+            vol = self.pool.createXML(volume_xml(target.volume, capacity, fmt, allocation=0), 0)
             path = vol.path()
         return vol, target.replace(path=path)
 
@@ -809,7 +756,7 @@ class BlockCopier:
                         continue
                     raise
                 for xml in xmls:
-                    if _norm(old) in (_norm(p) for p in _all_sources(xml)):
+                    if _norm(old) in (_norm(p) for p in read_domain(xml).source_paths()):
                         self.warn('remove_source: %s is still used by domain %s; left alone' % (old, other.name()))
                         return False
         except Exception as exc:  # pylint: disable=broad-except
@@ -818,16 +765,3 @@ class BlockCopier:
             raise translate_libvirt_error(exc, 'Listing domains before removing %s' % old)
         os.unlink(old)
         return True
-
-
-def _all_sources(xml):
-    root = ET.fromstring(xml)
-    out = []
-    for src in root.iter('source'):
-        for attr in ('file', 'dev'):
-            if src.get(attr):
-                out.append(src.get(attr))
-    for mirror in root.iter('mirror'):
-        if mirror.get('file'):
-            out.append(mirror.get('file'))
-    return out

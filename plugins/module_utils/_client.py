@@ -392,6 +392,9 @@ class LibvirtClient:
 
     # -- connection management -------------------------------------------------
     def _open(self, uri):
+        # Before anything is opened: a libvirt URI can name a program to run (_destination).
+        from ansible_collections.kvmops.migration.plugins.module_utils._destination import check_libvirt_uri
+        check_libvirt_uri(uri)
         if self._opener is not None:
             opener = self._opener
         else:

@@ -32,7 +32,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration import
     verify_and_repair,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json, write_json
-from ansible_collections.kvmops.migration.plugins.module_utils._storage import Disk, copy_volume, volume_exists
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import Disk
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import copy_volume, volume_exists
 
 
 def journal_path(state_dir, uuid):

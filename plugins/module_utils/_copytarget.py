@@ -10,9 +10,9 @@ Private module_utils file (leading underscore): its API may change without notic
 Everything here is pure (no libvirt, no file system) and unit-tested on its own:
 
 - ``parse_dest(dest, dest_pool, dest_volume)`` turns the module's options into a ``CopyTarget``;
-- ``source_key`` / ``network_source_key`` give one comparable string per disk source (a
-  normalised path, or ``protocol://host:port/name``), so "is the disk already there?" is a
-  string comparison for every kind;
+- ``source_key`` gives one comparable string per disk source given as text (a normalised path,
+  or ``protocol://host:port/name`` as ``_domain_xml`` reads network sources), so "is the disk
+  already there?" is a string comparison for every kind;
 - ``set_disk_source`` / ``destination_disk_xml`` write a target into a ``<disk>`` element;
 - ``check_pool``, ``plan_volume`` and friends are the verdicts on a pool/volume destination,
   from facts the glue read through libvirt (``_blockjob.BlockCopier``).
@@ -25,13 +25,12 @@ import xml.etree.ElementTree as ET
 from urllib.parse import unquote, urlsplit
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import DEFAULT_PORTS, network_url
 
 PATH, VOLUME, NETWORK = 'path', 'volume', 'network'
 
 # Network protocols a copy may go to, with their default ports (QEMU's and libvirt's defaults).
-NETWORK_PORTS = {'nbd': 10809, 'gluster': 24007}
-# Default ports of other protocols, only to compare sources of existing disks.
-KNOWN_PORTS = dict(NETWORK_PORTS, iscsi=3260, rbd=6789, sheepdog=7000)
+NETWORK_PORTS = dict((protocol, DEFAULT_PORTS[protocol]) for protocol in ('nbd', 'gluster'))
 
 # Pool types whose volumes are files under the pool's target path: the module creates volumes there.
 FILE_POOL_TYPES = ('dir', 'fs', 'netfs')
@@ -98,15 +97,6 @@ class CopyTarget:
     def __repr__(self):
         shown = [f for f in self.FIELDS if getattr(self, f) not in (None, False)]
         return 'CopyTarget(%s)' % ', '.join('%s=%r' % (f, getattr(self, f)) for f in shown)
-
-
-def network_url(protocol, host, port, name):
-    """The canonical ``protocol://host:port/name`` of a network source (host lowercased)."""
-    host = (host or '').lower()
-    if ':' in host:
-        host = '[%s]' % host
-    authority = '%s:%d' % (host, port) if host and port else host
-    return '%s://%s/%s' % (protocol, authority, name or '')
 
 
 def is_url(value):
@@ -187,24 +177,8 @@ def source_key(value):
             port = parts.port
         except ValueError:
             return value
-        return network_url(scheme, parts.hostname, port or KNOWN_PORTS.get(scheme), unquote(parts.path.lstrip('/')))
+        return network_url(scheme, parts.hostname, port or DEFAULT_PORTS.get(scheme), unquote(parts.path.lstrip('/')))
     return os.path.normpath(value)
-
-
-def network_source_key(src):
-    """The canonical URL of a ``<source protocol=... name=...><host .../></source>`` element."""
-    if src is None or not src.get('protocol'):
-        return None
-    protocol = src.get('protocol')
-    host = src.find('host')
-    name, hostname, port = src.get('name') or '', None, None
-    if host is not None:
-        if host.get('socket'):
-            return '%s+unix:///%s?socket=%s' % (protocol, name, host.get('socket'))
-        hostname = host.get('name')
-        port = host.get('port')
-    port = int(port) if port and port.isdigit() else KNOWN_PORTS.get(protocol)
-    return network_url(protocol, hostname, port, name)
 
 
 def _source_element(target):
@@ -270,35 +244,11 @@ def check_pool(name, pools):
                    'then run again.' % name)
 
 
-def parse_pool_xml(xml):
-    """{type, target_path} of a storage pool's XML."""
-    root = ET.fromstring(xml)
-    path = root.find('./target/path')
-    return {'type': root.get('type'), 'target_path': path.text.strip() if path is not None and path.text else None}
-
-
-def volume_format(xml):
-    """The format a volume's XML declares (``<target><format type=...>``), or None."""
-    fmt = ET.fromstring(xml).find('./target/format')
-    return fmt.get('type') if fmt is not None else None
-
-
 def expected_volume_path(pool_type, target_path, volume):
     """Where a new volume of a file pool will be; None for other pool types (known only once created)."""
     if pool_type in FILE_POOL_TYPES and target_path:
         return os.path.normpath(os.path.join(target_path, volume))
     return None
-
-
-def volume_xml(name, capacity, fmt):
-    """A sparse volume of ``capacity`` bytes in format ``fmt`` (storageVolCreateXML)."""
-    vol = ET.Element('volume')
-    ET.SubElement(vol, 'name').text = name
-    ET.SubElement(vol, 'capacity', {'unit': 'bytes'}).text = str(int(capacity))
-    ET.SubElement(vol, 'allocation', {'unit': 'bytes'}).text = '0'
-    target = ET.SubElement(vol, 'target')
-    ET.SubElement(target, 'format', {'type': fmt})
-    return ET.tostring(vol, encoding='unicode')
 
 
 def plan_volume(target, vol, fmt, capacity, need, free_bytes, options):

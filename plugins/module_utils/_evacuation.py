@@ -15,22 +15,24 @@ import json
 import time
 import xml.etree.ElementTree as ET
 
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
+
 KVMOPS_NS = 'https://kvmops.io/migration'
 MIB = 1024 * 1024
 RECORD_VERSION = 1
 
 
 def metadata_of(domain_xml):
-    """Our domain metadata: {'anti_affinity': [groups]} from
+    """Our domain metadata (``domain_xml``: the XML, or a ``_domain_xml.DomainXml``): {'anti_affinity': [groups]} from
     <metadata><kvmops:migration xmlns:kvmops="https://kvmops.io/migration">
     <anti_affinity>group</anti_affinity>...</kvmops:migration></metadata>.
     A group element may also hold a comma-separated list."""
     groups = []
     try:
-        root = ET.fromstring(domain_xml)
+        domain = read_domain(domain_xml)
     except ET.ParseError:
         return {'anti_affinity': []}
-    for node in root.findall('./metadata/{%s}migration' % KVMOPS_NS):
+    for node in domain.metadata(KVMOPS_NS, 'migration'):
         for group in node.findall('{%s}anti_affinity' % KVMOPS_NS) + node.findall('anti_affinity'):
             for name in (group.text or '').split(','):
                 name = name.strip()

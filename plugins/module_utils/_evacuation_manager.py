@@ -21,6 +21,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     MigrationError,
     translated,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._destination import HOST_FORMS, check_data_stream, check_host
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import local_disks, read_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import (
     anti_affinity_groups,
     backup_changes,
@@ -57,7 +59,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._placement import
     plan_evacuation,
     plan_rebalance,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._preflight import PreflightRunner, preflight_params
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_runner import PreflightRunner
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import preflight_params
 from ansible_collections.kvmops.migration.plugins.module_utils._progress import RUN_ENDED, ProgressLog
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import (
     DEFAULT_STATE_DIR,
@@ -66,7 +69,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._statefile import
     write_json,
     write_text,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of, read_host_file
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import read_host_file
 
 ARGUMENT_SPEC = dict(
     action=dict(type='str', default='evacuate', choices=['evacuate', 'return', 'rebalance', 'recover', 'backup', 'rejoin']),
@@ -160,6 +163,9 @@ class Evacuation:
             raise InvalidInputError('hosts is required for action=%s' % p['action'])
         if p['action'] == 'recover' and not p['dead_host']:
             raise InvalidInputError('dead_host is required for action=recover')
+        for host in p['hosts'] + ([p['dead_host']] if p['dead_host'] else []):
+            check_host(host, 'hosts', HOST_FORMS)  # before any connection: a host name is also an ssh argument
+        check_data_stream(p['migrate_options'].get('migrate_uri'))
         if p['action'] == 'backup' and not p['definitions_dir']:
             raise InvalidInputError('definitions_dir is empty: action=backup has nowhere to write',
                                     remedy='Give a directory on storage shared by every hypervisor, e.g. '
@@ -671,7 +677,7 @@ class Evacuation:
                 rows.append(make_row(name, dead, defined[uuid], 'stayed', 'defined (shut off) on %s; start it there'
                                      % defined[uuid]))
                 continue
-            local = [d.path for d in disks_of(xml) if d.path and not d.readonly
+            local = [d.path for d in local_disks(xml) if d.path and not d.readonly
                      and not any(d.path.startswith(prefix) for prefix in shared_paths)]
             if local:
                 rows.append(make_row(name, dead, None, 'stayed', 'disk(s) on the dead host\'s local storage: %s'
@@ -792,14 +798,9 @@ class Evacuation:
 
 
 def _xml_field(xml, tag):
+    """``uuid``, ``memory`` (KiB, the maximum) or ``vcpu`` (the maximum) of a saved domain XML (``_domain_xml``)."""
     try:
-        node = ET.fromstring(xml).find(tag)
+        domain = read_domain(xml)
     except ET.ParseError:
         return None
-    if node is None:
-        return None
-    if tag == 'memory':
-        unit = node.get('unit', 'KiB')
-        factor = {'KiB': 1, 'k': 1, 'MiB': 1024, 'M': 1024, 'GiB': 1024 * 1024, 'G': 1024 * 1024}.get(unit, 1)
-        return str(int(node.text) * factor)
-    return (node.text or '').strip()
+    return {'uuid': domain.uuid, 'memory': domain.memory_kib, 'vcpu': domain.max_vcpus}[tag]

@@ -25,6 +25,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     LibvirtClient,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._context import ManagerContext
+from ansible_collections.kvmops.migration.plugins.module_utils._destination import host_uri as destination_host_uri
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation import (
     make_row,
     metadata_of,
@@ -32,7 +34,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation impor
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import MigrationManager, option_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils._placement import HostInfo, schedule
-from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of, is_shared
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import is_shared
 
 VIR_DOMAIN_XML_SECURE = 1
 VIR_DOMAIN_XML_INACTIVE = 2
@@ -47,10 +49,11 @@ PASSTHROUGH = ('bandwidth', 'max_downtime', 'allow_postcopy', 'postcopy_bandwidt
 
 
 def host_uri(host, transport, local_host=None):
-    """The libvirt URI of a hypervisor; the local one through its socket."""
+    """The libvirt URI of a hypervisor; the local one through its socket. A host that is not a host
+    name or an address is refused (``_destination.host_uri``)."""
     if local_host is not None and host == local_host:
         return 'qemu:///system'
-    return 'qemu+%s://%s/system' % (transport, host)
+    return destination_host_uri(host, transport)
 
 
 class GuestFacts:
@@ -68,8 +71,9 @@ class GuestFacts:
         self.persistent = bool(dom.isPersistent())
         flags = VIR_DOMAIN_XML_SECURE | (VIR_DOMAIN_XML_INACTIVE if self.persistent else 0)
         self.xml = dom.XMLDesc(flags)
-        self.disks = [disk for disk in disks_of(self.xml) if not disk.readonly and disk.path]
-        self.anti_affinity = metadata_of(self.xml)['anti_affinity']
+        domain = read_domain(self.xml)
+        self.disks = [disk for disk in domain.local_disks() if not disk.readonly]
+        self.anti_affinity = metadata_of(domain)['anti_affinity']
 
     def as_dict(self):
         return {'name': self.name, 'uuid': self.uuid, 'host': self.host, 'memory_mib': self.memory // (1024 * 1024),
@@ -225,7 +229,7 @@ class ConcurrentRunner:
 
     def uris_for_dest(self, dest):
         """The destination as the SOURCE host's libvirtd reaches it (p2p): always by name."""
-        return 'qemu+%s://%s/system' % (self.transport, dest)
+        return host_uri(dest, self.transport)
 
     def _monitor(self):
         clients = {}

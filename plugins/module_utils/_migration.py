@@ -36,7 +36,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._location import 
     HostView,
     assess,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
 
 VIR_ERR_NO_DOMAIN = 42
 VIR_ERR_OPERATION_UNSUPPORTED = 84
@@ -77,7 +77,7 @@ def job_of(dom, disks=None):
         return JOB_OPERATIONS.get(stats.get('operation'), 'job')
     if disks is None:
         try:
-            disks = [disk.target for disk in disks_of(dom.XMLDesc(0))]
+            disks = [disk.target for disk in read_domain(dom.XMLDesc(0)).disks if disk.target]
         except Exception:  # the domain vanished: no job left on it
             return None
     for target in disks:

@@ -12,7 +12,6 @@ changes nothing; the outcome check on both hosts runs after every attempt.
 from __future__ import annotations
 
 import os
-import re
 import time
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import (
@@ -29,7 +28,9 @@ from ansible_collections.kvmops.migration.plugins.module_utils._convergence impo
     Policy,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._cold import ColdMigration, finish_interrupted
+from ansible_collections.kvmops.migration.plugins.module_utils._destination import check_data_stream, parse_destination
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, run_detached
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import host_uuid, read_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._location import (
     PAUSED,
     PAUSED_USER,
@@ -52,20 +53,14 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags 
     build_migration,
     validate_options_before_connecting,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._preflight import (
-    FAIL,
-    check_copy_space,
-    check_interface,
-    check_memory,
-    dest_available_memory,
-    dest_network_facts,
-    parse_domain,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._host_facts import dest_available_memory, dest_network_facts
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks import check_interface, check_memory
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import FAIL
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_storage_checks import check_copy_space
 from ansible_collections.kvmops.migration.plugins.module_utils._waiter import wait_until
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import DEFAULT_STATE_DIR, read_json, write_json
 from ansible_collections.kvmops.migration.plugins.module_utils._oplock import GuestLock
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
-    disks_of,
     ensure_dest_pool,
     free_bytes_at,
     is_shared,
@@ -80,8 +75,6 @@ RECONNECT_TIMEOUT_S = 30
 POSTCOPY_SETTLE_MIN_S = 30
 DEFAULT_THROTTLE_INITIAL = 50
 DEFAULT_THROTTLE_INCREMENT = 25
-URI_RE = re.compile(r'^[a-z][a-z0-9+]*://[^/\s?#]+(/[^\s]*)?$')  # a destination URI must name a host
-HOST_RE = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[?[0-9A-Fa-f:.]+\]?$')
 
 
 # The options of virt_migrate (documented in plugins/modules/virt_migrate.py). They live here
@@ -146,16 +139,8 @@ def option_defaults():
 
 
 def dest_uri(dest, transport):
-    """The libvirt URI of the destination: `dest` itself if it is a URI, else built from the host name."""
-    if '://' in dest:
-        if not URI_RE.match(dest):
-            raise InvalidInputError('dest=%r is not a valid libvirt URI' % dest,
-                                    remedy='Use a host name (host-b) or a URI such as qemu+ssh://host-b/system.')
-        return dest
-    if not HOST_RE.match(dest):
-        raise InvalidInputError('dest=%r is neither a host name nor a libvirt URI' % dest,
-                                remedy='Use a host name (host-b) or a URI such as qemu+ssh://host-b/system.')
-    return 'qemu+%s://%s/system' % (transport, dest)
+    """The libvirt URI of the destination (``_destination.parse_destination``: refuses anything else)."""
+    return parse_destination(dest, transport).uri
 
 
 def outcome_path(state_dir, uuid):
@@ -210,12 +195,12 @@ class MigrationManager:
             self.client.close()
 
     def _run(self):
-        uri = dest_uri(self.p['dest'], self.p['transport'])
+        destination = parse_destination(self.p['dest'], self.p['transport'])
+        uri = destination.uri
         src_conn = self.client.conn
         self.src_host = src_conn.getHostname()
         self.result['source'] = self.src_host
-        dst_host_guess = self.p['dest'] if '://' not in self.p['dest'] else None
-        if dst_host_guess and dst_host_guess.split('.')[0] in (self.src_host.split('.')[0], 'localhost'):
+        if destination.host.split('.')[0] in (self.src_host.split('.')[0], 'localhost'):
             raise InvalidInputError('dest=%s is the source host itself' % self.p['dest'],
                                     remedy='Name another hypervisor as dest.')
         dst_conn = self.client.open_peer(uri)
@@ -260,11 +245,11 @@ class MigrationManager:
         self.domain_active = bool(dom.isActive())
         self.domain_persistent = bool(dom.isPersistent())
         self._check_persistence(dom)
-        domain_xml = dom.XMLDesc(0)
-        disks = disks_of(domain_xml)
+        domain = read_domain(dom.XMLDesc(0))
+        disks = domain.local_disks()
         storage = self._storage_plan(sides, disks)
         spec = self._spec(storage)
-        checks = self._destination_checks(dom, domain_xml, sides.dst_conn, storage)
+        checks = self._destination_checks(dom, domain, sides.dst_conn, storage)
         dst_view = read_view(sides.dst_conn, self.uuid, self.dst_host)
         self.dest_defined_before = dst_view.exists
         if dst_view.active and not self.ctx.check_mode:
@@ -308,14 +293,14 @@ class MigrationManager:
                           dest_defined_before=getattr(self, 'dest_defined_before', True))
         return attempt.replace(**changes) if changes else attempt
 
-    def _destination_checks(self, dom, domain_xml, dst_conn, storage):
+    def _destination_checks(self, dom, domain, dst_conn, storage):
         """Can the destination take this guest now? The preflight's own verdicts on what would
         otherwise fail mid-way or leave the guest without a network: every libvirt network of
         its interfaces active there, free memory for a guest that will run there, room for the
         disks to copy. Runs before anything is touched; a ``fail`` refuses the migration."""
         if not self.p['precheck']:
             return []
-        facts = parse_domain(domain_xml)
+        facts = domain.as_dict()
         guest = facts['name']
         checks = [check_interface(guest, iface, dest_network_facts(dst_conn, iface['network']))
                   for iface in facts['interfaces'] if iface['type'] == 'network']
@@ -359,9 +344,7 @@ class MigrationManager:
 
     @staticmethod
     def _host_uuid(conn):
-        xml = conn.getCapabilities()
-        m = re.search(r'<uuid>([^<]+)</uuid>', xml)
-        return m.group(1) if m else None
+        return host_uuid(conn.getCapabilities())
 
     def _lookup(self, conn):
         return self.client.lookup_domain(name=self.p['name'], uuid=self.p['uuid'], conn=conn)
@@ -509,6 +492,7 @@ class MigrationManager:
 
     def _check_options(self):
         """Refuse options that conflict whatever the domain is like, before contacting any host."""
+        check_data_stream(self.p['migrate_uri'], self.p['listen_address'])
         self._options_through(validate_options_before_connecting, self._flag_options(None, None))
 
     @staticmethod

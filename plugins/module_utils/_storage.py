@@ -3,9 +3,9 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Guest disks as libvirt sees them, and storage on the destination, through the API only.
+"""Storage on the hosts, through the libvirt API only (a domain's disks are read by ``_domain_xml``).
 
-``disks_of(xml)`` lists a domain's disks. ``is_shared(...)`` proves that a directory is the
+``is_shared(...)`` proves that a directory is the
 same storage on both hosts: it writes a small probe volume through the source pool and
 looks for it through a pool at the same path on the destination. ``ensure_dest_pool``
 gives the destination a directory pool at a disk's directory, which libvirt needs to
@@ -39,43 +39,6 @@ STREAM_CHUNK = 1024 * 1024
 # probe (a volume created in the shared directory) can meet the other's refresh of that pool.
 POOL_BUSY_TEXT = 'has asynchronous jobs running'
 POOL_BUSY_WAIT_S = 10.0
-
-
-class Disk:
-    """One disk of a domain: target dev, source path (file disks), format, read-only."""
-
-    def __init__(self, target, path, fmt, readonly, device):
-        self.target = target
-        self.path = path
-        self.format = fmt
-        self.readonly = readonly
-        self.device = device
-
-    @property
-    def directory(self):
-        return os.path.dirname(self.path) if self.path else None
-
-    def as_dict(self):
-        return {'target': self.target, 'path': self.path, 'format': self.format,
-                'readonly': self.readonly, 'device': self.device}
-
-
-def disks_of(domain_xml):
-    """Disks with a file or block source (cdroms without media and network disks are skipped)."""
-    root = ET.fromstring(domain_xml)
-    disks = []
-    for disk in root.findall('./devices/disk'):
-        source = disk.find('source')
-        target = disk.find('target')
-        driver = disk.find('driver')
-        path = None
-        if source is not None:
-            path = source.get('file') or source.get('dev')
-        if not path or target is None:
-            continue
-        disks.append(Disk(target.get('dev'), path, driver.get('type') if driver is not None else 'raw',
-                          disk.find('readonly') is not None or disk.get('device') == 'cdrom', disk.get('device')))
-    return disks
 
 
 def refresh_pool(pool, timeout_s=POOL_BUSY_WAIT_S, interval_s=0.1, clock=time.monotonic, sleep=time.sleep):
@@ -118,7 +81,7 @@ def _pools_at(conn, directory):
     """The pools defined (running or not) whose target path is `directory`."""
     for pool in conn.listAllStoragePools(0):
         try:
-            path = ET.fromstring(pool.XMLDesc(0)).findtext('./target/path')
+            path = parse_pool_xml(pool.XMLDesc(0))['target_path']
         except ET.ParseError:
             continue
         if path and os.path.normpath(path) == os.path.normpath(directory):
@@ -135,6 +98,40 @@ def _pool_for_dir(conn, directory, refresh=True):
     return None
 
 
+def parse_pool_xml(xml):
+    """{type, target_path} of a storage pool's XML."""
+    root = ET.fromstring(xml)
+    path = root.find('./target/path')
+    return {'type': root.get('type'), 'target_path': path.text.strip() if path is not None and path.text else None}
+
+
+def volume_format(xml):
+    """The format a volume's XML declares (``<target><format type=...>``), or None."""
+    fmt = ET.fromstring(xml).find('./target/format')
+    return fmt.get('type') if fmt is not None else None
+
+
+def dir_pool_xml(name, path):
+    """A directory storage pool at ``path`` (storagePoolDefineXML/CreateXML). Built with ElementTree:
+    a path or name holding ``<``, ``&`` or quotes stays data."""
+    pool = ET.Element('pool', {'type': 'dir'})
+    ET.SubElement(pool, 'name').text = name
+    ET.SubElement(ET.SubElement(pool, 'target'), 'path').text = path
+    return ET.tostring(pool, encoding='unicode')
+
+
+def volume_xml(name, capacity, fmt, allocation=None):
+    """A volume of ``capacity`` bytes in format ``fmt`` (storageVolCreateXML). Without ``allocation``
+    libvirt allocates the whole capacity; ``allocation=0`` makes it sparse."""
+    vol = ET.Element('volume')
+    ET.SubElement(vol, 'name').text = name
+    ET.SubElement(vol, 'capacity', {'unit': 'bytes'}).text = str(int(capacity))
+    if allocation is not None:
+        ET.SubElement(vol, 'allocation', {'unit': 'bytes'}).text = str(int(allocation))
+    ET.SubElement(ET.SubElement(vol, 'target'), 'format', {'type': fmt})
+    return ET.tostring(vol, encoding='unicode')
+
+
 def pool_name_for(directory):
     return 'kvmops-%s' % hashlib.sha256(directory.encode()).hexdigest()[:10]
 
@@ -144,8 +141,7 @@ def ensure_dest_pool(conn, directory, host):
     pool = _pool_for_dir(conn, directory, refresh=False)
     if pool is not None:
         return pool, False
-    xml = "<pool type='dir'><name>%s</name><target><path>%s</path></target></pool>" % (
-        pool_name_for(directory), directory)
+    xml = dir_pool_xml(pool_name_for(directory), directory)
     with translated('Creating a storage pool at %s on %s' % (directory, host)):
         pool = conn.storagePoolDefineXML(xml, 0)
         pool.build(0)
@@ -164,8 +160,7 @@ class _PoolAt:
     def __enter__(self):
         pool = _pool_for_dir(self.conn, self.directory)
         if pool is None:
-            xml = "<pool type='dir'><name>%s-probe</name><target><path>%s</path></target></pool>" % (
-                pool_name_for(self.directory), self.directory)
+            xml = dir_pool_xml('%s-probe' % pool_name_for(self.directory), self.directory)
             with translated('Opening %s on %s as a transient storage pool' % (self.directory, self.host)):
                 pool = self.transient = self.conn.storagePoolCreateXML(xml, 0)
         return pool
@@ -259,8 +254,7 @@ def is_shared(src_conn, dst_conn, directory, src_host, dst_host):
 
 def _probe(src_conn, dst_conn, directory, src_host, dst_host):
     name = '.kvmops-probe-%s' % uuid.uuid4().hex[:12]
-    xml = ("<volume><name>%s</name><capacity unit='bytes'>4096</capacity>"
-           "<target><format type='raw'/></target></volume>" % name)
+    xml = volume_xml(name, 4096, 'raw')
     with _PoolAt(src_conn, directory, src_host) as src_pool:
         with translated('Writing a storage probe in %s on %s' % (directory, src_host)):
             probe = src_pool.createXML(xml, 0)
@@ -323,9 +317,7 @@ def copy_volume(src_conn, dst_conn, disk, src_host, dst_host):
         with translated('Finding %s on %s' % (disk.path, src_host)):
             src_vol = src_pool.storageVolLookupByName(os.path.basename(disk.path))
             _kind, capacity, _alloc = src_vol.info()
-        xml = ("<volume><name>%s</name><capacity unit='bytes'>%d</capacity>"
-               "<target><format type='%s'/></target></volume>" % (
-                   os.path.basename(disk.path), capacity, disk.format or 'raw'))
+        xml = volume_xml(os.path.basename(disk.path), capacity, disk.format or 'raw')
         with translated('Copying %s from %s to %s' % (disk.path, src_host, dst_host)):
             dst_vol = dst_pool.createXML(xml, 0)
             try:

@@ -71,6 +71,8 @@ options:
       - The hypervisors taking part (destinations for C(evacuate) and C(recover), members for C(rebalance),
         where to look for the guests for C(return) and C(rejoin)). This host may be in the list. Not used by
         C(backup).
+      - Host names or IP addresses only (the URI is C(qemu+<transport>://<host>/system)); anything else is refused
+        before any connection.
     type: list
     elements: str
     default: []

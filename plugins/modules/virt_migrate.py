@@ -26,7 +26,7 @@ description:
   - Repairs never make the guest lost, duplicated or rolled back. Nothing is repaired while a
     migration or block job is active on either host (the task waits for it to end first). Once
     post-copy has started the source copy is never resumed (the destination has run and written
-    to the disks since): an interrupted post-copy is reported with the operator procedure. A
+    to the disks since); an interrupted post-copy is reported with the operator procedure. A
     persistent definition exists at every instant (the destination is defined, from the source's
     own persistent definition with its secrets, before the source definition is removed), and the
     repair stops at the first step that fails.
@@ -35,12 +35,12 @@ description:
     the same guest waits up to O(lock_timeout), then refuses naming the running operation. The
     migration is driven by a detached process on the source whether the task waits or not, so a
     module killed mid-run (an async timeout, a killed controller) does not leave a job nothing
-    bounds: the driver applies the policy and the timeout and verifies the end, and the next run
+    bounds; the driver applies the policy and the timeout and verifies the end, and the next run
     waits for it and returns its result. A job found running with no driver (its process was
-    killed) is adopted by the next run: watched under its policy and timeout, then verified.
+    killed) is adopted by the next run, which watches it under its policy and timeout, then verifies it.
   - C(cold) migration is undone when a step after the shutdown fails (copy, definition, start on
-    the destination): what the run made on the destination is removed and the guest is started
-    again on the source; a rollback that could not reach the destination is finished by the next run.
+    the destination); what the run made on the destination is removed and the guest is started
+    again on the source, and a rollback that could not reach the destination is finished by the next run.
   - Idempotent. A guest already running (or, for O(mode=offline), defined) on the destination
     and absent from the source is reported as C(changed=false).
   - Bad input gets a clear message and changes nothing; check mode validates everything it
@@ -113,9 +113,10 @@ options:
     description:
       - Where the migration data stream goes, for example C(tcp://10.10.0.12) for a dedicated migration
         network. Default is the destination's host name as libvirt resolves it.
+      - Only C(tcp://HOST[:PORT]) and C(rdma://HOST[:PORT]) are accepted (HOST a host name or an address, C([IPv6])).
     type: str
   listen_address:
-    description: Address the destination QEMU listens on for the incoming stream.
+    description: Address (or host name) the destination QEMU listens on for the incoming stream, for example V(10.10.0.12).
     type: str
   bandwidth:
     description: Bandwidth limit of the pre-copy phase in MiB/s; V(0) means unlimited.
@@ -456,7 +457,7 @@ location:
       description:
         - C(destination), C(source), C(none) (its owner shut it down), C(both), C(unknown) (a host did not answer),
           C(busy) (a migration or block job is still active; nothing was repaired), C(postcopy_split) (an
-          interrupted post-copy: memory on both hosts) or C(postcopy_lost) (the destination half of a post-copy
+          interrupted post-copy, memory on both hosts) or C(postcopy_lost) (the destination half of a post-copy
           is gone; the stale source copy is left paused, never resumed).
       type: str
     repairs:

@@ -247,9 +247,9 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     KvmopsError,
     KvmopsModule,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._preflight import (
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_runner import PreflightRunner
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import (
     PREFLIGHT_ARGUMENT_SPEC as ARGUMENT_SPEC,
-    PreflightRunner,
     failure_message,
     should_fail,
 )

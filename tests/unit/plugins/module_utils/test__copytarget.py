@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _copytarget as ct
 from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import network_source_key
 
 MIB = 1024 * 1024
 
@@ -72,15 +73,15 @@ class TestSourceKeys:
     def test_network_source_key(self):
         src = ET.fromstring("<source protocol='nbd' name='exp1' tls='no' index='2'>"
                             "<host name='Storage-1' port='10851'/></source>")
-        assert ct.network_source_key(src) == 'nbd://storage-1:10851/exp1'
+        assert network_source_key(src) == 'nbd://storage-1:10851/exp1'
         # libvirt may leave the port out: the protocol's default fills it in, as in parse_dest.
         src = ET.fromstring("<source protocol='gluster' name='vmstore/a.raw'><host name='st1'/></source>")
-        assert ct.network_source_key(src) == ct.parse_dest('gluster://st1/vmstore/a.raw').key
+        assert network_source_key(src) == ct.parse_dest('gluster://st1/vmstore/a.raw').key
         src = ET.fromstring("<source protocol='rbd' name='pool/img'/>")
-        assert ct.network_source_key(src) == 'rbd:///pool/img'
+        assert network_source_key(src) == 'rbd:///pool/img'
         src = ET.fromstring("<source protocol='nbd' name='e'><host transport='unix' socket='/run/n.sock'/></source>")
-        assert ct.network_source_key(src) == 'nbd+unix:///e?socket=/run/n.sock'
-        assert ct.network_source_key(None) is None
+        assert network_source_key(src) == 'nbd+unix:///e?socket=/run/n.sock'
+        assert network_source_key(None) is None
 
     def test_source_key(self):
         assert ct.source_key('/a/./b/../c.qcow2') == '/a/c.qcow2'
@@ -106,7 +107,7 @@ class TestXml:
                              "<mirror type='file' file='/b'/></disk>")
         ct.set_disk_source(disk, ct.parse_dest('gluster://st1/vmstore/a.raw'), 'raw')
         assert disk.get('type') == 'network' and disk.find('driver').get('type') == 'raw'
-        assert ct.network_source_key(disk.find('source')) == 'gluster://st1:24007/vmstore/a.raw'
+        assert network_source_key(disk.find('source')) == 'gluster://st1:24007/vmstore/a.raw'
         assert disk.find('backingStore') is None and disk.find('mirror') is None
         assert [c.tag for c in disk] == ['driver', 'source', 'target']
         ct.set_disk_source(disk, ct.parse_dest('/b.qcow2'), 'qcow2')
@@ -136,19 +137,9 @@ class TestPoolVolume:
             ct.check_pool('images', {'local': True, 'images': False})
         assert "storage pool 'images' is not active" in str(exc.value) and 'pool-start images' in exc.value.remedy
 
-    def test_pool_facts(self):
-        xml = "<pool type='dir'><name>local</name><target><path>/var/lib/libvirt/local</path></target></pool>"
-        assert ct.parse_pool_xml(xml) == {'type': 'dir', 'target_path': '/var/lib/libvirt/local'}
-        assert ct.parse_pool_xml("<pool type='iscsi-direct'><name>x</name></pool>")['target_path'] is None
+    def test_expected_volume_path(self):
         assert ct.expected_volume_path('dir', '/p/', 'v.qcow2') == '/p/v.qcow2'
         assert ct.expected_volume_path('logical', '/dev/vg', 'v') is None
-        assert ct.volume_format("<volume><target><format type='qcow2'/></target></volume>") == 'qcow2'
-        assert ct.volume_format('<volume/>') is None
-
-    def test_volume_xml(self):
-        vol = ET.fromstring(ct.volume_xml("it's.qcow2", 64 * MIB, 'qcow2'))
-        assert vol.find('name').text == "it's.qcow2" and vol.find('capacity').text == str(64 * MIB)
-        assert vol.find('allocation').text == '0' and vol.find('./target/format').get('type') == 'qcow2'
 
     def test_plan_volume_creates_when_missing(self):
         assert ct.plan_volume(self.VOL, self.NEW, 'qcow2', 64 * MIB, MIB, 10 * MIB, self.opts()) is True

@@ -8,12 +8,12 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import (
     default_timeout_s,
     dest_uri,
     postcopy_halves,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._storage import disks_of
 
 
 @pytest.mark.parametrize('dest,transport,uri', [
@@ -37,19 +37,6 @@ def test_default_timeout_scales_per_gib():
     assert default_timeout_s(0) == 120
     assert default_timeout_s(4 * 1024 ** 3) == 360
     assert default_timeout_s(1024 ** 3, 2 * 1024 ** 3) == 300
-
-
-def test_disks_of_lists_file_and_block_disks_and_skips_empty_cdroms():
-    xml = """<domain><devices>
-      <disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/v/a.qcow2'/><target dev='vda'/></disk>
-      <disk type='block' device='disk'><source dev='/dev/sdb'/><target dev='vdb'/></disk>
-      <disk type='file' device='cdrom'><target dev='hdc'/><readonly/></disk>
-      <disk type='file' device='cdrom'><source file='/iso/x.iso'/><target dev='hdd'/><readonly/></disk>
-    </devices></domain>"""
-    disks = disks_of(xml)
-    assert [(d.target, d.path, d.format, d.readonly) for d in disks] == [
-        ('vda', '/v/a.qcow2', 'qcow2', False), ('vdb', '/dev/sdb', 'raw', False), ('hdd', '/iso/x.iso', 'raw', True)]
-    assert disks[0].directory == '/v'
 
 
 # --- the destination prechecks (cases 10-12 of the fault suite, before anything moves) -------
@@ -114,7 +101,7 @@ COPY = [{'target': 'vda', 'path': '/var/lib/libvirt/local/web1.qcow2', 'action':
 
 
 def test_prechecks_pass_when_the_destination_can_take_the_guest(monkeypatch):
-    checks = manager(monkeypatch)._destination_checks(FakeDom(), GUEST_XML, FakeDestConn(), COPY)
+    checks = manager(monkeypatch)._destination_checks(FakeDom(), read_domain(GUEST_XML), FakeDestConn(), COPY)
     assert [(c['name'], c['status']) for c in checks] == [
         ('network.interface', 'ok'), ('capacity.memory', 'ok'), ('storage.copy_space', 'ok')]
 
@@ -127,26 +114,26 @@ def test_prechecks_pass_when_the_destination_can_take_the_guest(monkeypatch):
 def test_a_failed_precheck_refuses_naming_check_and_remedy(monkeypatch, conn, free_disk_mib, words):
     from ansible_collections.kvmops.migration.plugins.module_utils._client import MigrationError
     with pytest.raises(MigrationError) as err:
-        manager(monkeypatch, free_disk_mib=free_disk_mib)._destination_checks(FakeDom(), GUEST_XML, conn, COPY)
+        manager(monkeypatch, free_disk_mib=free_disk_mib)._destination_checks(FakeDom(), read_domain(GUEST_XML), conn, COPY)
     assert err.value.msg.startswith('web1 cannot go to host-b: ') and words in err.value.msg
     assert 'precheck: false' in err.value.remedy
     assert [c for c in err.value.details['checks'] if c['status'] == 'fail']
 
 
 def test_memory_is_not_checked_for_a_guest_that_will_not_run_there(monkeypatch):
-    checks = manager(monkeypatch, active=False)._destination_checks(FakeDom(), GUEST_XML, FakeDestConn(free_mib=10), [])
+    checks = manager(monkeypatch, active=False)._destination_checks(FakeDom(), read_domain(GUEST_XML), FakeDestConn(free_mib=10), [])
     assert [c['name'] for c in checks] == ['network.interface']
 
 
 def test_precheck_false_checks_nothing(monkeypatch):
-    assert manager(monkeypatch, precheck=False)._destination_checks(FakeDom(), GUEST_XML, FakeDestConn(networks=()), COPY) == []
+    assert manager(monkeypatch, precheck=False)._destination_checks(FakeDom(), read_domain(GUEST_XML), FakeDestConn(networks=()), COPY) == []
 
 
 def test_unknown_free_space_warns_and_does_not_block(monkeypatch):
     mgr = manager(monkeypatch)
     from ansible_collections.kvmops.migration.plugins.module_utils import _migration_manager as mm
     monkeypatch.setattr(mm, 'free_bytes_at', lambda conn, directory, host: None)
-    checks = mgr._destination_checks(FakeDom(), GUEST_XML, FakeDestConn(), COPY)
+    checks = mgr._destination_checks(FakeDom(), read_domain(GUEST_XML), FakeDestConn(), COPY)
     assert checks[-1]['status'] == 'warn' and 'unknown' in checks[-1]['detail']
 
 

@@ -9,11 +9,20 @@ small file through libvirt."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import libvirt
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsError
-from ansible_collections.kvmops.migration.plugins.module_utils._storage import read_host_file, refresh_pool
+from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
+    dir_pool_xml,
+    parse_pool_xml,
+    read_host_file,
+    refresh_pool,
+    volume_format,
+    volume_xml,
+)
 
 BUSY = RuntimeError("internal error: pool 'images' has asynchronous jobs running.")
 
@@ -293,3 +302,25 @@ def test_a_destination_whose_storage_cannot_be_read_is_an_error_not_unshared_sto
     assert 'Cannot tell whether /var/lib/libvirt/images is shared storage: host-b cannot read it' in err.value.msg
     assert 'Storage source conflict' in err.value.msg and 'its storage pool shared there is stopped' in err.value.msg
     assert 'mounted and readable on host-b' in err.value.remedy
+
+
+def test_pool_and_volume_xml_keep_names_and_paths_as_data():
+    pool = ET.fromstring(dir_pool_xml("kvmops-<x>", "/srv/it's & <that>"))
+    assert pool.get('type') == 'dir' and pool.findtext('name') == 'kvmops-<x>'
+    assert pool.findtext('./target/path') == "/srv/it's & <that>"
+    vol = ET.fromstring(volume_xml("it's.qcow2", 64 * 1024 * 1024, 'qcow2'))
+    assert vol.findtext('name') == "it's.qcow2" and vol.findtext('capacity') == str(64 * 1024 * 1024)
+    assert vol.find('capacity').get('unit') == 'bytes' and vol.find('./target/format').get('type') == 'qcow2'
+    # Without an allocation libvirt allocates the whole capacity (as before); a sparse copy target asks for 0.
+    assert vol.find('allocation') is None
+    assert ET.fromstring(volume_xml('v', 4096, 'raw', allocation=0)).findtext('allocation') == '0'
+
+
+def test_pool_and_volume_facts():
+    xml = "<pool type='dir'><name>local</name><target><path>/var/lib/libvirt/local</path></target></pool>"
+    assert parse_pool_xml(xml) == {'type': 'dir', 'target_path': '/var/lib/libvirt/local'}
+    assert parse_pool_xml("<pool type='iscsi-direct'><name>x</name></pool>")['target_path'] is None
+    assert parse_pool_xml(dir_pool_xml('p', '/srv/a&b')) == {'type': 'dir', 'target_path': '/srv/a&b'}
+    assert volume_format("<volume><target><format type='qcow2'/></target></volume>") == 'qcow2'
+    assert volume_format('<volume/>') is None
+    assert volume_format(volume_xml('v', 1, 'qcow2')) == 'qcow2'

@@ -18,6 +18,10 @@ from ansible_collections.kvmops.migration.plugins.modules import virt_evacuate
     ({'action': 'backup', 'guests': ['web1']}, 'guests does not apply to action=backup'),
     ({'action': 'rejoin'}, 'hosts is required for action=rejoin'),
     ({'action': 'recover', 'hosts': ['host-b']}, 'dead_host is required'),
+    ({'action': 'evacuate', 'hosts': ['host-b', '-oProxyCommand=x']}, "hosts='-oProxyCommand=x' is refused"),
+    ({'action': 'recover', 'hosts': ['host-b'], 'dead_host': 'host-a;id', 'fenced': True}, 'not a host name'),
+    ({'action': 'evacuate', 'hosts': ['host-b'], 'migrate_options': {'migrate_uri': 'exec://x'}}, 'migrate_uri='),
+    ({'action': 'evacuate', 'hosts': ['host-b'], 'uri': 'qemu+ext:///system?command=/tmp/x'}, 'local URI'),
 ])
 def test_bad_input_fails_before_connecting(run_main, args, words):
     result, failed = run_main(virt_evacuate, args)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils import _preflight as pf
+from ansible_collections.kvmops.migration.plugins.module_utils import _preflight_spec as pf
 from ansible_collections.kvmops.migration.plugins.modules import virt_migrate_preflight as mod
 
 
@@ -79,6 +79,12 @@ def test_fail_on(runner, run):
     assert run({'dest': 'host-b', 'fail_on': 'warn'})[1] is True
 
 
-def test_invalid_dest_is_clear(run):
-    result, failed = run({'dest': 'qemu:///system'})
-    assert failed and 'names no host' in result['msg']
+@pytest.mark.parametrize('dest, words', [
+    ('qemu:///system', 'names no host'),
+    ('qemu+ext://host-b/system?command=/tmp/x', 'scheme qemu+ext:// is not accepted'),
+    ('qemu+ssh://host-b/system?no_verify=1', 'URI parameter no_verify is not accepted'),
+    ('-oProxyCommand=x', 'not a host name'),
+])
+def test_invalid_dest_is_clear(run, dest, words):
+    result, failed = run({'dest': dest})
+    assert failed and words in result['msg'] and 'qemu+ssh://[user@]host[:port]/system' in result['remedy']
