@@ -54,6 +54,11 @@ def parser():
         f.add_parser(name).add_argument("host")
     f.add_parser("power-off", help="a power loss: QEMU killed, libvirtd stopped, link down").add_argument("host")
     f.add_parser("power-on", help="link up, libvirtd started; no guest is started").add_argument("host")
+    k = f.add_parser("kill-qemu", help="SIGKILL one guest's QEMU on a host (a crash of that process only)")
+    k.add_argument("host")
+    k.add_argument("guest")
+    f.add_parser("storage-down", help="stop the shared storage's brick (every hypervisor's images go away)")
+    f.add_parser("storage-up", help="start the shared storage's brick again; the mounts reconnect")
     d = f.add_parser("disk-full", help="a small tmpfs over a hypervisor's local image directory")
     d.add_argument("host")
     d.add_argument("--size", type=int, default=8, metavar="MiB")
@@ -179,6 +184,14 @@ def cmd_fault(args):
         faults.disk_free(lab, args.host)
     elif args.fcmd in ("power-off", "power-on"):
         faults.power(lab, args.host, on=args.fcmd == "power-on")
+    elif args.fcmd == "kill-qemu":
+        faults.kill_qemu(lab, args.host, args.guest)
+        print("kill-qemu %s %s" % (args.host, args.guest))
+        return 0
+    elif args.fcmd in ("storage-down", "storage-up"):
+        faults.shared_storage(lab, up=args.fcmd == "storage-up")
+        print(args.fcmd)
+        return 0
     else:
         faults.libvirtd(lab, args.host, start=args.fcmd == "start-libvirtd")
     print("%s %s" % (args.fcmd, args.host))

@@ -22,6 +22,7 @@ NETNS_PREFIX = "vl-"         # ip netns name and root-side veth name prefix
 STORAGE_HOST = "storage-1"
 STORAGE_IP = SUBNET + ".10"
 GLUSTER_VOLUME = "vmstore"
+GLUSTER_BRICK = "/srv/bricks/" + GLUSTER_VOLUME   # on the storage host
 ISCSI_IQN = "iqn.2026-11.lab.virtlab:storage-1.luns"
 ISCSI_LUNS = 2
 ISCSI_LUN_MIB = 256

@@ -7,7 +7,8 @@ random number generator in the host's namespace.
 """
 import signal
 
-from . import config, storage
+from . import config, hosts, storage
+
 from .proc import LabError, run, stop, wait_for
 
 FAULT_TABLE = "virtlab_fault"
@@ -139,3 +140,31 @@ def power(lab, host, on):
         stop(ident, timeout=10, sig=signal.SIGKILL)
     libvirtd(lab, host, start=False)
     _set_link(h, up=False)
+
+
+def kill_qemu(lab, host, guest):
+    """The QEMU of one guest dies (SIGKILL) on a host: a crash of that process alone. libvirtd sees
+    its monitor close and marks the domain shut off (crashed); nothing else on the host changes."""
+    h = lab.host(host, hypervisor=True)
+    ident = h.pidfile_process("%s/%s.pid" % (hosts.QEMU_PID_DIR, guest))
+    if not ident:
+        raise LabError(host, "fault kill-qemu", "no running QEMU of guest %s on %s" % (guest, host))
+    stop(ident, timeout=10, sig=signal.SIGKILL)
+
+
+def shared_storage(lab, up):
+    """storage-down stops the GlusterFS volume's brick process on the storage host: every
+    hypervisor's shared mount then fails its I/O (a storage outage). storage-up starts it again and
+    waits until every hypervisor's mount answers and the pools libvirt stopped meanwhile run."""
+    s = lab.host(config.STORAGE_HOST)
+    if not up:
+        res = s.run(["pkill", "-KILL", "-f", "glusterfsd.*%s" % config.GLUSTER_VOLUME], step="storage-down", check=False)
+        if res.returncode not in (0, 1):
+            raise LabError(s.name, "storage-down", "could not stop the brick: %s" % res.stderr.strip())
+        return
+    storage.gluster(s, "volume", "start", config.GLUSTER_VOLUME, "force")
+    wait_for(lambda: storage.volume_healthy(s), 30, "brick up", s.name, interval=1)
+    for h in lab.hypervisors():
+        _reconnect_shared_mount(h)
+        if h.daemon_alive("libvirtd"):
+            _start_stopped_pools(lab, h, "storage-up")

@@ -1,5 +1,6 @@
 """Guest boot artefacts (built from Debian packages) and heartbeat guests on the hypervisors."""
 import hashlib
+import json
 import lzma
 import os
 import re
@@ -36,6 +37,11 @@ DOMAIN_XML = """<domain type='qemu'>
       <driver name='qemu' type='qcow2' cache='none'/>
       <source file='{disk}'/>
       <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw' cache='none'/>
+      <source file='{heartbeat_disk}'/>
+      <target dev='vdb' bus='virtio'/>
     </disk>
     {interfaces}
     <serial type='file'>
@@ -176,7 +182,7 @@ def domain_xml(name, memory, dirty, storage, cpu_model, networks=()):
     return DOMAIN_XML.format(
         name=name, memory=memory, boot=config.BOOT_DIR, extra=extra, cpu=cpu,
         disk="%s/%s.qcow2" % (disk_dir, name), heartbeat="%s/%s.log" % (config.HEARTBEAT_DIR, name),
-        interfaces=interfaces)
+        heartbeat_disk="%s/%s" % (config.SHARED_DIR, heartbeat_disk_name(name)), interfaces=interfaces)
 
 
 def locate(lab, name):
@@ -217,6 +223,10 @@ def create(lab, name, on, memory=128, dirty=None, storage="shared", cpu_model=No
     disk = "%s/%s.qcow2" % (disk_dir, name)
     _remove_guest_files(lab, name)
     hv.run(["qemu-img", "create", "-q", "-f", "qcow2", disk, "%dM" % disk_mib], step="create guest disk")
+    # The heartbeat disk, always on shared storage: the guest writes its counter there too, so a copy
+    # that ran from older memory shows on the disk (tests/support/invariant.py, no rollback).
+    hv.run(["qemu-img", "create", "-q", "-f", "raw", "%s/%s" % (config.SHARED_DIR, heartbeat_disk_name(name)), "1M"],
+           step="create heartbeat disk")
     if disk_fill_mib:
         # Real data (not zeroes, which qcow2 and NBD skip) before QEMU opens the image: a disk
         # whose copy needs that much room on the destination.
@@ -233,6 +243,8 @@ def create(lab, name, on, memory=128, dirty=None, storage="shared", cpu_model=No
                 pass
         _remove_guest_files(lab, name)
         raise LabError(on, "guest create", str(exc))
+    _record_path(name).parent.mkdir(parents=True, exist_ok=True)
+    _record_path(name).write_text(json.dumps({"home": on, "storage": storage}))
     if wait:
         wait_for(lambda: heartbeat(lab, name).get("counter", 0) > 0, 90, "guest %s heartbeat" % name, on, 0.2)
     return name
@@ -243,7 +255,12 @@ def _remove_guest_files(lab, name):
         if not hv.anchor_alive():
             continue
         hv.run(["rm", "-f", "%s/%s.qcow2" % (config.LOCAL_DIR, name), "%s/%s.log" % (config.HEARTBEAT_DIR, name),
-                "%s/%s.qcow2" % (config.SHARED_DIR, name)], step="remove guest files", check=False)
+                "%s/%s.qcow2" % (config.SHARED_DIR, name), "%s/%s" % (config.SHARED_DIR, heartbeat_disk_name(name))],
+               step="remove guest files", check=False)
+    try:
+        _record_path(name).unlink()
+    except OSError:
+        pass
 
 
 def remove(lab, name):
@@ -301,3 +318,88 @@ def heartbeat(lab, name):
     mtime, (counter, boot_id, uptime), host = best
     return {"name": name, "counter": counter, "host": host, "boot_id": boot_id, "uptime": uptime,
             "boots": boots, "oops": bool(oops), "oops_lines": oops[:40], "age_s": round(time.time() - mtime, 2)}
+
+
+def history(lab, name):
+    """{host: [(boot_id, counter), ...]} in the order each host's serial log holds them: what every
+    copy of the guest ever printed there. A copy that ran from older memory shows in it (a counter
+    printed again, on the same host or another)."""
+    check_name(name)
+    found = {}
+    for hv in lab.hypervisors():
+        if not hv.anchor_alive():
+            continue
+        path = hv.dir / "var-lib-libvirt" / "heartbeat" / (name + ".log")
+        try:
+            data = path.read_text(errors="replace")
+        except OSError:
+            continue
+        found[hv.name] = [(m.group(2), int(m.group(1))) for m in HEARTBEAT_RE.finditer(data)]
+    return found
+
+
+def disk_heartbeat(lab, name):
+    """(boot_id, counter) the guest last wrote to its heartbeat disk on shared storage, read from the
+    storage host's brick (no client cache in between); None when there is none (yet)."""
+    check_name(name)
+    path = lab.host(config.STORAGE_HOST).root_path("%s/%s" % (config.GLUSTER_BRICK, heartbeat_disk_name(name)))
+    try:
+        with open(path, "rb") as handle:
+            block = handle.read(512)
+    except OSError:
+        return None
+    m = HEARTBEAT_RE.search(block.decode("ascii", "replace"))
+    return (m.group(2), int(m.group(1))) if m else None
+
+
+def heartbeat_disk_name(name):
+    return "%s.hb" % name
+
+
+def local_volumes(lab, name):
+    """Hypervisors whose local image directory holds a disk image of the guest."""
+    check_name(name)
+    return [hv.name for hv in lab.hypervisors() if hv.anchor_alive()
+            and os.path.exists(hv.root_path("%s/%s.qcow2" % (config.LOCAL_DIR, name)))]
+
+
+def _record_path(name):
+    return config.STATE_ROOT / "guests" / ("%s.json" % name)
+
+
+def home(lab, name):
+    """The hypervisor the guest was created on (None if the lab did not create it)."""
+    try:
+        return json.loads(_record_path(name).read_text())["home"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def jobs(lab, name):
+    """['host: job'] for every migration or block job active on the guest, on every hypervisor.
+    libvirt 9.0 refuses job statistics on the destination of an incoming migration: that refusal
+    is how an incoming job shows."""
+    import libvirt
+    found = []
+    for hv in lab.hypervisors():
+        if not hv.anchor_alive():
+            continue
+        try:
+            dom = lab.libvirt(hv).lookupByName(name)
+            if not dom.isActive():
+                continue
+        except libvirt.libvirtError:
+            continue
+        try:
+            if dom.jobStats(0).get("type", 0) != 0:
+                found.append("%s: migration or other domain job" % hv.name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_UNSUPPORTED:
+                found.append("%s: incoming migration" % hv.name)
+        for target in re.findall(r"<target dev='([^']+)'", dom.XMLDesc(0)):
+            try:
+                if dom.blockJobInfo(target, 0):
+                    found.append("%s: block job on %s" % (hv.name, target))
+            except libvirt.libvirtError:
+                continue
+    return found

@@ -2,7 +2,7 @@
 from . import config
 from .proc import LabError
 
-BRICK = "/srv/bricks/" + config.GLUSTER_VOLUME
+BRICK = config.GLUSTER_BRICK
 
 
 def gluster(host, *args, check=True, timeout=60):

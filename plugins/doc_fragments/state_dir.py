@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # `state_dir` of virt_migrate, virt_migrate_info and virt_evacuate. Its default is
+    # `state_dir` of virt_migrate, virt_migrate_info, virt_blockcopy and virt_evacuate. Its default is
     # DEFAULT_STATE_DIR in plugins/module_utils/_statefile.py (every spec uses that constant;
     # tests/unit/plugins/test_doc_fragments.py checks this text against it).
     DOCUMENTATION = r'''

@@ -33,6 +33,7 @@ author:
   - kvmops contributors (@kvmops)
 extends_documentation_fragment:
   - kvmops.migration.connection
+  - kvmops.migration.state_dir
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -149,6 +150,13 @@ options:
         deleted.
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - The copy holds the guest's lock (C(<state_dir>/guests/<uuid>.lock)), as a migration does, so a migration
+        or another copy of the same guest waits for it or is refused. How long to wait for another operation on the
+        guest to release it before refusing; V(0) refuses at once.
+    type: int
+    default: 60
 notes:
   - The disk must be a file, block or network disk of a running guest. A network disk can be copied to any
     destination kind (tested with NBD and GlusterFS sources).
@@ -321,6 +329,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._client import (
     KvmopsModule,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._copytarget import parse_dest
+from ansible_collections.kvmops.migration.plugins.module_utils._oplock import GuestLock
+from ansible_collections.kvmops.migration.plugins.module_utils._statefile import DEFAULT_STATE_DIR
 
 ARGUMENT_SPEC = dict(
     name=dict(type='str', required=True),
@@ -339,6 +349,8 @@ ARGUMENT_SPEC = dict(
     timeout=dict(type='int', default=600),
     poll_interval=dict(type='float', default=0.5),
     remove_source=dict(type='bool', default=False),
+    lock_timeout=dict(type='int', default=60),
+    state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
 )
 
 MUTUALLY_EXCLUSIVE = [('abort', 'remove_source'), ('dest', 'dest_pool'), ('dest', 'dest_volume')]
@@ -354,6 +366,8 @@ def validate(params):
         raise InvalidInputError('bandwidth must be a positive number of MiB/s (leave it out for no limit)')
     if not 0.01 <= params['poll_interval'] <= 60:
         raise InvalidInputError('poll_interval must be between 0.01 and 60 seconds')
+    if not 0 <= params['lock_timeout'] <= 86400:
+        raise InvalidInputError('lock_timeout must be between 0 (refuse at once) and 86400 seconds')
     if params['remove_source'] and not params['pivot']:
         raise InvalidInputError('remove_source needs pivot: true (the source is only removed after a verified pivot)')
     return parse_dest(params['dest'], params['dest_pool'], params['dest_volume'])
@@ -365,7 +379,12 @@ def run_module(kvm):
     dom = kvm.client.lookup_domain(name=params['name'])
     copier = BlockCopier(dom, params, check_mode=kvm.check_mode, local=uri_is_local(kvm.client.uri), warn=kvm.warn,
                          target=target)
-    return copier.run()
+    if kvm.check_mode:
+        return copier.run()
+    # One operation per guest: a migration or another copy of this guest waits for this one, or is refused.
+    with GuestLock(params['state_dir'], dom.UUIDString(), params['name'], 'copy disk %s of %s' % (
+            params['disk'], params['name']), params['lock_timeout'], describe={'operation': 'blockcopy'}):
+        return copier.run()
 
 
 def main():

@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from support import invariant
 from support.lab import LabHandle, virtlab
 
 # Every module run here is one `ansible` or `ansible-playbook` call: with pipelining each task
@@ -21,7 +22,12 @@ def labh():
 
 @pytest.fixture
 def make_guest(labh):
-    """make_guest(name, on, *virtlab guest create options) -> name; removed at teardown."""
+    """make_guest(name, on, *virtlab guest create options) -> name; removed at teardown.
+
+    Before a guest is removed, whatever the test did to it, the invariant that holds after every
+    test is checked (tests/support/invariant.py final_check): at most one active copy, no job left
+    anywhere, defined only where it runs, its memory never rolled back. A test that breaks it on
+    purpose removes its guest itself."""
     made = []
 
     def make(name, on="host-a", *options):
@@ -31,8 +37,14 @@ def make_guest(labh):
         return name
 
     yield make
+    problems = []
     for name in made:
+        try:
+            invariant.final_check(labh, name)
+        except AssertionError as exc:
+            problems.append(str(exc))
         virtlab("guest", "rm", name, check=False)
+    assert not problems, "after the test: %s" % "; ".join(problems)
 
 
 @pytest.fixture

@@ -46,7 +46,10 @@ def guest(labh):
     virtlab("guest", "rm", GUEST, check=False)
     virtlab("guest", "create", GUEST, "--on", "host-a")
     yield GUEST
-    virtlab("guest", "rm", GUEST, check=False)
+    try:
+        invariant.final_check(labh, GUEST)  # whatever the test did: see tests/support/invariant.py
+    finally:
+        virtlab("guest", "rm", GUEST, check=False)
 
 
 def test_up_again_changes_nothing(labh):

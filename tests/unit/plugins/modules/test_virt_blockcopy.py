@@ -25,10 +25,19 @@ class FakeCopier:
         return {'changed': True, 'pivoted': True, 'disk': 'vda'}
 
 
+class NamedDom(str):
+    """A domain double that is its own name ('DOM:vm1') and has a UUID (the guest lock is keyed by it)."""
+
+    def UUIDString(self):  # noqa: N802 - libvirt's spelling
+        return '00000000-0000-0000-0000-00000000b10c'
+
+
 @pytest.fixture
-def run(run_main, monkeypatch):
+def run(run_main, monkeypatch, tmp_path):
     """run(args, check=False) -> (result, failed), with the copier faked (tests/unit/plugins/modules/conftest.py)."""
-    monkeypatch.setattr(_client.LibvirtClient, 'lookup_domain', lambda self, name=None, uuid=None, conn=None: 'DOM:' + name)
+    monkeypatch.setattr(_client.LibvirtClient, 'lookup_domain',
+                        lambda self, name=None, uuid=None, conn=None: NamedDom('DOM:' + name))
+    monkeypatch.setitem(mod.ARGUMENT_SPEC['state_dir'], 'default', str(tmp_path))
     monkeypatch.setattr(mod, 'BlockCopier', FakeCopier)
     FakeCopier.seen = None
     return lambda args, check=False: run_main(mod, args, check_mode=check)

@@ -1,0 +1,340 @@
+"""The fault campaign (issue 15): a fault injected at a phase of a real migration on the lab, and what
+must hold afterwards, whatever the outcome.
+
+A ``Cell`` names a fault, the phase it hits, the guest and the task's options. ``run_cell`` creates
+the guest, runs ``virt_migrate`` on host-a, waits for the phase, injects the fault, restores what
+the fault broke, and then checks, on every host:
+- the task's report matches what libvirt says (its ``location.running_on`` is the truth);
+- the invariant (tests/support/invariant.py): exactly one copy runs (or, for the faults that end
+  the guest's life, none, with the reason reported), defined only where it runs, nothing left
+  elsewhere, no job left, heartbeat continued, and its memory never went back in time (watched on
+  the disk while the cell runs, checked in every serial log afterwards);
+- when the guest stayed on the source, the same task run again moves it.
+
+Every cell, and every schedule ``random_schedule(seed)`` draws, is reproducible from its name or seed.
+Used by tests/integration/test_fault_matrix.py (a representative subset, in `make test`) and by
+tests/chaos (every cell plus seeded random schedules, `make chaos`, which writes docs/reliability.md).
+"""
+import json
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from support import invariant
+from support.lab import run_module, virtlab
+
+RUNNING, PAUSED = 1, 3
+PAUSED_POSTCOPY = (12, 13)
+
+# A guest whose pre-copy lasts ~10-20 s at 10 MiB/s and converges on its own: long enough to be hit
+# mid-flight at any phase. The post-copy guest dirties faster than the link so the policy switches
+# after one short pass, and its post-copy runs at 4 MiB/s: a window of ~10 s.
+PRECOPY_GUEST = ("--memory", "256", "--dirty", "64,2")
+POSTCOPY_GUEST = ("--memory", "256", "--dirty", "48,20")
+PRECOPY_ARGS = {"dest": "host-b", "bandwidth": 10, "timeout": 120}
+POSTCOPY_ARGS = {"dest": "host-b", "bandwidth": 10, "postcopy_bandwidth": 4, "auto_converge": False,
+                 "allow_postcopy": True, "timeout": 240,
+                 "policy": {"downtime_steps": 1, "stall_window": 2, "postcopy_after_stalled_passes": 1}}
+
+
+class Cell:
+    """One fault at one phase. ``ends``: where the guest may end up ('either', 'source',
+    'destination', or 'lost' for faults that end the guest's running state, e.g. the destination's
+    QEMU killed in post-copy). ``rerun``: run the task again afterwards if it is on the source."""
+
+    def __init__(self, fault, phase, guest=PRECOPY_GUEST, args=None, ends="either", rerun=True, delay_s=1.5):
+        self.fault = fault
+        self.phase = phase
+        self.guest = guest
+        self.args = dict(args or (POSTCOPY_ARGS if phase == "postcopy" else PRECOPY_ARGS))
+        self.ends = ends
+        self.rerun = rerun
+        self.delay_s = delay_s
+
+    @property
+    def name(self):
+        return "%s@%s" % (self.fault, self.phase)
+
+    def __repr__(self):
+        return self.name
+
+
+# -- phases -----------------------------------------------------------------------------------
+
+def _source_job(labh, name):
+    try:
+        dom = labh.domain("host-a", name)
+        stats = dom.jobStats(0)
+        return dom.state(), stats if stats.get("type", 0) else None
+    except Exception:  # between states, or gone
+        return None, None
+
+
+def wait_phase(labh, name, phase, running, timeout=150, delay_s=1.5):
+    """Return once the migration of `name` from host-a is in `phase` (raise if it never gets there)."""
+    if phase == "before":
+        return
+    deadline = time.monotonic() + timeout
+    seen_job = None
+    while time.monotonic() < deadline and not running.done():
+        state, stats = _source_job(labh, name)
+        if stats:
+            seen_job = seen_job or time.monotonic()
+            if phase == "precopy_early" and time.monotonic() - seen_job >= delay_s:
+                return
+            if phase == "precopy_late" and (stats.get("memory_iteration") or 0) >= 2:
+                return
+            if phase == "postcopy" and state and state[0] == PAUSED and state[1] in PAUSED_POSTCOPY:
+                time.sleep(delay_s)
+                return
+            if phase == "switchover" and state and state[0] == PAUSED:
+                return
+        time.sleep(0.05 if phase == "switchover" else 0.2)
+    raise PhaseMissed("phase %s of %s never came (task ended: %s)" % (
+        phase, name, running.result() if running.done() else "no"))
+
+
+class PhaseMissed(AssertionError):
+    """The migration ended before the phase the cell targets: the cell did not test its fault."""
+
+
+# -- faults -------------------------------------------------------------------------------------
+
+class Fault:
+    """inject(ctx) at the phase; restore(ctx) once the task has returned (or after `hold_s`)."""
+
+    def __init__(self, inject, restore=None, hold_s=0, before_task=False):
+        self.inject = inject
+        self.restore = restore or (lambda ctx: None)
+        self.hold_s = hold_s
+        self.before_task = before_task
+
+
+def _kill_module_processes(ctx):
+    """SIGKILL the module (the process Ansible started on host-a, not the detached driver it forked):
+    what an async timeout or a killed controller does to a running task. With pipelining a module
+    is a bare `/usr/bin/python3` reading its code from stdin; the driver is one too, in a session of
+    its own (it called setsid), so it is told apart by its session. (Lab hosts share the machine's
+    pid namespace: the scan sees every process, and the exact command line keeps it to modules.)"""
+    driver = _driver_pid(ctx.name)
+    listing = virtlab("exec", "host-a", "--", "sh", "-c",
+                      "for p in /proc/[0-9]*; do c=$(tr '\\0' ' ' < $p/cmdline 2>/dev/null); "
+                      "[ \"$c\" = '/usr/bin/python3 ' ] && echo ${p#/proc/} $(cut -d' ' -f6 $p/stat); done",
+                      check=False).stdout.split("\n")
+    rows = [line.split() for line in listing if len(line.split()) == 2]
+    driver_session = next((session for pid, session in rows if driver and int(pid) == driver), None)
+    killed = []
+    for pid, session in rows:
+        if driver and (int(pid) == driver or session == driver_session):
+            continue
+        virtlab("exec", "host-a", "--", "kill", "-KILL", pid, check=False)
+        killed.append(int(pid))
+    assert killed, "no module process found on host-a to kill (driver %s): %s" % (driver, rows)
+    ctx.notes.append("killed module processes %s (driver %s left running)" % (killed, driver))
+
+
+def _driver_pid(name):
+    """The detached driver's pid, from its outcome file on host-a."""
+    uuid = LAB_UUIDS.get(name)
+    if not uuid:
+        return None
+    path = ctx_path("host-a", "/var/lib/libvirt/kvmops/migrations/%s.json" % uuid)
+    try:
+        with open(path) as handle:
+            return json.load(handle).get("pid")
+    except (OSError, ValueError):
+        return None
+
+
+LAB_UUIDS = {}
+
+
+def ctx_path(host, path):
+    from support.lab import LabHandle
+    return LabHandle().host_path(host, path)
+
+
+def _second_run(dest):
+    def inject(ctx):
+        ctx.second = ctx.pool.submit(run_module, "host-a", "virt_migrate", dict(ctx.args, dest=dest, lock_timeout=0))
+    return inject
+
+
+FAULTS = {
+    "dest_libvirtd_stop": Fault(lambda c: virtlab("fault", "stop-libvirtd", "host-b"),
+                                lambda c: virtlab("fault", "start-libvirtd", "host-b")),
+    "src_libvirtd_restart": Fault(lambda c: (virtlab("fault", "stop-libvirtd", "host-a"),
+                                             virtlab("fault", "start-libvirtd", "host-a"))),
+    "link_cut_restored": Fault(lambda c: virtlab("fault", "link-down", "host-b"),
+                               lambda c: virtlab("fault", "link-up", "host-b"), hold_s=20),
+    "link_cut_until_timeout": Fault(lambda c: virtlab("fault", "link-down", "host-b"),
+                                    lambda c: virtlab("fault", "link-up", "host-b")),
+    "packet_loss_5pct": Fault(lambda c: virtlab("fault", "netem", "host-b", "--loss", "5"),
+                              lambda c: virtlab("fault", "clear", "host-b")),
+    "bandwidth_drop": Fault(lambda c: virtlab("fault", "netem", "host-b", "--rate", "8"),
+                            lambda c: virtlab("fault", "clear", "host-b")),
+    "owner_destroys_guest": Fault(lambda c: c.labh.domain("host-a", c.name).destroy()),
+    "second_run_same_dest": Fault(_second_run("host-b")),
+    "second_run_other_dest": Fault(_second_run("host-c")),
+    "module_killed": Fault(_kill_module_processes),
+    "dest_qemu_killed": Fault(lambda c: virtlab("fault", "kill-qemu", "host-b", c.name)),
+    "source_qemu_killed": Fault(lambda c: virtlab("fault", "kill-qemu", "host-a", c.name)),
+    "dest_power_off": Fault(lambda c: virtlab("fault", "power-off", "host-b"),
+                            lambda c: virtlab("fault", "power-on", "host-b"), hold_s=5),
+    "storage_down": Fault(lambda c: virtlab("fault", "storage-down"), lambda c: virtlab("fault", "storage-up"),
+                          hold_s=10),
+}
+
+
+# -- running a cell -----------------------------------------------------------------------------
+
+class Context:
+    def __init__(self, labh, name, args, pool):
+        self.labh = labh
+        self.name = name
+        self.args = args
+        self.pool = pool
+        self.second = None
+        self.notes = []
+
+
+def run_cell(labh, make_guest, cell, guest_name=None):
+    """Run one cell; return a record of what happened (raises AssertionError on any violation)."""
+    name = make_guest(guest_name or ("fm-" + cell.name.replace("_", "-").replace("@", "-"))[:40], "host-a",
+                      *cell.guest)
+    LAB_UUIDS[name] = labh.domain("host-a", name).UUIDString()
+    snap = invariant.Snapshot(labh, name)
+    fault = FAULTS[cell.fault]
+    args = dict(cell.args, name=name)
+    record = {"cell": cell.name, "guest": name}
+    with invariant.RollbackWatch(labh, name), ThreadPoolExecutor(2) as pool:
+        ctx = Context(labh, name, args, pool)
+        restored = False
+        try:
+            if fault.before_task or cell.phase == "before":
+                fault.inject(ctx)
+            running = pool.submit(run_module, "host-a", "virt_migrate", args)
+            if cell.phase != "before":
+                wait_phase(labh, name, cell.phase, running, delay_s=cell.delay_s)
+                fault.inject(ctx)
+            if fault.hold_s:
+                time.sleep(fault.hold_s)
+                fault.restore(ctx)
+                restored = True
+            result = running.result(timeout=900)
+        finally:
+            if not restored:
+                fault.restore(ctx)
+        second = ctx.second.result(timeout=900) if ctx.second else None
+    record.update(result=_summary(result), second=_summary(second), notes=ctx.notes)
+    record["outcome"] = check_outcome(labh, name, cell, result, second, snap)
+    return record
+
+
+def _summary(result):
+    if result is None:
+        return None
+    return {"failed": bool(result.get("failed")), "msg": (result.get("msg") or "")[:300],
+            "verdict": (result.get("location") or {}).get("verdict")}
+
+
+def check_outcome(labh, name, cell, result, second, snap):
+    """What must hold after the cell, whatever the fault did. Returns where the guest ended."""
+    found = labh.locate(name)
+    active = [h for h, s, dummy in found if s in invariant.RUNNING_STATES]
+    if cell.ends == "lost":
+        # The guest's running state is gone (the destination's QEMU died in post-copy): the stale
+        # source copy must NOT have been resumed; the task reports postcopy_lost and the procedure.
+        assert result.get("failed"), result
+        assert (result.get("location") or {}).get("verdict") in ("postcopy_lost", "postcopy_split"), result
+        invariant.final_check(labh, name)
+        src = [s for h, s, dummy in found if h == "host-a"]
+        assert src != ["running"], "the stale source copy was resumed: %s" % found
+        return "lost (reported: %s)" % result["location"]["verdict"]
+    if not active:
+        # Only the faults that end the guest itself (its owner destroyed it, its QEMU died) may
+        # leave it running nowhere; it must then be defined once, on the source, and said so.
+        assert cell.fault in ("owner_destroys_guest", "source_qemu_killed"), "guest %s runs nowhere: %s" % (
+            name, found)
+        assert result.get("failed") and (result.get("location") or {}).get("verdict") == "none", result
+        assert [(h, p) for h, s, p in found] == [("host-a", True)], found
+        invariant.final_check(labh, name)
+        return "stopped by the fault, defined on host-a"
+    host, dummy_hb = invariant.check(labh, name, snapshot=snap, timeout=180)
+    # The report must be what libvirt says: no lie in either direction.
+    if result.get("location") and result["location"].get("verdict") not in ("unknown", "busy"):
+        assert result["location"]["running_on"] == [host], (result["location"], host)
+        assert bool(result.get("failed")) == (host != cell.args["dest"]), (result.get("msg"), host)
+    if second is not None and second.get("location") and second["location"].get("verdict") not in ("unknown", "busy"):
+        assert host in second["location"]["running_on"] or second.get("failed"), second
+    if cell.ends in ("source", "destination"):
+        assert host == ("host-a" if cell.ends == "source" else cell.args["dest"]), (cell.ends, host)
+    if host == "host-a" and cell.rerun:
+        again = run_module("host-a", "virt_migrate", dict(cell.args, name=name, bandwidth=0))
+        assert not again.get("failed"), again
+        host, dummy_hb = invariant.check(labh, name, expect_on=cell.args["dest"], snapshot=snap, timeout=180)
+        return "stayed on host-a, then moved by the re-run"
+    return "on %s" % host
+
+
+# -- the matrix and random schedules ------------------------------------------------------------
+
+MATRIX = [
+    Cell("dest_libvirtd_stop", "precopy_early"),
+    Cell("dest_libvirtd_stop", "precopy_late"),
+    Cell("dest_libvirtd_stop", "postcopy"),
+    Cell("src_libvirtd_restart", "precopy_early"),
+    Cell("src_libvirtd_restart", "precopy_late"),
+    Cell("src_libvirtd_restart", "postcopy"),
+    Cell("link_cut_restored", "precopy_early", args=dict(PRECOPY_ARGS, timeout=40)),
+    Cell("link_cut_restored", "precopy_late", args=dict(PRECOPY_ARGS, timeout=40)),
+    Cell("link_cut_restored", "postcopy", args=dict(POSTCOPY_ARGS, timeout=300)),
+    Cell("link_cut_until_timeout", "precopy_early", args=dict(PRECOPY_ARGS, timeout=30)),
+    Cell("packet_loss_5pct", "precopy_early", delay_s=0.5),
+    Cell("bandwidth_drop", "precopy_early", args=dict(PRECOPY_ARGS, timeout=30)),
+    Cell("owner_destroys_guest", "precopy_early", rerun=False),
+    Cell("owner_destroys_guest", "precopy_late", rerun=False),
+    Cell("second_run_same_dest", "before"),
+    Cell("second_run_same_dest", "precopy_early"),
+    Cell("second_run_same_dest", "precopy_late"),
+    Cell("second_run_other_dest", "precopy_early"),
+    Cell("module_killed", "precopy_early"),
+    Cell("module_killed", "precopy_late"),
+    Cell("module_killed", "postcopy"),
+    Cell("dest_qemu_killed", "postcopy", ends="lost", rerun=False),
+    Cell("dest_qemu_killed", "precopy_early"),
+    Cell("source_qemu_killed", "precopy_early", rerun=False),
+    Cell("dest_power_off", "precopy_early"),
+    Cell("dest_power_off", "postcopy", ends="lost", rerun=False),
+    Cell("storage_down", "precopy_early"),
+    Cell("src_libvirtd_restart", "switchover"),
+    Cell("dest_libvirtd_stop", "switchover"),
+    Cell("module_killed", "switchover"),
+]
+
+# In `make test`: every fault kind at least once (the rest of the matrix runs in `make chaos`).
+SUBSET = ["dest_libvirtd_stop@precopy_late", "src_libvirtd_restart@precopy_early", "link_cut_restored@precopy_early",
+          "owner_destroys_guest@precopy_early", "second_run_same_dest@precopy_early",
+          "second_run_other_dest@precopy_early", "module_killed@precopy_early", "dest_qemu_killed@postcopy",
+          "source_qemu_killed@precopy_early", "dest_power_off@precopy_early", "storage_down@precopy_early",
+          "packet_loss_5pct@precopy_early", "bandwidth_drop@precopy_early", "link_cut_until_timeout@precopy_early"]
+
+
+def cells(names=None):
+    by_name = dict((cell.name, cell) for cell in MATRIX)
+    return [by_name[n] for n in names] if names else list(MATRIX)
+
+
+def random_schedule(seed):
+    """A cell drawn from the seed: fault, phase, guest load and the moment within the phase."""
+    rng = random.Random(seed)
+    fault = rng.choice(sorted(FAULTS))
+    phases = ["precopy_early", "precopy_late", "switchover", "postcopy"]
+    if fault in ("second_run_same_dest",):
+        phases.append("before")
+    phase = rng.choice(phases)
+    dirty = rng.choice(["32,1", "64,2", "64,4"]) if phase != "postcopy" else rng.choice(["48,20", "64,24"])
+    guest = ("--memory", rng.choice(["192", "256"]), "--dirty", dirty)
+    ends = "lost" if fault in ("dest_qemu_killed", "dest_power_off") and phase == "postcopy" else "either"
+    rerun = fault not in ("owner_destroys_guest", "source_qemu_killed") and ends != "lost"
+    return Cell(fault, phase, guest=guest, ends=ends, rerun=rerun, delay_s=round(rng.uniform(0.3, 4.0), 1))
