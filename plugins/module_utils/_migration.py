@@ -507,4 +507,3 @@ def postcopy_lost_procedure(src_host, dst_host):
             'Do not resume the copy paused on %(src)s. Destroy it (virsh destroy on %(src)s) and start the guest '
             'again from its disks on one host only (virsh start on %(src)s, where it is defined), as after a power '
             'loss; check that no copy is left on %(dst)s first.' % {'src': src_host, 'dst': dst_host})
-

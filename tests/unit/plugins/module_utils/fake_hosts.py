@@ -20,7 +20,7 @@ VIR_ERR_NO_DOMAIN = 42
 
 class FakeLibvirtError(libvirt.libvirtError):
     def __init__(self, message, code):
-        Exception.__init__(self, message)
+        super(FakeLibvirtError, self).__init__(message)
         self._code = code
 
     def get_error_code(self):
