@@ -8,11 +8,9 @@ The measurement on real guests is a lab test."""
 
 from __future__ import annotations
 
-import types
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils import _client
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import (
     STATS,
     VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING,
@@ -28,24 +26,9 @@ MIB = 1 << 20
 RUNNING, PAUSED, SHUTOFF = 1, 3, 5
 
 
-class FakeLibvirtError(Exception):
-    def __init__(self, message, code):
-        super().__init__(message)
-        self.code = code
-
-    def get_error_code(self):
-        return self.code
-
-    def get_error_domain(self):
-        return 10
-
-    def get_error_message(self):
-        return str(self)
-
-
 @pytest.fixture(autouse=True)
-def fake_libvirt(monkeypatch):
-    monkeypatch.setattr(_client, 'libvirt', types.SimpleNamespace(libvirtError=FakeLibvirtError))
+def use_libvirt_error(libvirt_error):
+    return libvirt_error
 
 
 class Clock:
@@ -186,11 +169,11 @@ class TestMeasure:
         assert 'libvirt 7.1.0 on the host has no dirty-rate measurement' in result.message
         assert conn.stats_calls == []
 
-    def test_bindings_or_qemu_without_the_call(self):
+    def test_bindings_or_qemu_without_the_call(self, libvirt_error):
         doms = [FakeDomain('old-bindings', can_measure=False),
-                FakeDomain('old-qemu', start_error=FakeLibvirtError('this function is not supported', 3)),
-                FakeDomain('stopped-meanwhile', start_error=FakeLibvirtError('domain is not running', 55)),
-                FakeDomain('broken', start_error=FakeLibvirtError('internal error', 1))]
+                FakeDomain('old-qemu', start_error=libvirt_error('this function is not supported', 3)),
+                FakeDomain('stopped-meanwhile', start_error=libvirt_error('domain is not running', 55)),
+                FakeDomain('broken', start_error=libvirt_error('internal error', 1))]
         report, dummy_conn, clock = run(doms, {})
         assert [r.status for r in report.results] == ['unsupported', 'unsupported', 'not_running', 'error']
         assert 'libvirt-python 7.2 or later' in report.results[0].message
@@ -198,8 +181,8 @@ class TestMeasure:
         assert report.results[3].message == 'starting the dirty-rate calculation failed: internal error'
         assert clock.slept == []  # nothing to wait for
 
-    def test_statistics_failure_is_reported_per_guest(self):
-        report, dummy_conn, dummy_clock = run([FakeDomain('a')], {}, stats_error=FakeLibvirtError('no stats', 1))
+    def test_statistics_failure_is_reported_per_guest(self, libvirt_error):
+        report, dummy_conn, dummy_clock = run([FakeDomain('a')], {}, stats_error=libvirt_error('no stats', 1))
         assert report.results[0].status == 'error'
         assert report.results[0].message == 'reading the domain statistics failed: no stats'
 

@@ -5,12 +5,10 @@
 
 from __future__ import annotations
 
-import types
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils import _client
 from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsError
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import (
     HISTORY_KEEP,
@@ -84,29 +82,9 @@ class TestXml:
         assert history_from_domain_xml('<domain') == ()
 
 
-class FakeLibvirtError(Exception):
-    def __init__(self, message, code):
-        super().__init__(message)
-        self.code = code
-
-    def get_error_code(self):
-        return self.code
-
-    def get_error_domain(self):
-        return 10
-
-    def get_error_message(self):
-        return str(self)
-
-
-@pytest.fixture
-def fake_libvirt(monkeypatch):
-    monkeypatch.setattr(_client, 'libvirt', types.SimpleNamespace(libvirtError=FakeLibvirtError))
-
-
 class FakeDomain:
-    def __init__(self, metadata=None, active=True, persistent=True, read_error=None):
-        self.stored = metadata
+    def __init__(self, error_class, metadata=None, active=True, persistent=True, read_error=None):
+        self.error_class, self.stored = error_class, metadata
         self.active, self.persistent, self.read_error = active, persistent, read_error
         self.calls = []
 
@@ -124,7 +102,7 @@ class FakeDomain:
         if self.read_error:
             raise self.read_error
         if self.stored is None:
-            raise FakeLibvirtError('metadata not found: Requested metadata element is not present',
+            raise self.error_class('metadata not found: Requested metadata element is not present',
                                    VIR_ERR_NO_DOMAIN_METADATA)
         return self.stored
 
@@ -134,15 +112,14 @@ class FakeDomain:
         return 0
 
 
-@pytest.mark.usefixtures('fake_libvirt')
 class TestClient:
-    def test_no_history_yet(self):
-        dom = FakeDomain()
+    def test_no_history_yet(self, libvirt_error):
+        dom = FakeDomain(libvirt_error)
         assert read_history(dom) == ()
         assert dom.calls == [('metadata', 2, HISTORY_NS, 0)]
 
-    def test_record_appends_and_writes_live_and_config(self):
-        dom = FakeDomain()
+    def test_record_appends_and_writes_live_and_config(self, libvirt_error):
+        dom = FakeDomain(libvirt_error)
         assert record_migration(dom, SPARSE) == (SPARSE,)
         assert record_migration(dom, FULL) == (FULL, SPARSE)
         assert read_history(dom) == (FULL, SPARSE)
@@ -150,16 +127,16 @@ class TestClient:
         assert writes[-1] == ('setMetadata', 2, HISTORY_PREFIX, HISTORY_NS, 3)
 
     @pytest.mark.parametrize('active, persistent, flags', [(False, True, 2), (True, False, 1)])
-    def test_writes_the_definitions_that_exist(self, active, persistent, flags):
-        dom = FakeDomain(active=active, persistent=persistent)
+    def test_writes_the_definitions_that_exist(self, libvirt_error, active, persistent, flags):
+        dom = FakeDomain(libvirt_error, active=active, persistent=persistent)
         record_migration(dom, FULL)
         assert dom.calls[-1][-1] == flags
 
-    def test_other_errors_are_typed(self):
-        dom = FakeDomain(read_error=FakeLibvirtError('cannot read', 1))
+    def test_other_errors_are_typed(self, libvirt_error):
+        dom = FakeDomain(libvirt_error, read_error=libvirt_error('cannot read', 1))
         with pytest.raises(KvmopsError, match="Reading the migration history of domain 'web01' failed: cannot read"):
             read_history(dom)
 
-    def test_not_a_libvirt_error_propagates(self):
+    def test_not_a_libvirt_error_propagates(self, libvirt_error):
         with pytest.raises(RuntimeError):
-            read_history(FakeDomain(read_error=RuntimeError('bug')))
+            read_history(FakeDomain(libvirt_error, read_error=RuntimeError('bug')))
