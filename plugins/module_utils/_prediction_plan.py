@@ -29,12 +29,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ansible_collections.kvmops.migration.plugins.module_utils._prediction import (
+from ansible_collections.kvmops.migration.plugins.module_utils._prediction import choose_strategy, predict
+from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import (
     Limits,
     MigrationPath,
     Strategy,
-    choose_strategy,
-    predict,
 )
 
 GROUP_OF = {Strategy.PRECOPY_STEPS: 'precopy', Strategy.PRECOPY: 'precopy', Strategy.AUTO_CONVERGE: 'auto_converge',
@@ -45,7 +44,7 @@ _EPSILON_S = 1e-9
 
 @dataclass(frozen=True)
 class GuestToMove:
-    """One guest of the evacuation: its load (``_prediction.GuestLoad``) and destination if known."""
+    """One guest of the evacuation: its load (``_prediction_inputs.GuestLoad``) and destination if known."""
 
     name: str
     load: object

@@ -17,15 +17,18 @@ from hypothesis import strategies as st
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction import (
     POSTCOPY_SWITCHOVER_MS,
+    choose_strategy,
+    predict,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import (
     GuestLoad,
     Limits,
     MigrationPath,
     PredictionInputError,
     Strategy,
-    choose_strategy,
-    predict,
     resolve_bandwidth,
     resolve_dirty_rate,
+    limits_from_options,
     resolve_working_set,
 )
 
@@ -236,6 +239,44 @@ class TestHistory:
         decision = choose_strategy(prediction, Limits())
         assert (decision.known, decision.refused, decision.strategy) == (False, False, None)
         assert predict(GuestLoad(memory_bytes=GIB, dirty_rate_bps=0), MigrationPath(bandwidth_bps=None)).outcomes == ()
+
+
+class TestPostcopyStart:
+    def test_when_stalled_waits_for_the_bound_and_a_stall(self):
+        # The steps reach 500 ms at pass 6; every pass leaves 96 MiB, so passes 4, 5, 6 are
+        # stalled (no better than 0.9 x the sets before): switch after pass 6.
+        limits = Limits(bandwidth_cap_bps=10 * MIB, postcopy_start='when_stalled')
+        post = outcome(predict(GuestLoad(**BASELINE), LAB_PATH, limits), Strategy.POSTCOPY)
+        assert (post.stop, post.passes) == ('postcopy', 6)
+        assert post.total_s == pytest.approx(25.6 + 5 * 9.6 + POSTCOPY_SWITCHOVER_MS / 1000 + 96 / 300)
+
+    def test_when_outpaced_leaves_a_guest_that_converges_in_precopy(self):
+        # 5 MiB/s against 10: pass 1 leaves 96 MiB (after_first_pass switches), but the set
+        # halves every pass after, so when_outpaced never switches.
+        load = GuestLoad(**dict(BASELINE, dirty_rate_bps=5 * MIB))
+        path_limits = dict(bandwidth_cap_bps=10 * MIB)
+        first = outcome(predict(load, LAB_PATH, Limits(**path_limits)), Strategy.POSTCOPY)
+        outpaced = outcome(predict(load, LAB_PATH, Limits(postcopy_start='when_outpaced', **path_limits)),
+                           Strategy.POSTCOPY)
+        assert (first.stop, first.passes) == ('postcopy', 1)
+        assert outpaced.stop == 'converged' and outpaced.passes > 1
+        assert outpaced.total_s > first.total_s
+
+
+class TestLimitsFromOptions:
+    def test_virt_migrate_options(self):
+        options = dict(max_downtime=300, auto_converge=False, allow_postcopy=True, timeout=None, bandwidth=10,
+                       postcopy_bandwidth=0, auto_converge_initial=None, auto_converge_increment=30,
+                       policy=dict(downtime_steps=3, postcopy_start='when_stalled', stall_window=None))
+        limits = limits_from_options(options, timeout_s=135)
+        assert limits == Limits(max_downtime_ms=300, allow_auto_converge=False, allow_postcopy=True, timeout_s=135,
+                                bandwidth_cap_bps=10 * MIB, postcopy_bandwidth_bps=None, throttle_increment=30,
+                                downtime_steps=3, postcopy_start='when_stalled')
+        assert limits_from_options({}) == Limits()
+
+    def test_bad_policy_is_an_input_error(self):
+        with pytest.raises(PredictionInputError, match='postcopy_start must be one of'):
+            limits_from_options(dict(policy=dict(postcopy_start='sometime')))
 
 
 class TestChoice:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry
-from ansible_collections.kvmops.migration.plugins.module_utils._prediction import GuestLoad, Limits, MigrationPath
+from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import GuestLoad, Limits, MigrationPath
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction_plan import (
     GROUPS,
     GuestToMove,
