@@ -199,8 +199,9 @@ def _run(guest, limits, bandwidth, strategy, postcopy_bandwidth=None, fixed_thro
         if not postcopy and at_bound and (not throttling or throttle >= limits.throttle_max or n - throttle_rose_at >= limits.stall_window):
             if stalled >= limits.stalled_abort_passes:
                 return _outcome(limits, strategy, n, None, None, sent, 'stalled', dirty, throttle)
-            if n >= 2 and dirty >= to_send and not can_throttle_more:
-                # The dirty set grows or holds: each pass leaves at least what it sent, for ever.
+            if n >= 2 and dirty >= to_send and not can_throttle_more and throttle_rose_at != n:
+                # The dirty set grows or holds under the throttle the next passes keep (one just
+                # raised acts from the next pass): each pass leaves at least what it sent, for ever.
                 return _outcome(limits, strategy, n, None, None, sent, 'no_progress', dirty, throttle)
         to_send = dirty
     return _outcome(limits, strategy, MAX_PASSES, None, None, sent, 'pass_limit', dirty, throttle)

@@ -144,6 +144,18 @@ class TestLabBaseline:
         assert prediction.throttle_needed_percent == 52
 
 
+    def test_a_throttle_that_bites_only_at_its_maximum(self):
+        # A writer needing 5 % of its vCPU (the lab's TCG guests): 50 % (after pass 3) and 75 %
+        # (pass 5) change nothing, 99 % (pass 7) leaves 1 % of the time, a fifth of its need:
+        # 4 MiB/s.  Pass 8 still sends 96 MiB (9.6 s) and leaves 38.4; then 15.36, 6.144, and
+        # 2.4576 MiB fits the 5 MiB of 500 ms after pass 11.
+        prediction = predict(GuestLoad(writer_cpu_share=0.05, **BASELINE), LAB_PATH, Limits(bandwidth_cap_bps=10 * MIB))
+        auto = outcome(prediction, Strategy.AUTO_CONVERGE)
+        assert (auto.stop, auto.passes, auto.throttle_percent) == ('converged', 11, 99)
+        assert auto.total_s == pytest.approx(25.6 + 7 * 9.6 + 3.84 + 1.536 + 0.6144 + 0.24576)
+        assert auto.downtime_ms == pytest.approx(245.76)
+
+
 class TestDirtyRateNearTheBandwidth:
     def test_converges_slowly(self):
         # 80 MiB/s against 100 MiB/s, no working-set limit: each pass leaves 0.8 of the last,
