@@ -190,8 +190,8 @@ def _run(guest, limits, bandwidth, strategy, postcopy_bandwidth=None, fixed_thro
         stalled = stalled + 1 if older_min is not None and min(recent) >= limits.min_progress_ratio * older_min else 0
         can_throttle_more = throttling and throttle < limits.throttle_max
         at_bound = allowed_ms >= limits.max_downtime_ms
-        if postcopy and _switches_to_postcopy(limits, dirty, bandwidth, guest.rate(throttle),
-                                                stalled if at_bound else 0):
+        stalled_at_bound = stalled if at_bound else 0
+        if postcopy and _switches_to_postcopy(limits, dirty, bandwidth, guest.rate(throttle), stalled_at_bound):
             # From here every page left is sent once, on demand or in the background.
             postcopy_s = dirty / (postcopy_bandwidth or bandwidth)
             return _outcome(limits, strategy, n, elapsed + POSTCOPY_SWITCHOVER_MS / 1000.0 + postcopy_s,
@@ -239,7 +239,7 @@ def _least(meets, low, high, integer=False):
         return None
     if meets(low):
         return low
-    for _ in range(60):
+    for dummy_step in range(60):
         if (high - low <= 1) if integer else (high - low <= high * 0.002):
             break
         middle = (low + high) // 2 if integer else (low + high) / 2.0
@@ -342,8 +342,8 @@ def describe(prediction, limits) -> str:
             limits.max_downtime_ms)
     parts = ['Plain pre-copy %s; %s.' % (why, load)]
     if prediction.verdict in (Strategy.AUTO_CONVERGE, Strategy.POSTCOPY):
-        parts.append('%s would: %s.' % ('Auto-converge' if prediction.verdict == Strategy.AUTO_CONVERGE else 'Post-copy',
-                                         _finish_words(prediction.outcome(prediction.verdict))))
+        name = 'Auto-converge' if prediction.verdict == Strategy.AUTO_CONVERGE else 'Post-copy'
+        parts.append('%s would: %s.' % (name, _finish_words(prediction.outcome(prediction.verdict))))
     else:
         parts.append('No live strategy meets the limits: only a paused or cold migration (the guest stopped for '
                      'about %s).' % _seconds(prediction.outcome(Strategy.PAUSED).total_s))

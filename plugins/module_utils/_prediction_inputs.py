@@ -184,6 +184,7 @@ class Limits:
     def allows(self, strategy) -> bool:
         return {Strategy.AUTO_CONVERGE: self.allow_auto_converge, Strategy.POSTCOPY: self.allow_postcopy}.get(strategy, True)
 
+
 def limits_from_options(options, timeout_s=None) -> Limits:
     """Limits from virt_migrate's options as its argument spec gives them (``bandwidth`` and
     ``postcopy_bandwidth`` in MiB/s, 0 or None: unlimited; ``max_downtime`` ms; the ``policy``

@@ -9,6 +9,7 @@ hand computation each assertion checks (MiB, MiB/s, s)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -143,9 +144,8 @@ class TestLabBaseline:
         # A steady throttle must bring 20 MiB/s under 10 x 0.9^(1/3) = 9.65 MiB/s: 52 %.
         assert prediction.throttle_needed_percent == 52
 
-
     def test_a_throttle_that_bites_only_at_its_maximum(self):
-        # A writer needing 5 % of its vCPU (the lab's TCG guests): 50 % (after pass 3) and 75 %
+        # A writer needing 5 % of its vCPU (what the lab's TCG guests seem to need): 50 % (after pass 3) and 75 %
         # (pass 5) change nothing, 99 % (pass 7) leaves 1 % of the time, a fifth of its need:
         # 4 MiB/s.  Pass 8 still sends 96 MiB (9.6 s) and leaves 38.4; then 15.36, 6.144, and
         # 2.4576 MiB fits the 5 MiB of 500 ms after pass 11.
@@ -191,7 +191,7 @@ class TestSaturation:
 
     def test_the_dirty_set_saturates_at_the_working_set(self):
         # Pass 1 lasts 256/30 s: 170.7 MiB written, but only 96 MiB of distinct pages.
-        saturated = predict(GuestLoad(**dict(BASELINE, dirty_rate_bps=40 * MIB)), self.path())
+        saturated = predict(GuestLoad(**{**BASELINE, 'dirty_rate_bps': 40 * MIB}), self.path())
         unbounded = predict(GuestLoad(memory_bytes=256 * MIB, dirty_rate_bps=20 * MIB), self.path())
         assert outcome(saturated, Strategy.PRECOPY).last_dirty_bytes == pytest.approx(96 * MIB)
         assert saturated.working_set_source == 'given' and unbounded.working_set_source == 'assumed'
@@ -265,7 +265,7 @@ class TestPostcopyStart:
     def test_when_outpaced_leaves_a_guest_that_converges_in_precopy(self):
         # 5 MiB/s against 10: pass 1 leaves 96 MiB (after_first_pass switches), but the set
         # halves every pass after, so when_outpaced never switches.
-        load = GuestLoad(**dict(BASELINE, dirty_rate_bps=5 * MIB))
+        load = GuestLoad(**{**BASELINE, 'dirty_rate_bps': 5 * MIB})
         path_limits = dict(bandwidth_cap_bps=10 * MIB)
         first = outcome(predict(load, LAB_PATH, Limits(**path_limits)), Strategy.POSTCOPY)
         outpaced = outcome(predict(load, LAB_PATH, Limits(postcopy_start='when_outpaced', **path_limits)),
@@ -388,7 +388,7 @@ def test_more_bandwidth_never_makes_it_slower(load, bandwidth, factor):
 def test_a_higher_dirty_rate_never_makes_it_faster(load, bandwidth, factor):
     path = MigrationPath(bandwidth_bps=bandwidth)
     calm = predict(load, path)
-    busy = predict(GuestLoad(**dict(load.__dict__, dirty_rate_bps=load.dirty_rate_bps * factor)), path)
+    busy = predict(replace(load, dirty_rate_bps=load.dirty_rate_bps * factor), path)
     for strategy in MONOTONE:
         _no_worse(calm.outcome(strategy), busy.outcome(strategy))
 
