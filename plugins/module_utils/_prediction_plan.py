@@ -39,7 +39,6 @@ from ansible_collections.kvmops.migration.plugins.module_utils._prediction_input
 GROUP_OF = {Strategy.PRECOPY_STEPS: 'precopy', Strategy.PRECOPY: 'precopy', Strategy.AUTO_CONVERGE: 'auto_converge',
             Strategy.POSTCOPY: 'postcopy'}
 GROUPS = ('precopy', 'auto_converge', 'postcopy', 'refused', 'unknown')
-_EPSILON_S = 1e-9
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ def _round(value):
     return None if value is None else round(value, 1)
 
 
-@dataclass
+@dataclass(eq=False)  # jobs are compared by identity
 class _Job:
     name: str
     destination: str | None
@@ -115,37 +114,49 @@ class _Job:
     ended: float | None = None
 
 
+def _start_waiting(waiting, running, now, max_concurrent, max_per_destination):
+    """Start the first waiting jobs that a free slot and their destination's limit allow."""
+    busy = {}
+    for job in running:
+        busy[job.destination] = busy.get(job.destination, 0) + 1
+    for job in list(waiting):
+        if len(running) >= max_concurrent:
+            return
+        if max_per_destination and job.destination is not None and busy.get(job.destination, 0) >= max_per_destination:
+            continue
+        waiting.remove(job)
+        job.started, job.setup_end = now, now + job.setup_s
+        busy[job.destination] = busy.get(job.destination, 0) + 1
+        running.append(job)
+
+
 def _schedule(jobs, max_concurrent, max_per_destination, uplink_bps, cap_bps):
-    """Play the schedule (jobs in order); sets each job's ``started`` and ``ended``; returns the window."""
+    """Play the schedule (jobs in order); sets each job's ``started`` and ``ended``; returns the window.
+
+    Event by event: each step runs to the next end of a setup, a data phase or a fixed-length
+    job, and the jobs whose end it is (the same float, no tolerance) move on, so every step
+    makes progress however large the clock grows.
+    """
     waiting, running, now = list(jobs), [], 0.0
     while waiting or running:
-        busy = {}
-        for job in running:
-            busy[job.destination] = busy.get(job.destination, 0) + 1
-        for job in list(waiting):
-            if len(running) >= max_concurrent:
-                break
-            if max_per_destination and job.destination is not None and busy.get(job.destination, 0) >= max_per_destination:
-                continue
-            waiting.remove(job)
-            job.started, job.setup_end = now, now + job.setup_s
-            busy[job.destination] = busy.get(job.destination, 0) + 1
-            running.append(job)
-        moving = [job for job in running if job.setup_end <= now + _EPSILON_S and job.fixed_s is None]
+        _start_waiting(waiting, running, now, max_concurrent, max_per_destination)
+        moving = [job for job in running if job.fixed_s is None and job.setup_end <= now]
         # Equal shares of the uplink, none above the cap (every migration has the same cap).
-        rate = min(uplink_bps / len(moving), cap_bps or uplink_bps) if moving else None
-        rates = dict((job.name, rate) for job in moving)
-        ends = [job.started + job.fixed_s for job in running if job.fixed_s is not None]
-        ends += [job.setup_end for job in running if job.setup_end > now + _EPSILON_S and job.fixed_s is None]
-        ends += [now + job.data_bytes / rates[job.name] for job in moving]
-        step_to = min(ends)
+        rate = min(uplink_bps / len(moving), cap_bps or uplink_bps) if moving else 0.0
+        ends = []
+        for job in running:
+            if job.fixed_s is not None:
+                ends.append(job.started + job.fixed_s)
+            elif job.setup_end > now:
+                ends.append(job.setup_end)
+            else:
+                ends.append(now + job.data_bytes / rate)
+        step_to = max(now, min(ends))
         for job in moving:
-            job.data_bytes = max(0.0, job.data_bytes - rates[job.name] * (step_to - now))
+            job.data_bytes = max(0.0, job.data_bytes - rate * (step_to - now))
         now = step_to
-        for job in list(running):
-            done = (now + _EPSILON_S >= job.started + job.fixed_s if job.fixed_s is not None
-                    else job.setup_end <= now + _EPSILON_S and job.data_bytes <= 1e-6)
-            if done:
+        for job, end in list(zip(running, ends)):
+            if end <= now and (job.fixed_s is not None or job in moving):
                 job.ended = now
                 running.remove(job)
     return max([job.ended for job in jobs] or [0.0])

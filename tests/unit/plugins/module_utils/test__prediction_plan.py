@@ -62,6 +62,13 @@ class TestWindow:
         # a and c share the uplink (1 + 4 s); b then has it alone (1 + 2 s).
         assert forecast.window_s == pytest.approx(8.0)
 
+    def test_long_evacuations_end(self):
+        # 60 guests of 8 GiB, 4 at a time: 15 rounds of 1 s + 4 x 8192 MiB at 100 MiB/s.  (A
+        # schedule that waited for float remainders to reach zero never ended on such clocks.)
+        guests = [idle('g%02d' % n, 8192) for n in range(60)]
+        forecast = plan_evacuation(guests, MigrationPath(bandwidth_bps=100 * MIB, setup_s=1.0), max_concurrent=4)
+        assert forecast.window_s == pytest.approx(15 * (1 + 4 * 8192 / 100))
+
     def test_unknown_uplink_uses_each_guest_history(self):
         history = (HistoryEntry(at='2026-12-01T00:00:00Z', strategy='precopy', dirty_rate_bps=0,
                                 throughput_bps=32 * MIB),)
