@@ -10,7 +10,7 @@ mode (libvirt >= 7.2, QEMU >= 5.2), to sample every given guest's memory at the 
 ``seconds``, then reads the results from the domain statistics
 (``VIR_DOMAIN_STATS_DIRTYRATE``: ``dirtyrate.calc_status``, ``.megabytes_per_second``,
 ``.calc_period``, ``.calc_start_time``, ``.calc_mode``).  Nothing is migrated and the guest is not
-slowed: page sampling hashes a few hundred sampled pages per GiB at the start and the end of
+slowed: page sampling hashes 512 sampled pages per GiB (QEMU's default) at the start and the end of
 the period (dirty-ring and dirty-bitmap modes need KVM or log dirty pages, so they are not used).
 
 Bounded: every guest is measured at once, the whole call waits at most ``seconds + grace_s``
