@@ -65,7 +65,9 @@ class StrategyOutcome:
     """One strategy's predicted run.  ``finishes``: it completes (pre-copy converges before the
     engine gives up); ``meets_limits``: it finishes within ``max_downtime`` and ``timeout``
     (whether the operator allows it is ``allowed``).  ``stop``: converged, postcopy, paused,
-    no_progress (the dirty set no longer shrinks), stalled (the engine's abort rule), pass_limit."""
+    no_progress (the dirty set no longer shrinks), stalled (the engine's abort rule), pass_limit.
+    ``pass_ends``: (seconds since the start, dirty set left) at the end of each pass played: what
+    the job's statistics should show, pass by pass."""
 
     strategy: str
     allowed: bool
@@ -79,6 +81,7 @@ class StrategyOutcome:
     last_dirty_bytes: float | None = None
     throttle_percent: int | None = None
     postcopy_s: float | None = None
+    pass_ends: tuple = ()
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -135,6 +138,8 @@ class _Guest:
     writer_cpu_share: float
     random: bool
     setup_s: float
+    first_pass_number: int = 1
+    start_throttle: int = 0
 
     def rate(self, throttle_percent):
         """The dirty rate under a vCPU throttle (see ``GuestLoad.writer_cpu_share``)."""
@@ -154,27 +159,36 @@ class _Guest:
 # The simulation
 # ---------------------------------------------------------------------------
 
-def _run(guest, limits, bandwidth, strategy, postcopy_bandwidth=None, fixed_throttle=0):
+def _run(guest, limits, bandwidth, strategy, postcopy_bandwidth=None, fixed_throttle=None):
     """Play one pre-copy strategy pass by pass; returns a StrategyOutcome (``allowed`` left True)."""
     policy = limits.policy()
     stepped = strategy != Strategy.PRECOPY
     throttling = strategy == Strategy.AUTO_CONVERGE
     postcopy = strategy == Strategy.POSTCOPY
     to_send, elapsed, sent = guest.first_pass_bytes, guest.setup_s, 0.0
-    throttle, high_passes, throttle_rose_at = fixed_throttle, 0, 0
+    throttle = guest.start_throttle if fixed_throttle is None else fixed_throttle
+    high_passes, throttle_rose_at, pass_ends = 0, guest.first_pass_number - 1, []
     recent, older_min, stalled = [], None, 0
     dirty = None
-    for n in range(1, MAX_PASSES + 1):
+    if postcopy and guest.first_pass_number > 1 and _switches_to_postcopy(limits, to_send, bandwidth,
+                                                                          guest.rate(throttle), 0):
+        # A running job (InFlight) at a pass end whose rest already calls for post-copy: now.
+        postcopy_s = to_send / (postcopy_bandwidth or bandwidth)
+        return _outcome(limits, strategy, guest.first_pass_number - 1,
+                        elapsed + POSTCOPY_SWITCHOVER_MS / 1000.0 + postcopy_s, POSTCOPY_SWITCHOVER_MS, to_send,
+                        'postcopy', to_send, throttle, postcopy_s)
+    for n in range(guest.first_pass_number, guest.first_pass_number + MAX_PASSES):
         pass_s = to_send / bandwidth
         elapsed += pass_s
         sent += to_send
         dirty = guest.dirtied(pass_s, throttle)
+        pass_ends.append((round(elapsed, 3), dirty))
         # QEMU checks against the downtime in effect during the pass; the engine raises it one
         # step per completed pass after the first, applied once it sees the pass end.
         allowed_ms = policy.downtime_for_raises(max(0, n - 2)) if stepped else limits.max_downtime_ms
         if dirty * 1000.0 <= bandwidth * allowed_ms:
             return _outcome(limits, strategy, n, elapsed + dirty / bandwidth, dirty * 1000.0 / bandwidth,
-                            sent + dirty, 'converged', dirty, throttle)
+                            sent + dirty, 'converged', dirty, throttle, pass_ends=pass_ends)
         if throttling and dirty > limits.throttle_trigger_percent / 100.0 * to_send:
             high_passes += 1
             if high_passes >= 2:  # QEMU raises the throttle on every second such pass
@@ -195,16 +209,17 @@ def _run(guest, limits, bandwidth, strategy, postcopy_bandwidth=None, fixed_thro
             # From here every page left is sent once, on demand or in the background.
             postcopy_s = dirty / (postcopy_bandwidth or bandwidth)
             return _outcome(limits, strategy, n, elapsed + POSTCOPY_SWITCHOVER_MS / 1000.0 + postcopy_s,
-                            POSTCOPY_SWITCHOVER_MS, sent + dirty, 'postcopy', dirty, throttle, postcopy_s)
-        if not postcopy and at_bound and (not throttling or throttle >= limits.throttle_max or n - throttle_rose_at >= limits.stall_window):
+                            POSTCOPY_SWITCHOVER_MS, sent + dirty, 'postcopy', dirty, throttle, postcopy_s, pass_ends)
+        exhausted = not throttling or throttle >= limits.throttle_max or n - throttle_rose_at >= limits.stall_window
+        if not postcopy and at_bound and exhausted:
             if stalled >= limits.stalled_abort_passes:
-                return _outcome(limits, strategy, n, None, None, sent, 'stalled', dirty, throttle)
+                return _outcome(limits, strategy, n, None, None, sent, 'stalled', dirty, throttle, pass_ends=pass_ends)
             if n >= 2 and dirty >= to_send and not can_throttle_more and throttle_rose_at != n:
                 # The dirty set grows or holds under the throttle the next passes keep (one just
                 # raised acts from the next pass): each pass leaves at least what it sent, for ever.
-                return _outcome(limits, strategy, n, None, None, sent, 'no_progress', dirty, throttle)
+                return _outcome(limits, strategy, n, None, None, sent, 'no_progress', dirty, throttle, pass_ends=pass_ends)
         to_send = dirty
-    return _outcome(limits, strategy, MAX_PASSES, None, None, sent, 'pass_limit', dirty, throttle)
+    return _outcome(limits, strategy, n, None, None, sent, 'pass_limit', dirty, throttle, pass_ends=pass_ends)
 
 
 def _switches_to_postcopy(limits, dirty, bandwidth, rate, stalled_at_bound):
@@ -217,14 +232,14 @@ def _switches_to_postcopy(limits, dirty, bandwidth, rate, stalled_at_bound):
     return limits.postcopy_start == 'when_outpaced' and rate >= limits.min_progress_ratio * bandwidth
 
 
-def _outcome(limits, strategy, passes, total_s, downtime_ms, sent, stop, dirty, throttle, postcopy_s=None):
+def _outcome(limits, strategy, passes, total_s, downtime_ms, sent, stop, dirty, throttle, postcopy_s=None, pass_ends=()):
     finishes = total_s is not None
     meets = (finishes and downtime_ms <= limits.max_downtime_ms
              and (limits.timeout_s is None or total_s <= limits.timeout_s))
     return StrategyOutcome(strategy=strategy, allowed=True, finishes=finishes, meets_limits=meets, passes=passes,
                            total_s=total_s, downtime_ms=downtime_ms, bytes_sent=sent, stop=stop, last_dirty_bytes=dirty,
                            throttle_percent=throttle if strategy == Strategy.AUTO_CONVERGE else None,
-                           postcopy_s=postcopy_s)
+                           postcopy_s=postcopy_s, pass_ends=tuple(pass_ends))
 
 
 def _paused(guest, limits, bandwidth):
@@ -270,8 +285,15 @@ def _throttle_needed(guest, limits, bandwidth):
                   0, limits.throttle_max, integer=True)
 
 
-def predict(load, path, limits=None) -> Prediction:
-    """Predict every strategy for ``load`` (GuestLoad) over ``path`` (MigrationPath) under ``limits``."""
+def predict(load, path, limits=None, in_flight=None) -> Prediction:
+    """Predict every strategy for ``load`` (GuestLoad) over ``path`` (MigrationPath) under ``limits``.
+
+    ``in_flight`` (InFlight): a job already running; the strategies are played on from its pass
+    end (the fixed-downtime and post-copy ones as if switched to now), ``paused`` is "stop and
+    copy the rest now"; times count from the job's start, bytes from the pass end.  With the
+    job's own figures (its dirty rate and ``memory_bps``) this is how the engine checks that the
+    chosen strategy still meets the limits.
+    """
     limits = limits or Limits()
     rate, rate_source = resolve_dirty_rate(load)
     working_set, working_set_source = resolve_working_set(load)
@@ -283,6 +305,9 @@ def predict(load, path, limits=None) -> Prediction:
         bandwidth, link_source = float(limits.bandwidth_cap_bps), link_source + ', capped'
     guest = _Guest(first_pass_bytes=first_pass, rate_bps=rate or 0.0, working_set=working_set,
                    writer_cpu_share=load.writer_cpu_share, random=load.write_pattern == 'random', setup_s=path.setup_s)
+    if in_flight is not None:
+        guest = replace(guest, first_pass_bytes=float(in_flight.remaining_bytes), setup_s=float(in_flight.elapsed_s),
+                        first_pass_number=in_flight.passes_done + 1, start_throttle=in_flight.throttle_percent)
     common = dict(memory_bytes=load.memory_bytes, bandwidth_bps=bandwidth, bandwidth_source=link_source,
                   dirty_rate_bps=rate, dirty_rate_source=rate_source, working_set_bytes=working_set,
                   working_set_source=working_set_source, zero_page_share=zero_share)

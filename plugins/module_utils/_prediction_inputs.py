@@ -185,6 +185,30 @@ class Limits:
         return {Strategy.AUTO_CONVERGE: self.allow_auto_converge, Strategy.POSTCOPY: self.allow_postcopy}.get(strategy, True)
 
 
+@dataclass(frozen=True)
+class InFlight:
+    """Where a running pre-copy job stands at a pass end, from ``dom.jobStats()``: the passes done
+    (``memory_iteration`` - 1), what the next pass starts with (``data_remaining``), the job's
+    time so far and QEMU's throttle (``auto_converge_throttle``).  ``predict(..., in_flight=)``
+    plays the rest from there, for the engine to compare and correct course."""
+
+    passes_done: int
+    remaining_bytes: float
+    elapsed_s: float
+    throttle_percent: int = 0
+
+    def __post_init__(self):
+        problems = []
+        _check(problems, isinstance(self.passes_done, int) and self.passes_done >= 1,
+               'passes_done must be at least 1 (a pass end), got %r' % (self.passes_done,))
+        for name in ('remaining_bytes', 'elapsed_s'):
+            _check(problems, _is_number(getattr(self, name), allow_none=False),
+                   '%s must be >= 0, got %r' % (name, getattr(self, name)))
+        _check(problems, isinstance(self.throttle_percent, int) and 0 <= self.throttle_percent <= 100,
+               'throttle_percent must be within 0..100, got %r' % (self.throttle_percent,))
+        _raise_if(problems, 'job state')
+
+
 def limits_from_options(options, timeout_s=None) -> Limits:
     """Limits from virt_migrate's options as its argument spec gives them (``bandwidth`` and
     ``postcopy_bandwidth`` in MiB/s, 0 or None: unlimited; ``max_downtime`` ms; the ``policy``

@@ -23,6 +23,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._prediction impor
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import (
     GuestLoad,
+    InFlight,
     Limits,
     MigrationPath,
     PredictionInputError,
@@ -251,6 +252,48 @@ class TestHistory:
         decision = choose_strategy(prediction, Limits())
         assert (decision.known, decision.refused, decision.strategy) == (False, False, None)
         assert predict(GuestLoad(memory_bytes=GIB, dirty_rate_bps=0), MigrationPath(bandwidth_bps=None)).outcomes == ()
+
+
+class TestInFlight:
+    """Re-predicting a running job from its statistics at a pass end (the engine's course check)."""
+
+    def test_pass_ends_are_what_the_job_should_show(self):
+        auto = outcome(predict(GuestLoad(**BASELINE), LAB_PATH, Limits(bandwidth_cap_bps=10 * MIB)), Strategy.AUTO_CONVERGE)
+        assert len(auto.pass_ends) == auto.passes == 10
+        assert auto.pass_ends[0] == (25.6, 96 * MIB)
+        assert auto.pass_ends[5] == (pytest.approx(73.6), pytest.approx(48 * MIB))
+
+    def test_a_job_on_course_ends_as_predicted(self):
+        # From the end of pass 3 (44.8 s, 96 MiB left, QEMU at 50 %): 75 % after pass 5, then the
+        # set halves each pass and fits after pass 10, as the prediction from the start said.
+        limits = Limits(bandwidth_cap_bps=10 * MIB)
+        now = InFlight(passes_done=3, remaining_bytes=96 * MIB, elapsed_s=44.8, throttle_percent=50)
+        again = predict(GuestLoad(**BASELINE), LAB_PATH, limits, in_flight=now)
+        auto = outcome(again, Strategy.AUTO_CONVERGE)
+        assert (auto.passes, auto.throttle_percent) == (10, 75)
+        assert auto.total_s == pytest.approx(25.6 + 5 * 9.6 + 4.8 + 2.4 + 1.2 + 0.6 + 0.3)
+        assert outcome(again, Strategy.PRECOPY_STEPS).finishes is False
+        # Post-copy from here switches at once: the 96 MiB left do not fit 500 ms.
+        post = outcome(again, Strategy.POSTCOPY)
+        assert (post.passes, post.total_s, post.bytes_sent) == (3, pytest.approx(44.8 + 0.05 + 96 / 300), 96 * MIB)
+
+    def test_a_guest_busier_than_measured_changes_the_choice(self):
+        # Measured idle: plain pre-copy.  After pass 2 the job shows 96 MiB left and 20 MiB/s:
+        # re-predicted with the job's own figures, post-copy is what meets the limits.
+        limits = Limits(bandwidth_cap_bps=10 * MIB, allow_auto_converge=False, allow_postcopy=True)
+        before = predict(GuestLoad(memory_bytes=256 * MIB, dirty_rate_bps=0.1 * MIB), LAB_PATH, limits)
+        assert choose_strategy(before, limits).strategy == Strategy.PRECOPY_STEPS
+        now = InFlight(passes_done=2, remaining_bytes=96 * MIB, elapsed_s=35.2)
+        again = predict(GuestLoad(**BASELINE), MigrationPath(bandwidth_bps=10 * MIB), limits, in_flight=now)
+        decision = choose_strategy(again, limits)
+        assert decision.strategy == Strategy.POSTCOPY
+        assert (decision.outcome.passes, decision.outcome.total_s) == (2, pytest.approx(35.2 + 0.05 + 9.6))
+
+    def test_bad_state(self):
+        with pytest.raises(PredictionInputError, match='passes_done must be at least 1'):
+            InFlight(passes_done=0, remaining_bytes=0, elapsed_s=0)
+        with pytest.raises(PredictionInputError, match='throttle_percent must be within 0..100'):
+            InFlight(passes_done=1, remaining_bytes=0, elapsed_s=0, throttle_percent=120)
 
 
 class TestPostcopyStart:
