@@ -167,6 +167,11 @@ class MigrationManager:
         self.detached = None  # the DetachedRun when this runs in the detached driver
         self.uuid = None
         self.src_host = self.dst_host = None
+        # What the guest is like, read once it is found (_run_guest).
+        self.paused_by_user = False
+        self.domain_active = None
+        self.domain_persistent = None
+        self.dest_defined_before = True  # until read: a definition found there is never ours to remove
 
     # -- steps -----------------------------------------------------------------------
     def run(self):
@@ -276,21 +281,20 @@ class MigrationManager:
         return self._cold_or_offline(dom, sides, uri, storage)
 
     def _check_persistence(self, dom):
-        if self.domain_persistent is False and self.p['persistent'] and self.p['mode'] != 'offline':
-            raise InvalidInputError(
-                'domain %s is transient but persistent=true would make it persistent on %s' % (dom.name(), self.dst_host),
-                remedy='Set persistent: false (and undefine_source: false) to keep it transient, or define it first.')
         if self.domain_persistent is False and self.p['mode'] == 'cold' and self.domain_active:
             raise InvalidInputError(
                 'domain %s is transient: mode=cold would shut it down, and a transient guest ceases to exist when it '
                 'stops, so there would be nothing left to move' % dom.name(),
                 remedy='Use mode=live (or paused), or define the guest persistently first (virsh dumpxml, then '
                        'virsh define).')
+        if self.domain_persistent is False and self.p['persistent'] and self.p['mode'] != 'offline':
+            raise InvalidInputError(
+                'domain %s is transient but persistent=true would make it persistent on %s' % (dom.name(), self.dst_host),
+                remedy='Set persistent: false (and undefine_source: false) to keep it transient, or define it first.')
 
     def _attempt(self, **changes):
         attempt = Attempt(want_persistent=self.p['persistent'], want_undefine_source=self.p['undefine_source'],
-                          source_paused_by_user=getattr(self, 'paused_by_user', False),
-                          dest_defined_before=getattr(self, 'dest_defined_before', True))
+                          source_paused_by_user=self.paused_by_user, dest_defined_before=self.dest_defined_before)
         return attempt.replace(**changes) if changes else attempt
 
     def _destination_checks(self, dom, domain, dst_conn, storage):

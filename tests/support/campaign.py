@@ -312,12 +312,13 @@ MATRIX = [
     Cell("module_killed", "switchover"),
 ]
 
-# In `make test`: every fault kind at least once (the rest of the matrix runs in `make chaos`).
-SUBSET = ["dest_libvirtd_stop@precopy_late", "src_libvirtd_restart@precopy_early", "link_cut_restored@precopy_early",
-          "owner_destroys_guest@precopy_early", "second_run_same_dest@precopy_early",
+# In `make test` (tests/integration/test_fault_matrix.py), with tests/integration/test_faults.py (which has
+# the destination libvirtd stopped and the source libvirtd restarted early in pre-copy, a cut link, packet
+# loss, a bandwidth drop, the owner destroying the guest, and a link cut in post-copy, restored or not):
+# every fault kind at least once. The rest of the matrix runs in `make chaos`.
+SUBSET = ["dest_libvirtd_stop@precopy_late", "second_run_same_dest@precopy_early",
           "second_run_other_dest@precopy_early", "module_killed@precopy_early", "dest_qemu_killed@postcopy",
-          "source_qemu_killed@precopy_early", "dest_power_off@precopy_early", "storage_down@precopy_early",
-          "packet_loss_5pct@precopy_early", "bandwidth_drop@precopy_early", "link_cut_until_timeout@precopy_early"]
+          "source_qemu_killed@precopy_early", "dest_power_off@precopy_early", "storage_down@precopy_early"]
 
 
 def cells(names=None):
