@@ -60,7 +60,12 @@ DOMAIN_XML = """<domain type='qemu'>
 
 # Bumped when the way the artefacts are built changes (not only their sources).
 # 2: the guest boots the uncompressed ELF kernel.
-ARTEFACTS_LAYOUT = b"2"
+# 3, 4: the initramfs carries the virtio block modules (Debian builds them as modules) and the order to
+#    load them in: the guest writes its heartbeat to a disk too.
+ARTEFACTS_LAYOUT = b"4"
+# Loaded by the init, in this order (each needs the ones before it).
+GUEST_MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
+                 "virtio_blk")
 
 # How a compressed kernel starts inside a bzImage, and a decompressor for one stream of it
 # (the bzImage has more data after the stream, which a decompressor object leaves alone).
@@ -115,12 +120,17 @@ def build_artefacts(log=print):
         tmp = Path(tmp)
         kdeb = sorted(debs.glob(kernel_pkg + "_*.deb"))[-1]
         bdeb = sorted(debs.glob("busybox-static_*.deb"))[-1]
-        run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" --wildcards "./boot/vmlinuz-*"',
-             str(kdeb), str(tmp)], step="extract kernel")
+        run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" --wildcards "./boot/vmlinuz-*" '
+             + " ".join('"./lib/modules/*/%s.ko"' % m for m in GUEST_MODULES), str(kdeb), str(tmp)],
+            step="extract kernel")
         (out / "vmlinux").write_bytes(elf_kernel(next((tmp / "boot").glob("vmlinuz-*")).read_bytes()))
         root = tmp / "initramfs"
-        for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "etc"):
+        for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "etc", "lib/modules"):
             (root / d).mkdir(parents=True)
+        for module in GUEST_MODULES:
+            shutil.copy2(next(tmp.glob("lib/modules/*/kernel/drivers/*/%s.ko" % module)),
+                         root / "lib" / "modules" / ("%s.ko" % module))
+        (root / "lib" / "modules" / "order").write_text("\n".join(GUEST_MODULES) + "\n")
         run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" ./bin/busybox', str(bdeb), str(root)],
             step="extract busybox")
         run(["gcc", "-static", "-O2", "-o", str(root / "bin" / "dirtier"), str(SRC / "dirtier.c")],

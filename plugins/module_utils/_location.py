@@ -193,9 +193,10 @@ def assess(src, dst, attempt=None):
       is paused in post-copy: the unreachable destination holds its vCPUs).
     - post-copy has started and the destination still has its copy => 'postcopy_split': the
       guest's memory is spread over both; nothing is touched.
-    - a migration or block job is active on either host => 'busy': nothing is touched.
     - post-copy has started and the destination has no copy any more => 'postcopy_lost': the
-      stale source copy is never resumed; nothing is touched.
+      stale source copy is never resumed; nothing is touched (even while libvirt keeps the
+      source's job open for a post-copy recovery).
+    - a migration or block job is active on either host => 'busy': nothing is touched.
     - both hosts run guest code => 'both': refuse to choose.
     - the destination holds the guest (running, or paused by its user after the switch-over) and
       the source does not => 'destination': a stale paused source copy is destroyed, the
@@ -216,6 +217,10 @@ def assess(src, dst, attempt=None):
         who = [v.host for v in (src, dst) if not v.reachable]
         return Location(running, defined, 'unknown', [],
                         problem='cannot reach libvirt on %s; the guest was not touched' % ', '.join(who))
+    if postcopy and src.paused_in_postcopy and not dst.active:
+        # libvirt keeps the source's job open after a failed post-copy (for a recovery): no busy
+        # wait can end it, and nothing may resume that copy anyway.
+        return Location(running, defined, 'postcopy_lost', [], problem=postcopy_lost_problem(src, dst))
     if (src.exists and src.job) or (dst.exists and dst.job):
         return Location(running, defined, 'busy', [], problem=busy_problem(src, dst))
     if src.live and dst.live:

@@ -504,6 +504,7 @@ def postcopy_lost_procedure(src_host, dst_host):
     """What an operator does when the destination half of a post-copy died: the memory is gone,
     the disks are intact. Booting from the disks is the only consistent way back."""
     return ('The running state of the guest cannot be recovered (docs/operations.md "Post-copy interrupted"). '
-            'Do not resume the copy paused on %(src)s. Destroy it (virsh destroy on %(src)s) and start the guest '
-            'again from its disks on one host only (virsh start on %(src)s, where it is defined), as after a power '
-            'loss; check that no copy is left on %(dst)s first.' % {'src': src_host, 'dst': dst_host})
+            'Do not resume the copy paused on %(src)s. 1. destroy it there (virsh destroy); 2. on %(dst)s, remove '
+            'what the migration left (virsh destroy if it is still active, virsh undefine --keep-nvram); 3. start '
+            'the guest again from its disks on %(src)s, where it is defined (virsh start), as after a power loss.'
+            % {'src': src_host, 'dst': dst_host})

@@ -42,7 +42,9 @@ class Cell:
     'destination', or 'lost' for faults that end the guest's running state, e.g. the destination's
     QEMU killed in post-copy). ``rerun``: run the task again afterwards if it is on the source."""
 
-    def __init__(self, fault, phase, guest=PRECOPY_GUEST, args=None, ends="either", rerun=True, delay_s=1.5):
+    def __init__(self, fault, phase, guest=PRECOPY_GUEST, args=None, ends="either", rerun=True, delay_s=1.5,
+                 disk_check=True):
+        self.disk_check = disk_check  # False when the fault breaks the guest's disk writes (storage outage)
         self.fault = fault
         self.phase = phase
         self.guest = guest
@@ -101,13 +103,16 @@ class PhaseMissed(AssertionError):
 # -- faults -------------------------------------------------------------------------------------
 
 class Fault:
-    """inject(ctx) at the phase; restore(ctx) once the task has returned (or after `hold_s`)."""
+    """inject(ctx) at the phase; restore(ctx) once the task has returned (or after `hold_s`).
+    ``then_rerun``: the fault ends the task itself (its module was killed), so the task is run again,
+    as an operator would, and that run's result is the one judged."""
 
-    def __init__(self, inject, restore=None, hold_s=0, before_task=False):
+    def __init__(self, inject, restore=None, hold_s=0, before_task=False, then_rerun=False):
         self.inject = inject
         self.restore = restore or (lambda ctx: None)
         self.hold_s = hold_s
         self.before_task = before_task
+        self.then_rerun = then_rerun
 
 
 def _kill_module_processes(ctx):
@@ -176,7 +181,7 @@ FAULTS = {
     "owner_destroys_guest": Fault(lambda c: c.labh.domain("host-a", c.name).destroy()),
     "second_run_same_dest": Fault(_second_run("host-b")),
     "second_run_other_dest": Fault(_second_run("host-c")),
-    "module_killed": Fault(_kill_module_processes),
+    "module_killed": Fault(_kill_module_processes, then_rerun=True),
     "dest_qemu_killed": Fault(lambda c: virtlab("fault", "kill-qemu", "host-b", c.name)),
     "source_qemu_killed": Fault(lambda c: virtlab("fault", "kill-qemu", "host-a", c.name)),
     "dest_power_off": Fault(lambda c: virtlab("fault", "power-off", "host-b"),
@@ -226,6 +231,11 @@ def run_cell(labh, make_guest, cell, guest_name=None):
             if not restored:
                 fault.restore(ctx)
         second = ctx.second.result(timeout=900) if ctx.second else None
+        if fault.then_rerun:
+            record["killed_run"] = _summary(result)
+            # The same task again: it must wait for the driver the killed module left (or adopt its
+            # job) and report where the guest ended up, never start a second migration beside it.
+            result = run_module("host-a", "virt_migrate", args)
     record.update(result=_summary(result), second=_summary(second), notes=ctx.notes)
     record["outcome"] = check_outcome(labh, name, cell, result, second, snap)
     return record
@@ -243,14 +253,16 @@ def check_outcome(labh, name, cell, result, second, snap):
     found = labh.locate(name)
     active = [h for h, s, dummy in found if s in invariant.RUNNING_STATES]
     if cell.ends == "lost":
-        # The guest's running state is gone (the destination's QEMU died in post-copy): the stale
-        # source copy must NOT have been resumed; the task reports postcopy_lost and the procedure.
+        # The guest's running state is gone (the destination's half of a post-copy died): the stale
+        # source copy must NOT have been resumed; the task reports postcopy_lost with the procedure.
         assert result.get("failed"), result
-        assert (result.get("location") or {}).get("verdict") in ("postcopy_lost", "postcopy_split"), result
-        invariant.final_check(labh, name)
-        src = [s for h, s, dummy in found if h == "host-a"]
-        assert src != ["running"], "the stale source copy was resumed: %s" % found
-        return "lost (reported: %s)" % result["location"]["verdict"]
+        assert (result.get("location") or {}).get("verdict") == "postcopy_lost", result["location"]
+        assert "Do not resume" in (result.get("remedy") or ""), result.get("remedy")
+        assert [s for h, s, dummy in found if h == "host-a"] == ["paused"], "the stale source copy: %s" % found
+        invariant.check_history(labh, name)
+        follow_postcopy_lost_procedure(labh, name, cell.args["dest"])
+        invariant.check(labh, name, expect_on="host-a", expect_reboot=True)
+        return "lost, as reported (postcopy_lost); booted again from its disks by the procedure"
     if not active:
         # Only the faults that end the guest itself (its owner destroyed it, its QEMU died) may
         # leave it running nowhere; it must then be defined once, on the source, and said so.
@@ -260,7 +272,7 @@ def check_outcome(labh, name, cell, result, second, snap):
         assert [(h, p) for h, s, p in found] == [("host-a", True)], found
         invariant.final_check(labh, name)
         return "stopped by the fault, defined on host-a"
-    host, dummy_hb = invariant.check(labh, name, snapshot=snap, timeout=180)
+    host, dummy_hb = invariant.check(labh, name, snapshot=snap, timeout=180, disk=cell.disk_check)
     # The report must be what libvirt says: no lie in either direction.
     if result.get("location") and result["location"].get("verdict") not in ("unknown", "busy"):
         assert result["location"]["running_on"] == [host], (result["location"], host)
@@ -272,9 +284,26 @@ def check_outcome(labh, name, cell, result, second, snap):
     if host == "host-a" and cell.rerun:
         again = run_module("host-a", "virt_migrate", dict(cell.args, name=name, bandwidth=0))
         assert not again.get("failed"), again
-        host, dummy_hb = invariant.check(labh, name, expect_on=cell.args["dest"], snapshot=snap, timeout=180)
+        host, dummy_hb = invariant.check(labh, name, expect_on=cell.args["dest"], snapshot=snap, timeout=180,
+                                         disk=cell.disk_check)
         return "stayed on host-a, then moved by the re-run"
     return "on %s" % host
+
+
+def follow_postcopy_lost_procedure(labh, name, dest):
+    """The operator procedure the task's remedy gives (and docs/operations.md): destroy the stale
+    source copy, remove what the migration left on the destination, boot from the disks on the source."""
+    import libvirt
+    labh.domain("host-a", name).destroy()
+    try:
+        leftover = labh.domain(dest, name)
+        if leftover.isActive():
+            leftover.destroy()
+        if leftover.isPersistent():
+            leftover.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
+    except libvirt.libvirtError:
+        pass  # nothing left there
+    labh.domain("host-a", name).create()
 
 
 # -- the matrix and random schedules ------------------------------------------------------------
@@ -306,7 +335,10 @@ MATRIX = [
     Cell("source_qemu_killed", "precopy_early", rerun=False),
     Cell("dest_power_off", "precopy_early"),
     Cell("dest_power_off", "postcopy", ends="lost", rerun=False),
-    Cell("storage_down", "precopy_early"),
+    # The guest's QEMU loses its open image files when the single brick dies (GlusterFS does not
+    # reopen them): its disk writes fail from then on, so it cannot be migrated again (the flush at
+    # the switch-over fails) and its heartbeat disk stays behind. It must stay, running, on host-a.
+    Cell("storage_down", "precopy_early", ends="source", rerun=False, disk_check=False),
     Cell("src_libvirtd_restart", "switchover"),
     Cell("dest_libvirtd_stop", "switchover"),
     Cell("module_killed", "switchover"),
@@ -338,4 +370,8 @@ def random_schedule(seed):
     guest = ("--memory", rng.choice(["192", "256"]), "--dirty", dirty)
     ends = "lost" if fault in ("dest_qemu_killed", "dest_power_off") and phase == "postcopy" else "either"
     rerun = fault not in ("owner_destroys_guest", "source_qemu_killed") and ends != "lost"
-    return Cell(fault, phase, guest=guest, ends=ends, rerun=rerun, delay_s=round(rng.uniform(0.3, 4.0), 1))
+    disk_check = True
+    if fault == "storage_down":  # see the matrix entry: the guest stays, with a broken disk
+        ends, rerun, disk_check = "source", False, False
+    return Cell(fault, phase, guest=guest, ends=ends, rerun=rerun, delay_s=round(rng.uniform(0.3, 4.0), 1),
+                disk_check=disk_check)

@@ -71,15 +71,16 @@ def lab_jobs(lab, name):
 class LabHandle(LabReads):
     """Reads of lab state, and waits on a guest's heartbeat that tell an emulator fault apart."""
 
-    def wait_heartbeat_after(self, name, counter, timeout=60):
-        """Wait until the guest's heartbeat counter passes `counter`; return the heartbeat."""
+    def wait_heartbeat_after(self, name, counter, timeout=60, boot_id=None):
+        """Wait until the guest's heartbeat counter passes `counter` (in boot `boot_id`, or a newer
+        boot, when given); return the heartbeat."""
         deadline = time.monotonic() + timeout
         hb = self.heartbeat(name)
         while time.monotonic() < deadline:
             hb = self.heartbeat(name)
             if hb["oops"]:
                 raise unknown_oops(name, hb["oops_lines"])
-            if hb["counter"] > counter:
+            if hb["counter"] > counter or (boot_id and hb.get("boot_id") not in (None, boot_id)):
                 return hb
             time.sleep(0.5)
         raise GuestStalled("guest %s: heartbeat stuck at %s (last %s)" % (name, counter, hb))
