@@ -43,11 +43,14 @@ GROUPS = ('precopy', 'auto_converge', 'postcopy', 'refused', 'unknown')
 
 @dataclass(frozen=True)
 class GuestToMove:
-    """One guest of the evacuation: its load (``_prediction_inputs.GuestLoad``) and destination if known."""
+    """One guest of the evacuation: its load (``_prediction_inputs.GuestLoad``), destination if
+    known, and its own completion timeout when it differs from the plan's limits (virt_migrate's
+    default timeout grows with the guest's memory)."""
 
     name: str
     load: object
     destination: str | None = None
+    timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -180,8 +183,9 @@ def plan_evacuation(guests, uplink, limits=None, max_concurrent=2, max_per_desti
     path = MigrationPath(bandwidth_bps=share, setup_s=uplink.setup_s)
     moves = []
     for guest in guests:
-        prediction = predict(guest.load, path, limits)
-        decision = choose_strategy(prediction, limits)
+        guest_limits = limits if guest.timeout_s is None else replace(limits, timeout_s=guest.timeout_s)
+        prediction = predict(guest.load, path, guest_limits)
+        decision = choose_strategy(prediction, guest_limits)
         if not decision.known:
             group, predicted = 'unknown', _total(prediction.outcome(Strategy.PAUSED))
         elif decision.refused:
