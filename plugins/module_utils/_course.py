@@ -17,7 +17,8 @@ the running strategy no longer meets the limits it answers:
 - ``start_postcopy`` when the job may switch (POSTCOPY flag, post-copy allowed) and post-copy
   from here meets the limits: each page left then crosses once;
 - ``abort`` when nothing left to this job will do: pre-copy does not finish at all, or only well
-  beyond the timeout (``ABORT_MARGIN``), at ``confirm_passes`` pass ends in a row (one figure can
+  beyond the timeout (``_strategy.TIMEOUT_MARGIN``: the engine aborts at the timeout anyway; an
+  early abort saves that time, a wrong one would lose a migration that would have made it), at ``confirm_passes`` pass ends in a row (one figure can
   be off), with what would work (the prediction's remedies).
 
 QEMU's dirty rate under a vCPU throttle is the throttled rate.  The check keeps the highest rate
@@ -37,12 +38,10 @@ from ansible_collections.kvmops.migration.plugins.module_utils._prediction_input
     MigrationPath,
     Strategy,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._strategy import TIMEOUT_MARGIN
 
 START_POSTCOPY = 'start_postcopy'
 ABORT = 'abort'
-# Abort only when pre-copy would end this much beyond the timeout (the engine aborts at the
-# timeout anyway; aborting earlier saves the time, a wrong early abort would lose a migration).
-ABORT_MARGIN = 1.25
 # A throttle that leaves the dirty rate at this share of the unthrottled one has not bitten.
 UNBITTEN_RATE_SHARE = 0.9
 MAX_RECORDS = 50
@@ -141,7 +140,7 @@ class CourseCheck:
                               'from here: about %.0f s in all' % (passes_done, figures, self.strategy, expected,
                                                                   postcopy.total_s))
         hopeless = not running.finishes or (self.limits.timeout_s is not None
-                                            and running.total_s > ABORT_MARGIN * self.limits.timeout_s)
+                                            and running.total_s > TIMEOUT_MARGIN * self.limits.timeout_s)
         if not hopeless or self.misses < self.confirm_passes:
             return None
         # What would work, among what this job cannot do (its start flags are fixed).

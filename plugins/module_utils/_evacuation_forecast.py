@@ -12,12 +12,14 @@ The guests that leave running are measured at once on the source (``_dirtyrate``
 source's uplink is the fastest bandwidth a preflight measured to a destination (O(preflight) results
 or O(run_preflight) with ``measure_bandwidth``), else the fastest an earlier migration of these guests
 achieved without a cap, else the ``bandwidth`` cap times the migrations allowed at once, else
-unknown (each guest's time is then its memory once over the link at least: the forecast says so).
+unknown: then nothing is measured and the forecast only lists the guests (``unknown``), in the
+plan's order.
 Guests that move cold (shut off) are not forecast.
 
 :func:`start_order` is the order the runner starts the moves in: the forecast's (longest first),
-then the guests that cannot move live within the limits (they are tried last: each migration
-decides again with its own measurement), then the ones not forecast.
+then the guests without a prediction and those moving cold (in the plan's order), then the guests
+that cannot move live within the limits (tried last: each migration decides again with its own
+measurement).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._prediction_input
     limits_from_options,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction_plan import GuestToMove, plan_evacuation
-from ansible_collections.kvmops.migration.plugins.module_utils._strategy import guest_load, rounded
+from ansible_collections.kvmops.migration.plugins.module_utils._strategy import AUTO, decide, guest_load, rounded
 
 # The fixed cost of one migration besides moving memory: the dirty-rate sample of strategy: auto
 # (about 1.1 s), the destination connection and checks, the outcome check (about 0.4 s on the
@@ -80,7 +82,9 @@ def forecast_evacuation(conn, leaving, assignments, migrate_options, preflight_r
     histories = dict((facts.name, history_from_domain_xml(facts.xml)) for facts in running)
     cap = (migrate_options.get('bandwidth') or 0) * MIB or None
     uplink_bps, source = uplink_bandwidth(preflight_results, histories.values(), cap, max_concurrent)
-    measured, report = _measure(conn, running, migrate_options.get('dirty_rate_seconds') or 1)
+    measured, report = {}, None
+    if uplink_bps is not None:  # without it nothing can be predicted: no point in measuring
+        measured, report = _measure(conn, running, migrate_options.get('dirty_rate_seconds') or 1)
     destination = dict((assignment.guest, assignment.destination) for assignment in assignments)
     guests = [GuestToMove(name=facts.name, destination=destination.get(facts.name),
                           load=guest_load(facts.memory, measured.get(facts.name), histories[facts.name]),
@@ -89,7 +93,7 @@ def forecast_evacuation(conn, leaving, assignments, migrate_options, preflight_r
     try:
         forecast = plan_evacuation(guests, MigrationPath(bandwidth_bps=uplink_bps, setup_s=MIGRATION_SETUP_S),
                                    limits_from_options(migrate_options), max_concurrent=max_concurrent,
-                                   max_per_destination=max_per_destination)
+                                   max_per_destination=max_per_destination, choose=_as_auto_decides)
     except PredictionInputError as exc:
         return {'error': 'no forecast: %s' % exc, 'order': [], 'not_forecast': [f.name for f in leaving]}
     view = rounded(forecast.as_dict())
@@ -99,12 +103,18 @@ def forecast_evacuation(conn, leaving, assignments, migrate_options, preflight_r
     return view
 
 
+def _as_auto_decides(prediction, limits):
+    """Each migration's decision as virt_migrate's strategy: auto makes it (its timeout margin)."""
+    return decide(AUTO, prediction, limits)
+
+
 def start_order(forecast, names):
     """``names`` (the plan's guests) in the order to start them (module docstring)."""
-    ahead = [name for name in forecast.get('order', []) if name in names]
-    refused = [name for name in forecast.get('groups', {}).get('refused', []) if name in names and name not in ahead]
+    groups = forecast.get('groups', {})
+    unknown, refused = set(groups.get('unknown', [])), set(groups.get('refused', []))
+    ahead = [name for name in forecast.get('order', []) if name in names and name not in unknown]
     rest = [name for name in names if name not in ahead and name not in refused]
-    return ahead + refused + rest
+    return ahead + rest + [name for name in names if name in refused]
 
 
 def forecast_plan(conn, plan, leaving, migrate_options, preflight_results=(), max_concurrent=2,

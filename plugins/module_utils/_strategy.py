@@ -19,6 +19,12 @@ that does not converge; the POSTCOPY flag lets the engine switch when the job de
 prediction, ``_course``), but the engine no longer switches to post-copy after the first pass of a
 guest that pre-copy is predicted to move.
 
+Only the timeout is given a margin (:data:`TIMEOUT_MARGIN`): a strategy that finishes within
+max_downtime but is predicted a little past the timeout is started, not refused.  The prediction
+can be that far off (a fresh guest's zero pages are unknown until its first migration), and the
+timeout still bounds the job: starting costs at most the timeout, refusing loses a migration that
+would have made it.  The course check (``_course``) uses the same margin before aborting early.
+
 The measuring and the history are in ``_strategy_run`` (libvirt); this file is unit-tested alone.
 """
 
@@ -45,6 +51,8 @@ MIN_WRITER_SHARE = 0.01
 # How many pass ends of each predicted strategy a result shows (first and last ones).
 PASS_ENDS_SHOWN = 12
 PRECOPY_KINDS = (Strategy.PRECOPY_STEPS, Strategy.PRECOPY)
+# A strategy predicted to end within this many times the timeout is not refused for it (docstring).
+TIMEOUT_MARGIN = 1.25
 
 
 # ---------------------------------------------------------------------------
@@ -137,11 +145,13 @@ def decide(requested, prediction, limits) -> Decision | None:
     if requested == ADAPTIVE:
         return None
     auto = choose_strategy(prediction, limits)
+    if auto.refused:
+        auto = _near_the_timeout(prediction, limits, auto)
     if requested == AUTO or not auto.known:
         return auto
     strategy = EXPLICIT[requested]
     outcome = prediction.outcome(strategy)
-    if outcome.meets_limits:
+    if outcome.meets_limits or _within_margin(outcome, limits):
         return Decision(strategy=strategy, known=True, reason=prediction.sentence, outcome=outcome)
     if auto.strategy is not None:
         remedies = ('strategy: auto would run %s (about %.0f s, downtime about %.0f ms)' % (
@@ -151,6 +161,25 @@ def decide(requested, prediction, limits) -> Decision | None:
     return Decision(strategy=None, known=True, remedies=remedies, outcome=outcome,
                     reason='strategy=%s does not meet the limits (%s). %s' % (requested, _missed(outcome),
                                                                               prediction.sentence))
+
+
+def _within_margin(outcome, limits):
+    """Finishes within max_downtime and within TIMEOUT_MARGIN x the timeout."""
+    return (outcome.finishes and outcome.downtime_ms <= limits.max_downtime_ms
+            and (limits.timeout_s is None or outcome.total_s <= TIMEOUT_MARGIN * limits.timeout_s))
+
+
+def _near_the_timeout(prediction, limits, refused):
+    """The first allowed strategy that misses only the timeout, and by less than the margin
+    (module docstring); else the refusal as it was."""
+    for strategy in Strategy.CHOICE_ORDER:
+        outcome = prediction.outcome(strategy)
+        if limits.allows(strategy) and _within_margin(outcome, limits):
+            return Decision(strategy=strategy, known=True, outcome=outcome, reason=(
+                '%s is predicted to end after about %.0f s, past timeout=%s s but within the prediction\'s margin: '
+                'started, the timeout still bounds it. %s' % (strategy, outcome.total_s, limits.timeout_s,
+                                                               prediction.sentence)))
+    return refused
 
 
 def _missed(outcome):

@@ -13,8 +13,9 @@ the outcome check: the job's figures recorded in the guest's history on the host
 runs (a failure is a warning: the guest has moved by then, or stayed where it was).
 
 The bandwidth is what earlier uncapped migrations achieved, else the ``bandwidth`` cap; neither:
-no prediction, and ``auto`` runs the adaptive policy (virt_migrate ships no bandwidth probe:
-that needs the preflight's SSH helper on the destination).  A live migration that copies disks
+no prediction (and no measurement, which could not change that), and ``auto`` runs the adaptive
+policy; the job's figures then go into the history for the next time (virt_migrate ships no
+bandwidth probe: that needs the preflight's SSH helper on the destination).  A live migration that copies disks
 is not predicted either: the model covers memory only.
 """
 
@@ -37,6 +38,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._prediction_input
     MigrationPath,
     PredictionInputError,
     limits_from_options,
+    resolve_bandwidth,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._strategy import (
     ADAPTIVE,
@@ -51,6 +53,9 @@ from ansible_collections.kvmops.migration.plugins.module_utils._strategy import 
 # Working-set figures the course check keeps from the start prediction (an assumed one is the
 # whole memory: the job's own dirty sets tell more).
 KEPT_WORKING_SET_SOURCES = ('history', 'given')
+NO_BANDWIDTH = ('no bandwidth known (no bandwidth cap, no uncapped migration in the guest\'s history), so no '
+                'prediction and nothing measured: the adaptive policy decides pass by pass, and this migration\'s '
+                'figures are recorded for the next one')
 
 
 class StrategyRun:
@@ -84,15 +89,25 @@ class StrategyRun:
         except PredictionInputError as exc:
             raise InvalidInputError(str(exc), remedy='Fix the options; nothing was changed.')
         history = self._history(dom)
+        memory = dom.info()[2] * 1024
+        if resolve_bandwidth(MigrationPath(bandwidth_bps=None), history, limits.bandwidth_cap_bps)[0] is None:
+            self.choice = choice_for(requested, params, prediction=predict(guest_load(memory, None, history),
+                                                                           MigrationPath(bandwidth_bps=None), limits),
+                                     limits=limits, note=NO_BANDWIDTH)
+            return self._checked(dom, dst_host, params)
         report = measure_dirty_rates([dom], seconds=params['dirty_rate_seconds'])
         measured = report.result(dom.name())
         if measured is not None and measured.status != 'measured':
             self.ctx.warn('The dirty rate of %s was not measured (%s): %s' % (
                 dom.name(), measured.status, measured.message or 'no reason given'))
-        load = guest_load(dom.info()[2] * 1024, measured, history)
+        load = guest_load(memory, measured, history)
         prediction = predict(load, MigrationPath(bandwidth_bps=None), limits)
         self.choice = choice_for(requested, params, prediction=prediction, limits=limits, load=load,
                                  measurement=report.as_dict())
+        return self._checked(dom, dst_host, params)
+
+    def _checked(self, dom, dst_host, params):
+        """The options of the choice made, or the refusal."""
         if self.choice.refused and not params['try_anyway']:
             raise refusal(dom.name(), dst_host, self.choice)
         return self.choice.options

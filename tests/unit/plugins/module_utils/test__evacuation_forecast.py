@@ -77,9 +77,9 @@ class TestUplink:
         assert uplink_bandwidth([], [], None, 3) == (None, 'unknown')
 
 
-def test_start_order_is_the_forecasts_then_the_refused_then_the_rest():
-    forecast = {'order': ['db1', 'web1', 'gone'], 'groups': {'refused': ['busy']}}
-    assert start_order(forecast, ['web1', 'busy', 'cold1', 'db1']) == ['db1', 'web1', 'busy', 'cold1']
+def test_start_order_is_the_forecasts_then_the_rest_then_the_refused():
+    forecast = {'order': ['db1', 'web1', 'new1', 'gone'], 'groups': {'refused': ['busy'], 'unknown': ['new1']}}
+    assert start_order(forecast, ['web1', 'busy', 'new1', 'cold1', 'db1']) == ['db1', 'web1', 'new1', 'cold1', 'busy']
     assert start_order({'error': 'no forecast'}, ['b', 'a']) == ['b', 'a']
 
 
@@ -131,7 +131,7 @@ class TestForecast:
         leaving = [facts('web2'), facts('web1')]
         plan = Plan(assignments=[Assignment(f.name, 'host-a', 'host-b') for f in leaving])
         lines = []
-        forecast = forecast_plan(Conn(), plan, leaving, options(), log=lines.append)
+        forecast = forecast_plan(Conn(), plan, leaving, options(bandwidth=10), log=lines.append)
         assert forecast['error'] == 'no forecast: libvirt went away' and lines == ['forecast: no forecast: libvirt went away']
         assert [a.guest for a in plan.assignments] == ['web2', 'web1']
 
@@ -147,3 +147,13 @@ def test_the_evacuation_plan_in_check_mode_carries_the_forecast(lab, tmp_path, m
     assert [row['guest'] for row in result['table'] if row['result'] == 'planned'] == forecast['order']
     assert [a['guest'] for a in result['plan']['assignments']] == forecast['order']
     assert any('forecast: 3 guests move live in about' in line for line in result['progress'])
+
+
+def test_without_an_uplink_nothing_is_measured_and_the_plan_order_stays(monkeypatch):
+    measured = stand_in(monkeypatch)
+    leaving = [facts('web2'), facts('web1')]
+    plan = Plan(assignments=[Assignment(f.name, 'host-a', 'host-b') for f in leaving])
+    forecast = forecast_plan(Conn(), plan, leaving, options())
+    assert measured == [] and forecast['uplink_source'] == 'unknown' and forecast['dirty_rate'] is None
+    assert forecast['groups']['unknown'] == ['web1', 'web2'] and forecast['window_is_lower_bound'] is True
+    assert [a.guest for a in plan.assignments] == ['web2', 'web1']

@@ -25,6 +25,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._prediction_input
 from ansible_collections.kvmops.migration.plugins.module_utils._strategy import (
     ADAPTIVE,
     PASS_ENDS_SHOWN,
+    TIMEOUT_MARGIN,
     check_strategy_options,
     choice_for,
     guest_load,
@@ -246,3 +247,28 @@ class TestHistory:
     ])
     def test_what_ran_follows_the_job_not_the_plan(self, mode, chosen, postcopy, throttle, ran):
         assert strategy_ran(mode, chosen, postcopy, throttle) == ran
+
+
+class TestTimeoutMargin:
+    """A strategy that misses only the timeout, by less than TIMEOUT_MARGIN, is started."""
+    # 256 MiB at 10 MiB/s, 2 MiB/s dirtied over a 64 MiB set: about 32 s with the downtime steps.
+    LOAD = GuestLoad(memory_bytes=256 * MIB, dirty_rate_bps=2 * MIB, working_set_bytes=64 * MIB)
+
+    def choice(self, timeout, **given):
+        options = params(bandwidth=10, timeout=timeout, **given)
+        limits = limits_from_options(options)
+        prediction = predict(self.LOAD, MigrationPath(None), limits)
+        return choice_for(options['strategy'], options, prediction=prediction, limits=limits), prediction
+
+    def test_a_little_past_the_timeout_is_started_saying_so(self):
+        choice, prediction = self.choice(30)
+        total = prediction.outcome(Strategy.PRECOPY_STEPS).total_s
+        assert 30 < total <= 30 * TIMEOUT_MARGIN
+        assert choice.strategy == Strategy.PRECOPY_STEPS and not choice.refused
+        assert "past timeout=30 s but within the prediction's margin: started" in choice.decision.reason
+        explicit, dummy = self.choice(30, strategy='precopy')
+        assert explicit.strategy == Strategy.PRECOPY_STEPS and not explicit.refused
+
+    def test_well_past_the_timeout_is_refused(self):
+        choice, dummy = self.choice(20)
+        assert choice.refused and any(r.startswith('timeout: at least') for r in choice.decision.remedies)

@@ -144,10 +144,12 @@ class TestBeforeTheJob:
         prediction = run.report()['prediction']
         assert (prediction['bandwidth_bps'], prediction['bandwidth_source']) == (40 * MIB, 'history')
 
-    def test_without_bandwidth_there_is_no_prediction(self, libvirt_error, measures):
+    def test_without_bandwidth_there_is_no_prediction_and_nothing_is_measured(self, libvirt_error, measures):
         run, options = prepare(FakeDom(libvirt_error), allow_postcopy=True)
-        assert run.choice.strategy == 'adaptive' and 'bandwidth is unknown' in run.choice.note
+        assert run.choice.strategy == 'adaptive' and run.choice.note.startswith('no bandwidth known')
         assert options == params(allow_postcopy=True)  # as given: the adaptive policy
+        assert measures.calls == [] and 'dirty_rate' not in run.report()
+        assert run.report()['decision']['known'] is False and run.course(135) is None
 
     def test_an_unreadable_history_and_an_unmeasured_guest_are_warnings(self, libvirt_error, measures):
         ctx = Ctx()
