@@ -238,7 +238,7 @@ options:
         default: 12
   strategy:
     description:
-      - How a live migration converges (see the collection's docs/migration-policy.md, "strategy - auto").
+      - How a live migration converges (the collection's docs/migration-policy.md explains the prediction and the choice).
       - V(auto) - before the job starts, measure the guest's dirty rate (libvirt's page sampling, for
         O(dirty_rate_seconds), nothing is migrated), take the bandwidth from the guest's earlier migrations without
         a bandwidth cap (its history, kept in its domain metadata) or else from O(bandwidth), predict every strategy,
