@@ -175,10 +175,10 @@ def _near_the_timeout(prediction, limits, refused):
     for strategy in Strategy.CHOICE_ORDER:
         outcome = prediction.outcome(strategy)
         if limits.allows(strategy) and _within_margin(outcome, limits):
-            return Decision(strategy=strategy, known=True, outcome=outcome, reason=(
-                '%s is predicted to end after about %.0f s, past timeout=%s s but within the prediction\'s margin: '
-                'started, the timeout still bounds it. %s' % (strategy, outcome.total_s, limits.timeout_s,
-                                                               prediction.sentence)))
+            reason = ('%s is predicted to end after about %.0f s, past timeout=%s s but within the prediction\'s '
+                      'margin: started, the timeout still bounds it. %s'
+                      % (strategy, outcome.total_s, limits.timeout_s, prediction.sentence))
+            return Decision(strategy=strategy, known=True, outcome=outcome, reason=reason)
     return refused
 
 

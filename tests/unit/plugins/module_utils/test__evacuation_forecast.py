@@ -21,8 +21,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_forec
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry, history_to_xml
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import option_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils._placement import Assignment, Plan
-from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.test__evacuation_manager import (  # noqa: F401
-    lab,  # pylint: disable=unused-import
+from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.test__evacuation_manager import (  # noqa: F401 pylint: disable=unused-import
+    lab,
     run,
 )
 
@@ -102,8 +102,8 @@ class TestForecast:
     def test_postcopy_allowed_moves_the_busy_guest_first(self, monkeypatch):
         stand_in(monkeypatch)
         leaving = [facts('web1'), facts('busy')]
-        forecast = forecast_evacuation(Conn(), leaving, [], options(bandwidth=10, auto_converge=False,
-                                                                   allow_postcopy=True))
+        limits = options(bandwidth=10, auto_converge=False, allow_postcopy=True)
+        forecast = forecast_evacuation(Conn(), leaving, [], limits)
         assert forecast['groups']['postcopy'] == ['busy'] and forecast['order'][0] == 'busy'
 
     def test_history_gives_the_uplink_and_an_unmeasured_guests_rate(self, monkeypatch):

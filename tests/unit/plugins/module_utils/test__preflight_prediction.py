@@ -16,8 +16,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration_histor
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_prediction import DirtyRateProbe, guest_estimates
 
 from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.preflight_data import dom_xml
-from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.test__preflight_runner import (  # noqa: F401
-    fake_lv_errors,  # pylint: disable=unused-import
+from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.test__preflight_runner import (  # noqa: F401 pylint: disable=unused-import
+    fake_lv_errors,
     make_runner,
 )
 

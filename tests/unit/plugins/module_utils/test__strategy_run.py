@@ -95,7 +95,7 @@ def params(**given):
     return dict(option_defaults(), name='web1', dest='host-b', **given)
 
 
-SHARED = [{'target': 'vda', 'path': '/var/lib/libvirt/images/web1.qcow2', 'action': 'keep (shared)'}]
+SHARED = ({'target': 'vda', 'path': '/var/lib/libvirt/images/web1.qcow2', 'action': 'keep (shared)'},)
 
 
 def prepare(dom, ctx=None, storage=SHARED, **given):
