@@ -328,6 +328,8 @@ class Evacuation:
         mode = 'live' if facts.running else 'cold'
         if copy_disks and mode == 'live':
             options.update(copy_storage='all', migrate_disks=copy_disks)
+        if mode != 'live':
+            options.pop('strategy', None)  # how a live migration converges: a cold move has no such choice
         return options, mode
 
     def execute(self, plan, moves, on_moved=None):

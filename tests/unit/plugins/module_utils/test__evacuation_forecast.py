@@ -12,6 +12,7 @@ import types
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _evacuation_forecast
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import DirtyRateReport, DirtyRateResult
+from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_manager import Evacuation
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_forecast import (
     forecast_evacuation,
     forecast_plan,
@@ -157,3 +158,11 @@ def test_without_an_uplink_nothing_is_measured_and_the_plan_order_stays(monkeypa
     assert measured == [] and forecast['uplink_source'] == 'unknown' and forecast['dirty_rate'] is None
     assert forecast['groups']['unknown'] == ['web1', 'web2'] and forecast['window_is_lower_bound'] is True
     assert [a.guest for a in plan.assignments] == ['web2', 'web1']
+
+
+def test_a_cold_move_drops_the_live_strategy_a_live_one_keeps_it():
+    evacuation = Evacuation(types.SimpleNamespace(params={'migrate_options': {'strategy': 'precopy'}}, check_mode=True))
+    cold, mode = evacuation.options_for(types.SimpleNamespace(persistent=True, running=False), [])
+    assert mode == 'cold' and 'strategy' not in cold
+    live, mode = evacuation.options_for(types.SimpleNamespace(persistent=True, running=True), [])
+    assert mode == 'live' and live['strategy'] == 'precopy'
