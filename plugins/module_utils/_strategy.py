@@ -194,7 +194,7 @@ class StrategyChoice:
 
     strategy
         What the job starts with: a ``Strategy``, or ``adaptive`` (asked for, no prediction
-        possible, or ``auto`` refused and started anyway with try_anyway).
+        possible, or ``auto`` refused and started anyway with try_anyway); None when refused.
     options
         virt_migrate's options that start it (:func:`options_for`).
     course_strategy
@@ -205,7 +205,7 @@ class StrategyChoice:
     """
 
     requested: str
-    strategy: str
+    strategy: str | None
     options: dict
     prediction: object = None
     decision: Decision | None = None
@@ -234,26 +234,31 @@ class StrategyChoice:
 def choice_for(requested, params, prediction=None, limits=None, load=None, measurement=None, note=None):
     """The StrategyChoice of ``strategy=requested`` with virt_migrate's options ``params``.
 
-    ``prediction`` None: nothing could be predicted (``note`` says why).  An explicit strategy
-    runs whatever the prediction (a refusal is raised by the caller unless try_anyway); ``auto``
-    runs its decision, or the adaptive policy without one."""
+    ``prediction`` None: nothing could be predicted (``note`` says why).  A refusal starts
+    nothing (the caller raises it), unless ``params['try_anyway']``: then an explicit strategy
+    runs as named, ``auto`` as the adaptive policy, and no course check aborts it early (the
+    operator insisted: the timeout bounds it).  Otherwise an explicit strategy runs whatever the
+    prediction, ``auto`` its decision, or the adaptive policy without one."""
     known = prediction is not None and prediction.verdict != 'unknown'
     decision = decide(requested, prediction, limits) if prediction is not None else None
+    refused = decision is not None and decision.refused
     explicit = requested in EXPLICIT
-    if explicit:
+    if refused and not params.get('try_anyway'):
+        strategy = None
+    elif explicit:
         strategy = EXPLICIT[requested]
     elif decision is not None and decision.strategy is not None:
         strategy = decision.strategy
     else:
         strategy = ADAPTIVE
-    if note is None and requested == AUTO and strategy == ADAPTIVE:
-        if decision is not None and decision.refused:
-            note = 'try_anyway: started with the adaptive policy, although no allowed strategy is predicted to meet the limits'
-        elif decision is not None:
-            note = 'no prediction (%s): the adaptive policy decides pass by pass' % decision.reason
-    options = options_for(None if strategy == ADAPTIVE else strategy, params, explicit)
+    if note is None and refused and strategy is not None:
+        note = ('try_anyway: started as %s, although no allowed strategy is predicted to meet the limits'
+                % (requested if explicit else 'the adaptive policy'))
+    elif note is None and requested == AUTO and decision is not None and not decision.known:
+        note = 'no prediction (%s): the adaptive policy decides pass by pass' % decision.reason
+    options = options_for(None if strategy in (None, ADAPTIVE) else strategy, params, explicit)
     course = None
-    if known and strategy in PRECOPY_KINDS + (Strategy.AUTO_CONVERGE,):
+    if known and not refused and strategy in PRECOPY_KINDS + (Strategy.AUTO_CONVERGE,):
         # With AUTO_CONVERGE set, QEMU throttles a guest that does not converge whatever was
         # chosen: the job is then held to what auto-converge would do.
         course = Strategy.AUTO_CONVERGE if options.get('auto_converge') else strategy
@@ -267,8 +272,9 @@ def refusal(guest, dst_host, choice) -> MigrationError:
     decision = choice.decision
     remedy = 'What would work: %s. try_anyway: true starts it anyway; the policy then aborts it at the limits, or ' \
              'switches to post-copy when that is allowed.' % '; '.join(decision.remedies)
-    return MigrationError('Not migrating %s to %s: no allowed strategy meets the limits, so nothing was started. %s'
-                          % (guest, dst_host, decision.reason), remedy=remedy, details=choice.report())
+    why = '' if choice.requested in EXPLICIT else 'no allowed strategy meets the limits, so '
+    return MigrationError('Not migrating %s to %s: %snothing was started. %s' % (guest, dst_host, why, decision.reason),
+                          remedy=remedy, details=choice.report())
 
 
 # ---------------------------------------------------------------------------

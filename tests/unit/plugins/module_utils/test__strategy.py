@@ -161,7 +161,8 @@ class TestDecision:
 
     def test_auto_refuses_with_what_would_work(self):
         choice, dummy = decided(BUSY, bandwidth=10, auto_converge=False)
-        assert choice.refused and choice.strategy == ADAPTIVE and choice.course_strategy is None
+        assert choice.refused and choice.strategy is None and choice.course_strategy is None
+        assert choice.report()['strategy'] == {'requested': 'auto', 'started': None, 'note': None}
         error = refusal('web1', 'host-b', choice)
         assert isinstance(error, MigrationError)
         assert error.msg.startswith('Not migrating web1 to host-b: no allowed strategy meets the limits, so nothing '
@@ -173,7 +174,14 @@ class TestDecision:
         options = params(bandwidth=10, try_anyway=True, auto_converge=False)
         limits = limits_from_options(options, 135)
         choice = choice_for('auto', options, prediction=predict(BUSY, MigrationPath(None), limits), limits=limits)
-        assert choice.strategy == ADAPTIVE and 'try_anyway' in choice.note and choice.options == options
+        assert choice.strategy == ADAPTIVE and choice.options == options and choice.course_strategy is None
+        assert choice.note == ('try_anyway: started as the adaptive policy, although no allowed strategy is predicted '
+                               'to meet the limits')
+
+    def test_an_explicit_strategy_refused_and_started_anyway_has_no_early_abort(self):
+        choice, dummy = decided(BUSY, bandwidth=10, strategy='precopy', try_anyway=True)
+        assert choice.refused and choice.strategy == Strategy.PRECOPY_STEPS and choice.course_strategy is None
+        assert choice.note.startswith('try_anyway: started as precopy')
 
     def test_no_bandwidth_means_no_prediction_and_the_adaptive_policy(self):
         choice, dummy = decided(BUSY)
@@ -272,3 +280,11 @@ class TestTimeoutMargin:
     def test_well_past_the_timeout_is_refused(self):
         choice, dummy = self.choice(20)
         assert choice.refused and any(r.startswith('timeout: at least') for r in choice.decision.remedies)
+
+
+def test_an_explicit_refusal_names_the_strategy():
+    choice, dummy = decided(BUSY, bandwidth=10, strategy='precopy')
+    error = refusal('web1', 'host-b', choice)
+    assert error.msg.startswith('Not migrating web1 to host-b: nothing was started. strategy=precopy does not meet '
+                                'the limits (it does not finish')
+    assert error.remedy.startswith('What would work: strategy: auto would run auto_converge')

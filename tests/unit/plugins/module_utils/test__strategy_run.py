@@ -109,7 +109,7 @@ class TestBeforeTheJob:
             prepare(FakeDom(libvirt_error), bandwidth=10, auto_converge=False)
         assert 'nothing was started' in err.value.msg and 'allow_postcopy: true' in err.value.remedy
         details = err.value.details
-        assert details['decision']['refused'] is True and details['strategy']['started'] == 'adaptive'
+        assert details['decision']['refused'] is True and details['strategy']['started'] is None
         assert details['dirty_rate']['elapsed_s'] == 1.2 and measures.calls == [(['web1'], 1)]
 
     def test_try_anyway_starts_the_adaptive_policy(self, libvirt_error, measures):
