@@ -262,7 +262,7 @@ options:
     description:
       - Start the migration even when the prediction says that no allowed strategy meets the limits (V(auto) then
         runs as V(adaptive), an explicit O(strategy) as named). The policy then aborts it at the limits, or switches
-        to post-copy where that is allowed.
+        to post-copy where that is allowed; no course check aborts it early.
     type: bool
     default: false
   dirty_rate_seconds:
@@ -477,7 +477,8 @@ strategy:
     started:
       description:
         - The strategy the job started with - V(precopy_steps) (pre-copy, the downtime raised step by step),
-          V(precopy) (pre-copy at O(max_downtime) from the start), V(auto_converge), V(postcopy), or V(adaptive).
+          V(precopy) (pre-copy at O(max_downtime) from the start), V(auto_converge), V(postcopy), or V(adaptive);
+          null when the prediction refused the migration.
       type: str
     note:
       description: Why V(auto) started the adaptive policy (no prediction, or O(try_anyway)); null otherwise.
