@@ -37,6 +37,10 @@ Usage::
         apply(engine.observe(JobSample.from_job_stats(dom.jobStats(), now_ms())))
     report(engine.summary(), engine.actions, engine.advice())
 
+A ``course`` check (``_course.CourseCheck``, pure like the engine) may be given: at every pass
+end, after the engine's own rules, it plays the rest of the job from the job's figures and may
+answer ``start_postcopy`` or ``abort`` (with what would work, then part of :meth:`advice`).
+
 ``t_ms`` is any monotonic millisecond clock.  ``observe`` is cheap (O(1) per
 sample) and never raises for odd samples: missing statistics are None.
 
@@ -273,8 +277,11 @@ class ConvergenceEngine:
     between the hosts); action times never decrease.
     """
 
-    def __init__(self, policy: Policy | None = None, postcopy_enabled: bool = False, auto_converge_enabled: bool = False):
+    def __init__(self, policy: Policy | None = None, postcopy_enabled: bool = False, auto_converge_enabled: bool = False,
+                 course=None):
         self.policy = policy or Policy()
+        self.course = course  # called at pass ends: at_pass_end(sample, engine) -> a correction or None
+        self._course_remedy = None
         self.postcopy_enabled = postcopy_enabled
         self.auto_converge_enabled = auto_converge_enabled
         self.actions: list[Action] = []
@@ -364,6 +371,8 @@ class ConvergenceEngine:
             EngineState.PRECOPY: "The migration is in pre-copy after %d passes.",
         }[self.state] % self.completed_passes
         parts = [head, self._measured_sentence(dirty_set)]
+        if self._course_remedy:
+            parts.append(self._course_remedy)
         reasons = []
         if by_dirty_rate is not None:
             reasons.append("the dirty rate / %.2f = %s so that every pass shrinks the dirty set"
@@ -520,6 +529,19 @@ class ConvergenceEngine:
         return self.completed_passes - self._throttle_rose_at_pass >= self.policy.stall_window
 
     def _decide_after_passes(self, sample, t_ms, passes_done):
+        actions = self._policy_after_passes(sample, t_ms, passes_done)
+        if self.course is not None and self.state == EngineState.PRECOPY:
+            actions += self._course_correction(sample, t_ms)
+        return actions
+
+    def _course_correction(self, sample, t_ms):
+        correction = self.course.at_pass_end(sample, self)
+        if correction is None or (correction.kind == ActionKind.START_POSTCOPY and not self.postcopy_possible):
+            return []
+        self._course_remedy = correction.remedy
+        return [self._emit(correction.kind, None, t_ms, sample, correction.reason)]
+
+    def _policy_after_passes(self, sample, t_ms, passes_done):
         policy = self.policy
         self._stalled_passes = self._stalled_passes + passes_done if self._is_stalled() else 0
         early = self._early_postcopy_reason(sample) if self.postcopy_possible else None

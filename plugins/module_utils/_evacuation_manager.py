@@ -41,7 +41,9 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation impor
     return_plan,
     summarise,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_forecast import forecast_plan
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_runner import (
+    MIGRATE_DEFAULTS,
     PASSTHROUGH,
     ConcurrentRunner,
     Move,
@@ -326,6 +328,8 @@ class Evacuation:
         mode = 'live' if facts.running else 'cold'
         if copy_disks and mode == 'live':
             options.update(copy_storage='all', migrate_disks=copy_disks)
+        if mode != 'live':
+            options.pop('strategy', None)  # how a live migration converges: a cold move has no such choice
         return options, mode
 
     def execute(self, plan, moves, on_moved=None):
@@ -435,11 +439,14 @@ class Evacuation:
             self.log('plan %s -> %s (%s%s)' % (facts.name, assignment.destination, mode,
                                                ', copying %s' % ','.join(options['migrate_disks'])
                                                if options.get('migrate_disks') else ''))
+        # Before anything moves: the expected window, and the moves in the forecast's order.
+        forecast = forecast_plan(self.conn(self.me), plan, leaving, dict(MIGRATE_DEFAULTS, **self.p['migrate_options']),
+                                 preflight, self.p['max_per_source'], self.p['max_per_dest'], self.log)
         record = load_record(read_text(record_path), self.me)
         if self.check:
             rows = [make_row(a.guest, a.source, a.destination, 'planned', None, mode=moves[a.guest].mode)
                     for a in plan.assignments] + rows
-            return self.finish(rows, plan, hosts, {'record': record})
+            return self.finish(rows, plan, hosts, {'record': record, 'forecast': forecast})
         if self.p['maintenance']:
             write_json(os.path.join(self.p['state_dir'], MAINTENANCE_MARK_FILE),
                        maintenance_mark(self.me, 'evacuate'))
@@ -455,8 +462,8 @@ class Evacuation:
 
         done, max_concurrent = self.execute(plan, moves, moved)
         rows = done + rows
-        result = self.finish(rows, plan, hosts, {'record': record, 'maintenance': self.p['maintenance']},
-                             max_concurrent)
+        result = self.finish(rows, plan, hosts, {'record': record, 'maintenance': self.p['maintenance'],
+                                                 'forecast': forecast}, max_concurrent)
         result['changed'] = result['changed'] or self.p['maintenance']
         return result
 

@@ -21,7 +21,8 @@ operator's. What ``virsh dumpxml`` shows::
       <kvmopshist:history xmlns:kvmopshist="https://kvmops.io/migration/history/1">
         <migration at="2026-12-05T10:00:00Z" strategy="postcopy" completed="yes" dirty_rate_bps="20971520"
                    throughput_bps="10485760" passes="1" downtime_ms="45" duration_s="18.2"
-                   dirty_set_bytes="83886080" zero_page_share="0.55" throttle_percent="0"/>
+                   dirty_set_bytes="83886080" zero_page_share="0.55" throttle_percent="0"
+                   bandwidth_cap_bps="10485760"/>
         ...newest first, at most HISTORY_KEEP entries
       </kvmopshist:history>
     </metadata>
@@ -85,6 +86,10 @@ class HistoryEntry:
     zero_page_share
         Share of the memory QEMU found zero in the first pass (``memory_constant`` pages x page
         size / ``memory_total``).
+    bandwidth_cap_bps
+        The pre-copy bandwidth cap the migration ran under (None: uncapped).  A capped
+        migration's throughput measures the cap, not the path, so predictions do not take it
+        for the path's bandwidth (``_prediction_inputs.resolve_bandwidth``).
     """
 
     at: str
@@ -98,6 +103,7 @@ class HistoryEntry:
     dirty_set_bytes: int | None = None
     zero_page_share: float | None = None
     throttle_percent: int | None = None
+    bandwidth_cap_bps: float | None = None
 
     def as_dict(self) -> dict:
         """A JSON-friendly view for module results."""
@@ -105,7 +111,8 @@ class HistoryEntry:
 
 
 _INT_FIELDS = ('passes', 'dirty_set_bytes', 'throttle_percent')
-_FLOAT_FIELDS = ('dirty_rate_bps', 'throughput_bps', 'downtime_ms', 'duration_s', 'zero_page_share')
+_FLOAT_FIELDS = ('dirty_rate_bps', 'throughput_bps', 'downtime_ms', 'duration_s', 'zero_page_share',
+                 'bandwidth_cap_bps')
 
 
 def _number(text, integer):

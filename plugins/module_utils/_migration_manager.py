@@ -57,6 +57,9 @@ from ansible_collections.kvmops.migration.plugins.module_utils._host_facts impor
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks import check_interface, check_memory
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import FAIL
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_storage_checks import check_copy_space
+from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import THROTTLE_INCREMENT, THROTTLE_INITIAL
+from ansible_collections.kvmops.migration.plugins.module_utils._strategy import check_strategy_options
+from ansible_collections.kvmops.migration.plugins.module_utils._strategy_run import StrategyRun
 from ansible_collections.kvmops.migration.plugins.module_utils._waiter import wait_until
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import DEFAULT_STATE_DIR, read_json, write_json
 from ansible_collections.kvmops.migration.plugins.module_utils._oplock import GuestLock
@@ -73,8 +76,6 @@ RECONNECT_TIMEOUT_S = 30
 # After libvirt reported a post-copy failure, wait at least this long for QEMU's stream to
 # finish by itself, even when the overall timeout is already spent.
 POSTCOPY_SETTLE_MIN_S = 30
-DEFAULT_THROTTLE_INITIAL = 50
-DEFAULT_THROTTLE_INCREMENT = 25
 
 
 # The options of virt_migrate (documented in plugins/modules/virt_migrate.py). They live here
@@ -121,6 +122,9 @@ ARGUMENT_SPEC = dict(
     allow_postcopy=dict(type='bool', default=False),
     unsafe=dict(type='bool', default=False),
     policy=dict(type='dict', options=POLICY_SPEC),
+    strategy=dict(type='str', default='auto', choices=['auto', 'precopy', 'auto_converge', 'postcopy', 'adaptive']),
+    try_anyway=dict(type='bool', default=False),
+    dirty_rate_seconds=dict(type='int', default=1),
     timeout=dict(type='int'),
     poll_interval=dict(type='float', default=0.5),
     shutdown_timeout=dict(type='int', default=120),
@@ -172,6 +176,7 @@ class MigrationManager:
         self.domain_active = None
         self.domain_persistent = None
         self.dest_defined_before = True  # until read: a definition found there is never ours to remove
+        self.strategy = StrategyRun(ctx)  # strategy: measure, predict and decide before the job (_strategy_run)
 
     # -- steps -----------------------------------------------------------------------
     def run(self):
@@ -268,6 +273,10 @@ class MigrationManager:
                     dom.name(), self.src_host, self.dst_host, leftover.location.problem or leftover.location.verdict),
                     remedy='Decide which copy is the guest and destroy the other before migrating again.',
                     details={'location': leftover.as_dict()})
+        self.p = self.strategy.prepare(dom, self.p, self.dst_host, storage,
+                                       self.p['timeout'] or default_timeout_s(dom.info()[2] * 1024))
+        self.result.update(self.strategy.report())
+        spec = self._spec(storage)  # the chosen strategy's flags
         plan = {'dest_uri': uri, 'flags': spec.flag_names, 'params': spec.params, 'notes': spec.notes,
                 'storage': storage, 'max_downtime_ms': spec.max_downtime_ms, 'checks': checks}
         self.result.update(flags=spec.flag_names, params=spec.params)
@@ -497,6 +506,7 @@ class MigrationManager:
     def _check_options(self):
         """Refuse options that conflict whatever the domain is like, before contacting any host."""
         check_data_stream(self.p['migrate_uri'], self.p['listen_address'])
+        check_strategy_options(self.p)
         self._options_through(validate_options_before_connecting, self._flag_options(None, None))
 
     @staticmethod
@@ -522,9 +532,9 @@ class MigrationManager:
             # lasts ~10 s; throttling only engages on a guest that is NOT converging, so starting
             # firmer costs nothing to guests that converge anyway.
             if options['auto_converge_initial'] is None:
-                options['auto_converge_initial'] = DEFAULT_THROTTLE_INITIAL
+                options['auto_converge_initial'] = THROTTLE_INITIAL
             if options['auto_converge_increment'] is None:
-                options['auto_converge_increment'] = DEFAULT_THROTTLE_INCREMENT
+                options['auto_converge_increment'] = THROTTLE_INCREMENT
         for key in ('bandwidth', 'max_downtime', 'auto_converge', 'auto_converge_initial', 'auto_converge_increment',
                     'allow_postcopy', 'postcopy_bandwidth', 'compression', 'parallel_connections', 'tls',
                     'migrate_uri', 'listen_address', 'unsafe'):
@@ -583,7 +593,8 @@ class MigrationManager:
         timeout_s = self.p['timeout'] or default_timeout_s(memory, copied)
         policy = Policy(max_downtime_ms=self.p['max_downtime'], allow_postcopy=self.p['allow_postcopy'],
                         completion_timeout_ms=timeout_s * 1000, **(self.p['policy'] or {}))
-        engine = ConvergenceEngine(policy, spec.postcopy_enabled, spec.auto_converge_enabled)
+        engine = ConvergenceEngine(policy, spec.postcopy_enabled, spec.auto_converge_enabled,
+                                   course=self.strategy.course(timeout_s))
         on_sample = None
         if self.detached is not None:
             path = outcome_path(self.p['state_dir'], self.uuid)
@@ -627,6 +638,7 @@ class MigrationManager:
         self.result.update(stats=stats, policy_actions=[a.as_dict() for a in engine.actions],
                            progress=thinned(job.samples),
                            policy_summary=engine.summary(), location=outcome.as_dict(), timeout_s=timeout_s)
+        self.result.update(self.strategy.after_job(sides, self.uuid, outcome, job, stats, self.p))
         if job.action_errors:
             self.result['policy_action_errors'] = job.action_errors
         moved = outcome.location.verdict == 'destination'

@@ -297,7 +297,7 @@ def predict(load, path, limits=None, in_flight=None) -> Prediction:
     limits = limits or Limits()
     rate, rate_source = resolve_dirty_rate(load)
     working_set, working_set_source = resolve_working_set(load)
-    link, link_source = resolve_bandwidth(path, load.history)
+    link, link_source = resolve_bandwidth(path, load.history, limits.bandwidth_cap_bps)
     zero_share = resolve_zero_page_share(load)
     first_pass = load.memory_bytes * ((1 - zero_share) + zero_share * ZERO_PAGE_WIRE_BYTES / load.page_size)
     bandwidth = link

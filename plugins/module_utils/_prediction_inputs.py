@@ -117,11 +117,14 @@ class GuestLoad:
 
 @dataclass(frozen=True)
 class MigrationPath:
-    """The path: measured bandwidth (None: unknown, history may tell) and the fixed cost of a
-    migration besides moving memory (connections, checks, the job's start and end)."""
+    """The path: measured bandwidth (None: unknown, history or the cap may tell), where that figure
+    comes from (``bandwidth_source``: ``measured`` by the preflight, ``job`` for a running job's
+    own ``memory_bps``...) and the fixed cost of a migration besides moving memory (connections,
+    checks, the job's start and end)."""
 
     bandwidth_bps: float | None
     setup_s: float = 0.0
+    bandwidth_source: str = 'measured'
 
     def __post_init__(self):
         problems = []
@@ -265,12 +268,23 @@ def resolve_working_set(load):
     return float(load.memory_bytes), 'assumed'
 
 
-def resolve_bandwidth(path, history):
-    """(bytes/s, source): measured, else what earlier migrations achieved, else unknown."""
+def resolve_bandwidth(path, history, cap_bps=None):
+    """(bytes/s, source): measured, else what earlier migrations achieved, else the bandwidth cap,
+    else unknown.
+
+    Only migrations that ran without a cap (``HistoryEntry.bandwidth_cap_bps`` None) tell what
+    the path gives: one capped at 10 MiB/s achieved 10 MiB/s on any faster link.  With a cap and
+    no other figure the link is taken to carry at least the cap (operators cap below the link).
+    """
     if path.bandwidth_bps is not None:
-        return float(path.bandwidth_bps), 'measured'
-    remembered = _recent_mean([e.throughput_bps for e in history if e.throughput_bps])
-    return remembered, ('history' if remembered is not None else 'unknown')
+        return float(path.bandwidth_bps), path.bandwidth_source
+    remembered = _recent_mean([e.throughput_bps for e in history
+                               if e.throughput_bps and getattr(e, 'bandwidth_cap_bps', None) is None])
+    if remembered is not None:
+        return remembered, 'history'
+    if cap_bps:
+        return float(cap_bps), 'bandwidth cap'
+    return None, 'unknown'
 
 
 def resolve_zero_page_share(load):

@@ -43,11 +43,14 @@ GROUPS = ('precopy', 'auto_converge', 'postcopy', 'refused', 'unknown')
 
 @dataclass(frozen=True)
 class GuestToMove:
-    """One guest of the evacuation: its load (``_prediction_inputs.GuestLoad``) and destination if known."""
+    """One guest of the evacuation: its load (``_prediction_inputs.GuestLoad``), destination if
+    known, and its own completion timeout when it differs from the plan's limits (virt_migrate's
+    default timeout grows with the guest's memory)."""
 
     name: str
     load: object
     destination: str | None = None
+    timeout_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -168,9 +171,11 @@ def _job(move, outcome, uplink, setup_s):
     return _Job(name=move.name, destination=move.destination, setup_s=setup_s, data_bytes=data, fixed_s=fixed)
 
 
-def plan_evacuation(guests, uplink, limits=None, max_concurrent=2, max_per_destination=None) -> EvacuationForecast:
+def plan_evacuation(guests, uplink, limits=None, max_concurrent=2, max_per_destination=None,
+                    choose=choose_strategy) -> EvacuationForecast:
     """Forecast moving ``guests`` (GuestToMove) out over ``uplink`` (MigrationPath of the source:
-    its measured bandwidth, shared, and the per-migration setup cost)."""
+    its measured bandwidth, shared, and the per-migration setup cost).  ``choose(prediction,
+    limits)``: the Decision each migration will make (default ``choose_strategy``)."""
     limits = limits or Limits()
     if max_concurrent < 1 or (max_per_destination is not None and max_per_destination < 1):
         raise ValueError('max_concurrent and max_per_destination must be at least 1, got %r and %r'
@@ -180,8 +185,9 @@ def plan_evacuation(guests, uplink, limits=None, max_concurrent=2, max_per_desti
     path = MigrationPath(bandwidth_bps=share, setup_s=uplink.setup_s)
     moves = []
     for guest in guests:
-        prediction = predict(guest.load, path, limits)
-        decision = choose_strategy(prediction, limits)
+        guest_limits = limits if guest.timeout_s is None else replace(limits, timeout_s=guest.timeout_s)
+        prediction = predict(guest.load, path, guest_limits)
+        decision = choose(prediction, guest_limits)
         if not decision.known:
             group, predicted = 'unknown', _total(prediction.outcome(Strategy.PAUSED))
         elif decision.refused:

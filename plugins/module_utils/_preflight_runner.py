@@ -59,16 +59,16 @@ from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks
     check_tcp_port,
     check_vcpus,
     check_version,
-    estimate_seconds,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import (
     FAIL,
     WARN,
     check,
     format_version,
-    mib,
     summarize,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import history_from_domain_xml
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_prediction import DirtyRateProbe, guest_estimates
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_storage_checks import check_disk
 from ansible_collections.kvmops.migration.plugins.module_utils._remote_probe import (
     SshHelper,
@@ -131,6 +131,8 @@ class PreflightRunner:
         self.probes = {}      # directory -> probe path written here
         self.probe_errors = {}
         self.started = None
+        self.domains = {}     # guest name -> its virDomain here (for the dirty-rate measurement)
+        self.dirty_rates = None
 
     # -- small utilities -----------------------------------------------------------
     def add(self, item):
@@ -162,6 +164,7 @@ class PreflightRunner:
     def _read_guest(self, dom):
         xml = dom.XMLDesc(0)
         info = parse_domain(xml)
+        info['history'] = history_from_domain_xml(xml)  # earlier migrations' figures, for the predictions
         info['active'] = bool(dom.isActive())
         info['persistent'] = bool(dom.isPersistent())
         info['inactive_cpu'] = None
@@ -255,6 +258,7 @@ class PreflightRunner:
         for dom in self._guests(sconn):
             try:
                 guests.append(self._read_guest(dom))
+                self.domains[dom.name()] = dom
             except Exception as exc:  # pylint: disable=broad-except
                 if not is_libvirt_error(exc) or lv_code(exc) != VIR_ERR_NO_DOMAIN:
                     raise
@@ -294,6 +298,9 @@ class PreflightRunner:
         at once; then the checks, while the helper still listens for the firewall and bandwidth tests."""
         timeout = int(self.p.get('connect_timeout') or 5)
         request = self._helper_request(guests)
+        if self.p.get('measure_bandwidth'):  # the predictions need the dirty rates: measured meanwhile
+            self.dirty_rates = DirtyRateProbe([self.domains[g['name']] for g in guests if g['active']],
+                                              self.p.get('dirty_rate_seconds') or 1).start()
         ssh = self.ssh_factory(self.endpoint, options=self.p.get('ssh_options') or (), connect_timeout=timeout)
         ssh.start(request)
         dest = {}
@@ -343,7 +350,7 @@ class PreflightRunner:
         estimates = []
         if bandwidth is not None:
             self.add(check_bandwidth(bandwidth, self.p.get('min_bandwidth_mib_s')))
-            estimates = self._estimates(observed.guests, bandwidth.get('mib_s'))
+            estimates = self._predictions(observed.guests, bandwidth.get('mib_s'))
         self._time('total_s')
         return self._report(observed, bandwidth, estimates, qemu_conf)
 
@@ -363,6 +370,7 @@ class PreflightRunner:
             'guests': [g['name'] for g in observed.guests],
             'bandwidth': bandwidth,
             'estimates': estimates,
+            'dirty_rate': self._dirty_rate_view(),
             'timings': self.timings,
         }
 
@@ -408,16 +416,21 @@ class PreflightRunner:
                                'migration' % g['hostdevs'], guest=g['name'],
                                remedy='Detach the host devices before migrating and re-attach on the destination.'))
 
-    @staticmethod
-    def _estimates(guests, rate):
-        """A lower bound of each guest's migration time over the measured link."""
-        estimates = []
-        for g in guests:
-            copy = sum(d.get('allocation') or 0 for d in g['disks'] if d.get('needs_copy'))
-            memory = (g['current_memory_kib'] or g['memory_kib'] or 0) * 1024
-            estimates.append({'guest': g['name'], 'memory_mib': mib(memory), 'copy_storage_mib': mib(copy),
-                              'seconds': estimate_seconds(memory, copy, rate)})
-        return estimates
+    def _predictions(self, guests, mib_s):
+        """Each guest's predicted migration over the measured bandwidth (``_preflight_prediction``)."""
+        report = self.dirty_rates.report() if self.dirty_rates is not None else None
+        if report is not None:
+            self.timings['dirty_rate_s'] = round(report.elapsed_s, 3)
+        return guest_estimates(guests, report, mib_s)
+
+    def _dirty_rate_view(self):
+        if self.dirty_rates is None:
+            return None
+        report = self.dirty_rates.report()
+        view = report.as_dict() if report is not None else {}
+        if self.dirty_rates.error:
+            view['error'] = self.dirty_rates.error
+        return view
 
     def _cpu_checks(self, g, dconn, baseline_cache):
         def compare(cpu):

@@ -32,6 +32,7 @@ PREFLIGHT_ARGUMENT_SPEC = dict(
     fail_on=dict(type='str', choices=list(FAIL_ON_CHOICES), default='fail'),
     measure_bandwidth=dict(type='bool', default=False),
     bandwidth_seconds=dict(type='float', default=3),
+    dirty_rate_seconds=dict(type='int', default=1),
     min_bandwidth_mib_s=dict(type='float'),
     memory_margin_mib=dict(type='int', default=256),
     vcpu_overcommit_ratio=dict(type='float', default=4.0),

@@ -14,7 +14,9 @@ description:
   - C(evacuate) (run on the host to drain) reads memory, vCPUs and guests of every host in O(hosts) through
     libvirt, plans where each guest goes (C(plan_evacuation) - free memory with a margin, vCPU overcommit,
     anti-affinity from domain metadata and O(anti_affinity), preflight verdicts from O(preflight), excluded and
-    maintenance hosts), then migrates the guests concurrently, at most O(max_per_source) out of a host and
+    maintenance hosts), forecasts the evacuation (RV(forecast) - the expected window, which guests need
+    auto-converge or post-copy, which cannot move live within the limits), then migrates the guests concurrently
+    in the forecast's order (the longest first), at most O(max_per_source) out of a host and
     O(max_per_dest) into one at a time, a finished slot starting the next guest at once.
   - Each migration runs the same code as M(kvmops.migration.virt_migrate) (convergence policy, outcome check and
     repair on both hosts). A guest that cannot move does not stop the others.
@@ -188,7 +190,8 @@ options:
   migrate_options:
     description:
       - Options of M(kvmops.migration.virt_migrate) applied to every migration, e.g. C(bandwidth), C(max_downtime),
-        C(timeout), C(allow_postcopy), C(shutdown_timeout), C(force_shutdown).
+        C(timeout), C(allow_postcopy), C(shutdown_timeout), C(force_shutdown), C(strategy), C(try_anyway),
+        C(dirty_rate_seconds). The forecast uses the same limits.
     type: dict
     default: {}
   maintenance:
@@ -357,6 +360,23 @@ lock_waited_s:
   description: Seconds this run waited for another run to release the host's lock (see O(lock_timeout)).
   returned: when not in check mode and action is not backup
   type: float
+forecast:
+  description:
+    - For C(evacuate), made before anything moves (in check mode too) from the guests' dirty rates, measured at once
+      on this host, their migration histories and the uplink (the fastest bandwidth a O(preflight) result measured,
+      else the fastest earlier uncapped migration of these guests, else the C(bandwidth) cap of O(migrate_options)
+      times O(max_per_source), else unknown - C(uplink_bps), C(uplink_source)).
+    - C(window_s) - the expected time from the first start to the last end of the guests that move live
+      (C(window_is_lower_bound) when some could not be predicted); C(window_with_paused_s) the same with the
+      guests that cannot move live moved paused; C(sentence) says it in words.
+    - C(order) - the guests in the order they start (longest first); C(groups) - C(precopy), C(auto_converge),
+      C(postcopy), C(refused) (no allowed strategy meets the limits; still tried last, each migration decides with
+      its own measurement), C(unknown); C(moves) - per guest its C(destination), C(strategy), C(predicted_s),
+      C(start_s), C(end_s), C(prediction) and C(decision).
+    - C(not_forecast) - guests that move cold; C(dirty_rate) - the measurement; C(error) when no forecast could
+      be made (the evacuation then goes on in the plan's order).
+  returned: when action is evacuate and a guest is planned to move
+  type: dict
 record:
   description: For C(evacuate) and C(return), the record of guests moved off this host after the run.
   returned: when action is evacuate or return

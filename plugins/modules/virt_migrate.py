@@ -18,6 +18,11 @@ description:
     allowed downtime step by step up to O(max_downtime), lets QEMU throttle the guest
     (auto-converge), switches to post-copy only when O(allow_postcopy=true), and aborts
     cleanly at the completion timeout, with advice on what would make the guest converge.
+  - Before a live job starts, with the default O(strategy=auto), the module predicts how each strategy would do
+    from the guest's measured dirty rate and its migration history, starts the first one allowed that meets
+    O(max_downtime) and O(timeout), or refuses before anything moves, saying what would work. The result carries
+    the prediction beside the real figures, and each migration's figures are recorded in the guest's own
+    metadata for the next prediction.
   - After every attempt, successful or not, the module looks at B(both) hosts and repairs
     what a failed attempt left behind (a paused source is resumed, an incoming copy on the
     destination is destroyed, a definition left on the source after a switch-over is
@@ -231,6 +236,41 @@ options:
         description: Stalled passes, with nothing left to try, before aborting early instead of waiting for O(timeout).
         type: int
         default: 12
+  strategy:
+    description:
+      - How a live migration converges (the collection's docs/migration-policy.md explains the prediction and the choice).
+      - V(auto) - before the job starts, measure the guest's dirty rate (libvirt's page sampling, for
+        O(dirty_rate_seconds), nothing is migrated), take the bandwidth from the guest's earlier migrations without
+        a bandwidth cap (its history, kept in its domain metadata) or else from O(bandwidth), predict every strategy,
+        and start the first one that the options allow and that meets O(max_downtime) and O(timeout) - pre-copy,
+        then auto-converge (O(auto_converge)), then post-copy (O(allow_postcopy)). When none does, the task fails
+        before anything moves and RV(decision) and RV(remedy) say what would work, unless O(try_anyway=true).
+      - With V(auto) the levers allowed beyond the choice stay as safety nets (QEMU only throttles a guest that
+        does not converge; post-copy only starts on a stall), and at every pass end the job's own figures are
+        played forward again (RV(course)) - as soon as the chosen strategy will not meet the limits, post-copy
+        starts (when allowed and it would) or the job is aborted, with what would work.
+      - Without a dirty rate or a bandwidth (nothing measured, no history, no cap), or with a storage copy (the
+        model covers memory only), V(auto) runs as V(adaptive); RV(strategy.note) says why.
+      - V(precopy) (no throttle, no post-copy), V(auto_converge) and V(postcopy) (needs O(allow_postcopy=true)) run
+        that strategy alone, and are refused like V(auto) when predicted not to meet the limits.
+      - V(adaptive) predicts nothing - the policy decides pass by pass with every allowed lever, as before V(auto).
+      - The strategies are for O(mode=live); other modes ignore V(auto) and refuse the others.
+    type: str
+    choices: [auto, precopy, auto_converge, postcopy, adaptive]
+    default: auto
+  try_anyway:
+    description:
+      - Start the migration even when the prediction says that no allowed strategy meets the limits (V(auto) then
+        runs as V(adaptive), an explicit O(strategy) as named). The policy then aborts it at the limits, or switches
+        to post-copy where that is allowed; no course check aborts it early.
+    type: bool
+    default: false
+  dirty_rate_seconds:
+    description:
+      - Seconds (1 to 10) that libvirt samples the guest's dirty rate for the O(strategy) prediction; the
+        measurement waits at most 1.5 s longer, and RV(dirty_rate) reports what it took.
+    type: int
+    default: 1
   timeout:
     description:
       - Seconds the migration may take before it is aborted (the completion timeout). Default
@@ -426,6 +466,67 @@ stats:
         - V(0) with more than one pass means the event was not delivered and polling alone
           drove the policy.
       type: int
+strategy:
+  description: What O(strategy) asked for and what the job started with.
+  returned: when a migration was planned or ran
+  type: dict
+  contains:
+    requested:
+      description: The O(strategy) option.
+      type: str
+    started:
+      description:
+        - The strategy the job started with - V(precopy_steps) (pre-copy, the downtime raised step by step),
+          V(precopy) (pre-copy at O(max_downtime) from the start), V(auto_converge), V(postcopy), or V(adaptive);
+          null when the prediction refused the migration.
+      type: str
+    note:
+      description: Why V(auto) started the adaptive policy (no prediction, or O(try_anyway)); null otherwise.
+      type: str
+prediction:
+  description:
+    - The prediction made before the job, from the measured dirty rate and the guest's history (in check mode
+      too). Rates in bytes per second, sizes in bytes, times in seconds, downtimes in milliseconds.
+    - C(outcomes) holds each strategy's predicted run (V(precopy_steps), V(precopy), V(auto_converge), V(postcopy),
+      V(paused)) - C(allowed), C(finishes), C(meets_limits), C(passes), C(total_s), C(downtime_ms), C(bytes_sent),
+      C(stop) (converged, postcopy, paused, no_progress, stalled, pass_limit), C(throttle_percent), C(postcopy_s),
+      C(pass_ends) (seconds since the start and dirty set left, the first and last six of C(pass_ends_total)).
+    - C(dirty_rate_bps), C(bandwidth_bps), C(working_set_bytes), C(zero_page_share) are the figures used and
+      C(*_source) where they came from (measured, history, measured+history, bandwidth cap, assumed, unknown).
+    - C(required_bandwidth_bps), C(required_downtime_ms) and C(throttle_needed_percent) are what would make plain
+      pre-copy meet the limits; C(verdict) the first strategy that meets them (allowed or not), C(cold_only) or
+      C(unknown); C(sentence) says it in words.
+  returned: for a live migration without storage copy and with O(strategy) other than V(adaptive)
+  type: dict
+decision:
+  description:
+    - What O(strategy) decided from RV(prediction) - C(strategy) (null when refused or unknown), C(known),
+      C(refused), C(reason), C(remedies) (what would work when refused) and the chosen C(outcome).
+  returned: with RV(prediction)
+  type: dict
+dirty_rate:
+  description:
+    - The dirty-rate measurement - C(seconds) sampled, C(budget_s) (the longest it may wait), C(elapsed_s), and
+      C(results) per guest (C(status) measured, unsupported, paused, not_running, timeout or error; C(dirty_rate_bps);
+      C(vcpu_busy_share); C(measured_at); C(message)).
+  returned: with RV(prediction)
+  type: dict
+course:
+  description:
+    - The course check at each pass end of a job started by O(strategy=auto) or an explicit pre-copy strategy -
+      C(pass), C(t_ms), C(remaining), the job's C(dirty_rate_bps) and C(bandwidth_bps), the C(writer_cpu_share)
+      the check assumes, the running C(strategy), its C(predicted_total_s) and C(meets_limits), and the C(action)
+      it took (V(start_postcopy), V(abort) or null; also in RV(policy_actions)).
+  returned: when a live migration ran under a course check
+  type: list
+  elements: dict
+history:
+  description:
+    - Where this migration's figures were recorded in the guest's history (domain metadata, namespace
+      C(https://kvmops.io/migration/history/1)) - C(recorded_on), the C(entry) written and how many C(entries)
+      are kept; C(error) when they could not be (a warning, the migration's outcome is unchanged).
+  returned: when a live or paused migration ran and the guest runs on one host
+  type: dict
 policy_actions:
   description: What the convergence policy did, in order, with the time, pass and figures it was based on.
   returned: when a live migration ran

@@ -32,8 +32,10 @@ description:
     the duration of the test."
   - "Capacity: destination free memory covers each guest (and all of them) plus O(memory_margin_mib);
     vCPU overcommit warning."
-  - Optionally (O(measure_bandwidth)) a few seconds of TCP throughput through a migration port, used to
-    estimate each guest's migration time.
+  - Optionally (O(measure_bandwidth)) a few seconds of TCP throughput through a migration port and, meanwhile,
+    the running guests' dirty rates (libvirt's page sampling, nothing migrated), used to predict each guest's
+    migration - its time, downtime and the strategy that M(kvmops.migration.virt_migrate) with its default
+    C(strategy=auto) would start, or why it would refuse (RV(estimates)).
   - The only thing written is one small probe file per disk directory on the source, removed at the end;
     the destination only gets the short-lived listener process of the SSH session.
   - Every check appears in RV(checks) with a remedy; the module fails only as O(fail_on) says.
@@ -67,8 +69,9 @@ options:
     default: fail
   measure_bandwidth:
     description:
-      - Measure TCP throughput to the destination through a migration port for O(bandwidth_seconds) and
-        estimate each guest's migration time from it.
+      - Measure TCP throughput to the destination through a migration port for O(bandwidth_seconds), measure the
+        running guests' dirty rates for O(dirty_rate_seconds) meanwhile, and predict each guest's migration from
+        them (RV(estimates)).
     type: bool
     default: false
   bandwidth_seconds:
@@ -76,6 +79,12 @@ options:
       - Duration of the bandwidth test, 1 to 30 seconds.
     type: float
     default: 3
+  dirty_rate_seconds:
+    description:
+      - Seconds (1 to 10) that libvirt samples the running guests' dirty rates, all at once, with
+        O(measure_bandwidth).
+    type: int
+    default: 1
   min_bandwidth_mib_s:
     description:
       - Warn when the measured bandwidth is below this many MiB/s.
@@ -230,14 +239,31 @@ bandwidth:
   type: dict
   sample: {bytes: 1073741824, seconds: 3.02, mib_s: 339.1, port: 49152}
 estimates:
-  description: Per guest, a lower bound of the migration time from memory (plus disks needing copy_storage)
-    over the measured bandwidth. Empty without O(measure_bandwidth).
+  description:
+    - Per guest, its predicted migration over the measured bandwidth with its measured dirty rate and its
+      migration history, under M(kvmops.migration.virt_migrate)'s default limits. Empty without O(measure_bandwidth).
+    - C(seconds) - the predicted time of the strategy C(strategy=auto) would start, plus the disks to copy at the
+      measured rate; when no allowed strategy meets the limits, or nothing could be predicted, a lower bound
+      (memory and disks once over the link).
+    - C(strategy) - V(precopy_steps), V(precopy), V(auto_converge), V(postcopy), V(refused) (C(remedies) says what
+      would work) or V(unknown); C(sentence) says it in words; C(prediction) holds every strategy's predicted
+      outcome (as M(kvmops.migration.virt_migrate) returns it).
   returned: always
   type: list
   elements: dict
-  sample: [{guest: web1, memory_mib: 128.0, copy_storage_mib: 0.0, seconds: 0.4}]
+  sample: [{guest: web1, memory_mib: 128.0, copy_storage_mib: 0.0, seconds: 0.6, strategy: precopy_steps,
+            sentence: 'Plain pre-copy converges: about 0.6 s, 1 pass, downtime about 12 ms; ...', remedies: [],
+            prediction: {verdict: precopy_steps}}]
+dirty_rate:
+  description:
+    - The dirty-rate measurement behind RV(estimates) - C(seconds), C(budget_s), C(elapsed_s), and C(results) per
+      guest (C(status), C(dirty_rate_bps), C(vcpu_busy_share), C(measured_at), C(message)); C(error) when it failed.
+  returned: always (null without O(measure_bandwidth))
+  type: dict
 timings:
-  description: Cumulative seconds at the end of each phase, and C(total_s).
+  description:
+    - Cumulative seconds at the end of each phase, and C(total_s); C(dirty_rate_s) is how long the dirty-rate
+      measurement took (it runs beside the other checks).
   returned: always
   type: dict
 '''
@@ -258,6 +284,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec i
 def validate(params):
     if not 1 <= params['bandwidth_seconds'] <= 30:
         raise InvalidInputError('bandwidth_seconds must be between 1 and 30, got %s' % params['bandwidth_seconds'])
+    if not 1 <= params['dirty_rate_seconds'] <= 10:
+        raise InvalidInputError('dirty_rate_seconds must be between 1 and 10, got %s' % params['dirty_rate_seconds'])
     if params['memory_margin_mib'] < 0:
         raise InvalidInputError('memory_margin_mib must be >= 0')
     if params['vcpu_overcommit_ratio'] <= 0:

@@ -53,6 +53,11 @@ def test_healthy_pair_passes_and_changes_nothing(labh, make_guest):
     assert re.match(r"all \d+ tested ports of 49152-49215 on host-b accepted", one(res, "firewall.migration_ports")["detail"])
     assert res["bandwidth"]["mib_s"] > 0 and res["estimates"][0]["guest"] == name
     assert res["estimates"][0]["seconds"] is not None
+    # An idle guest: measured (page sampling, bounded) and predicted to move with plain pre-copy.
+    assert res["dirty_rate"]["results"][0]["status"] == "measured", res["dirty_rate"]
+    assert res["dirty_rate"]["elapsed_s"] <= res["dirty_rate"]["budget_s"] + 1, res["dirty_rate"]
+    assert res["estimates"][0]["strategy"] in ("precopy_steps", "precopy"), res["estimates"][0]
+    assert res["estimates"][0]["prediction"]["dirty_rate_source"] == "measured"
     assert res["destination"]["hostname"] == HEALTHY_DEST and res["destination"]["migration_ports"] == "49152-49215"
     # Proof through the destination's libvirt storage pool instead of the SSH session.
     via_libvirt = preflight({"dest": HEALTHY_DEST, "guests": [name], "storage_probe": "libvirt"}, check_mode=True)

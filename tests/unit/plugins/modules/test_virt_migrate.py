@@ -40,6 +40,10 @@ from ansible_collections.kvmops.migration.plugins.modules import virt_migrate, v
      'allow_postcopy=true cannot be combined with tunnelled=true'),
     ({'name': 'a', 'dest': 'host-b', 'postcopy_bandwidth': 5}, 'set allow_postcopy=true'),
     ({'name': 'a', 'dest': 'host-b', 'mode': 'offline', 'copy_storage': 'all'}, 'cannot copy storage'),
+    ({'name': 'a', 'dest': 'host-b', 'strategy': 'fastest'}, 'strategy'),
+    ({'name': 'a', 'dest': 'host-b', 'strategy': 'postcopy'}, 'strategy=postcopy needs allow_postcopy: true'),
+    ({'name': 'a', 'dest': 'host-b', 'strategy': 'precopy', 'mode': 'paused'}, 'strategy=precopy chooses how a live'),
+    ({'name': 'a', 'dest': 'host-b', 'dirty_rate_seconds': 0}, 'dirty_rate_seconds=0 must be between 1 and 10'),
 ])
 def test_bad_input_fails_before_connecting(run_main, args, words):
     result, failed = run_main(virt_migrate, args)
