@@ -68,3 +68,9 @@ def netns_pids(host):
         return []
     res = run(["ip", "netns", "pids", config.netns_name(host)], host=host, check=False)
     return [int(p) for p in res.stdout.split()]
+
+
+def set_link(host, up):
+    """The host's cable: the root-side end of its veth up or down."""
+    run(["ip", "link", "set", config.netns_name(host), "up" if up else "down"],
+        host=host, step="link-up" if up else "link-down")
