@@ -115,15 +115,19 @@ class Lab:
         if install.ensure_packages(log=self.log):
             changes.append("installed packages")
         self.lock()
+        count = hypervisors or self.state.get("hypervisors") or layout.DEFAULT_HYPERVISORS
+        wanted = [config.STORAGE_HOST] + config.hypervisor_names(count)
+        # Bad input is refused here, before anything changes.
+        host_releases = layout.releases(wanted, chosen, self.state.get("releases") or {})
         old_names = config.hypervisor_names(self.state.get("hypervisors") or 0)
-        self.state["hypervisors"] = hypervisors or self.state.get("hypervisors") or layout.DEFAULT_HYPERVISORS
-        for name in old_names[self.state["hypervisors"]:]:
+        self.state["hypervisors"] = count
+        for name in old_names[count:]:
             self.log("removing %s (beyond --hypervisors)" % name)
             self._remove_host(self._host(name))
             changes.append("removed " + name)
         if firewall is not None:
             self.state["firewall"] = firewall
-        self.state["releases"] = layout.releases(self.names(), chosen, self.state.get("releases") or {})
+        self.state["releases"] = host_releases
         self.save()
         image_paths = images.ensure(self.state["releases"].values(), log=self.log)
         if guests.build_artefacts(log=self.log):
