@@ -173,12 +173,20 @@ class Lab:
         """The host's network namespace, root file system on `image` and provisioning; a host
         on another image (a new release or a rebuilt image) is made again from scratch."""
         changes = []
-        if h.record.get("image") and h.record["image"] != str(image):
-            self.log("%s: moving to image %s (was %s): the host is made again" % (
-                h.name, image.name, os.path.basename(h.record["image"])))
+        if "anchor" in h.record:
+            # A host of the lab before issue 16 (namespaces, daemons started by the lab): its
+            # processes would hold the address and ports the machine needs.
+            remake = "a host of the namespace lab: removed, made again as a machine"
+        elif h.record.get("image") and h.record["image"] != str(image):
+            remake = "moving to image %s (was %s): the host is made again" % (
+                image.name, os.path.basename(h.record["image"]))
+        else:
+            remake = None
+        if remake:
+            self.log("%s: %s" % (h.name, remake))
             self._remove_host(h)
             h = self._host(h.name)
-            changes.append("%s new image" % h.name)
+            changes.append("%s made again" % h.name)
         h.record["image"] = str(image)
         h.record["release"] = self.state["releases"][h.name]
         if not net.netns_exists(h.name):

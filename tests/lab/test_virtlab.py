@@ -419,6 +419,7 @@ def test_release_selection_makes_the_host_again_on_that_release(labh, tmp_path):
 
 @pytest.mark.lab_rebuild
 def test_down_removes_everything_and_up_rebuilds(labh):
+    hypervisors = len(labh.hypervisors)
     virtlab("down")
     assert lab_config.NETNS_PREFIX not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                                          text=True, check=True).stdout
@@ -426,7 +427,7 @@ def test_down_removes_everything_and_up_rebuilds(labh):
     assert not os.path.exists(lab_config.STATE_ROOT / "hosts")
     assert virtlab("status", check=False).returncode == 1
     started = time.monotonic()
-    virtlab("up", "--firewall")
+    virtlab("up", "--firewall", "--hypervisors", str(hypervisors))
     assert time.monotonic() - started < 180
     assert virtlab("status").returncode == 0
 
