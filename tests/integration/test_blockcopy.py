@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from support import invariant
-from support.lab import lab_config, run_module, virtlab
+from support.lab import run_module, virtlab
+from vlab import config as lab_config
 
 HOST = "host-a"
 SHARED = "/var/lib/libvirt/images"

@@ -16,7 +16,8 @@ import time
 import pytest
 
 from support import invariant
-from support.lab import LabHandle, lab_config, virtlab
+from support.lab import LabHandle, virtlab
+from vlab import config as lab_config
 from vlab import images, layout
 from vlab.guests import elf_kernel
 from vlab.proc import LabError, alive
