@@ -54,6 +54,7 @@ SHARED_DIR = "/var/lib/libvirt/images"    # GlusterFS mount on every hypervisor
 LOCAL_DIR = "/var/lib/libvirt/local"      # per-host local storage
 BOOT_DIR = "/var/lib/libvirt/boot"        # kernel + initramfs, copied to every host
 HEARTBEAT_DIR = "/var/lib/libvirt/heartbeat"
+APT_PROXY_PORT = 3142                     # the hosts' way to the Debian mirror, on the gateway (aptproxy.py)
 MIGRATION_PORTS = (49152, 49215)
 LIBVIRT_TCP_PORT = 16509
 LIBVIRT_TLS_PORT = 16514

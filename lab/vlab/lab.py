@@ -3,10 +3,15 @@ import fcntl
 import json
 import os
 import shutil
+import socket
+import sys
+import urllib.parse
 
 from . import config, guests, images, install, inventory, layout, net, provision, services, storage
 from .machine import HYPERVISOR, STORAGE, Machine, remove_cgroup
-from .proc import LabError, run
+from .proc import LabError, alive, run, spawn, stop, wait_for
+
+APT_PROXY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aptproxy.py")
 
 # The directory pools every hypervisor has: name -> directory (config: shared and local images).
 LAB_POOLS = {"images": config.SHARED_DIR, "local": config.LOCAL_DIR}
@@ -134,6 +139,8 @@ class Lab:
             changes.append("built guest artefacts")
         if net.ensure_bridge():
             changes.append("bridge " + config.BRIDGE)
+        if self._ensure_apt_proxy():
+            changes.append("apt proxy")
         for h in [self.storage_host()] + self.hypervisors():
             changes += self._ensure_layer(h, image_paths[self.state["releases"][h.name]])
         hosts = [self.storage_host()] + self.hypervisors()   # (a host made again is a new Machine)
@@ -214,6 +221,22 @@ class Lab:
             return ["%s %s" % (host.name, what)]
         return []
 
+    def _ensure_apt_proxy(self):
+        """aptproxy.py on the gateway address, so apt inside the hosts reaches the mirror."""
+        if alive(self.state.get("apt_proxy")):
+            return False
+        mirror = urllib.parse.urlsplit(images.MIRROR).hostname
+        self.state["apt_proxy"] = spawn(
+            [sys.executable, APT_PROXY, "--listen", "%s:%d" % (config.GATEWAY, config.APT_PROXY_PORT), "--allow", mirror],
+            str(config.STATE_ROOT / "apt-proxy.log"))
+        self.save()
+
+        def listening():
+            with socket.create_connection((config.GATEWAY, config.APT_PROXY_PORT), timeout=1):
+                return True
+        wait_for(listening, 10, "start the apt proxy", "lab")
+        return True
+
     def _ensure_pools(self, hv):
         """Directory pools for shared and local images, active and autostarted on every host:
         storage-copy migration needs a pool at the disk's directory on the destination."""
@@ -257,12 +280,14 @@ class Lab:
             names |= set(os.listdir(config.STATE_ROOT / "hosts"))
         for name in sorted(names):
             self._remove_host(self._host(name))
+        stop(self.state.pop("apt_proxy", None))
         self._clear_stale_mounts()
         remove_cgroup(config.CGROUP)
         net.remove_bridge()
         if config.DEFAULT_INSTANCE:
             inventory.remove_control_node_blocks()
-        for path in (config.STATE_ROOT / "hosts", config.SSH_DIR, config.STATE_FILE, config.INVENTORY):
+        for path in (config.STATE_ROOT / "hosts", config.SSH_DIR, config.STATE_FILE, config.INVENTORY,
+                     config.STATE_ROOT / "apt-proxy.log"):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             elif path.exists():

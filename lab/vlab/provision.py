@@ -1,11 +1,12 @@
 """What a new lab host gets on top of its image, written into its own layer before it first boots.
 
-This is the lab's "installer": the host's identity (hostname, machine id, which libvirt also takes
-as the host UUID, SSH host key), the lab's SSH trust, the shared storage in /etc/fstab, the firewall zone, which of the
-image's services this host's role runs, and on the storage host the iSCSI target's config. It
-runs once per host (a marker records it); afterwards the files are the host's own, and the
-roles under test may change them as on any machine. Only the SSH trust (keys, known_hosts,
-/etc/hosts) is kept current on every `up`, since it lists the other hosts (inventory.py).
+This is the lab's "installer": the host's identity (hostname, machine id, which libvirt also
+takes as the host UUID, SSH host key), the lab's SSH trust, apt's proxy to the mirror
+(aptproxy.py), the shared storage in /etc/fstab, the firewall zone, which of the image's
+services this host's role runs, and on the storage host the iSCSI target's config. It runs once
+per host (a marker records it); afterwards the files are the host's own, and the roles under
+test may change them as on any machine. Only the SSH trust (keys, known_hosts, /etc/hosts) is
+kept current on every `up`, since it lists the other hosts (inventory.py).
 """
 import os
 import uuid
@@ -50,6 +51,9 @@ TGT_TARGET = """# virtlab: the storage host's iSCSI target (tgt, userspace), loa
 </target>
 """
 
+APT_PROXY_CONF = ('// virtlab: the lab network is not routed out; apt reaches the mirror through the lab\'s proxy\n'
+                  'Acquire::http::Proxy "http://%s:%d/";\n' % (config.GATEWAY, config.APT_PROXY_PORT))
+
 SSH_CLIENT_CONFIG = "Host *\n    StrictHostKeyChecking yes\n    UserKnownHostsFile ~/.ssh/known_hosts\n"
 
 
@@ -86,6 +90,7 @@ def provision(m, all_hosts):
     write_if_changed(m.file("/etc/machine-id"), uuid.uuid4().hex + "\n", 0o444)
     _ssh_identity(m)
     write_if_changed(m.file("/etc/ssh/sshd_config.d/virtlab.conf"), SSHD_DROP_IN)
+    write_if_changed(m.file("/etc/apt/apt.conf.d/90virtlab-proxy"), APT_PROXY_CONF)
     if m.role == HYPERVISOR:
         set_unit_files(m, "disable", STORAGE_ONLY_UNITS)
         set_unit_files(m, "enable", HYPERVISOR_ONLY_UNITS)

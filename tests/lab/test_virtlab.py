@@ -352,6 +352,24 @@ def test_reboot_inside_brings_the_machine_back_and_its_changes_persist(labh, rel
         virtlab("guest", "rm", name, check=False)
 
 
+def test_apt_inside_a_host_reaches_the_mirror_and_what_it_installs_stays(labh):
+    """apt in a host goes through the lab's proxy to the Debian mirror (the lab network is not
+    routed out); the package is in the host's own layer, so it survives a reboot, and the image
+    does not have it."""
+    host, package = "host-b", "sl"
+    release = labh.lab.state["releases"][host]
+    assert not (images.image_path(release) / "usr" / "games" / "sl").exists()
+    try:
+        res = virtlab("exec", host, "--", "sh", "-c", "apt-get update -q && DEBIAN_FRONTEND=noninteractive "
+                      "apt-get install -y -q --no-install-recommends %s" % package, check=False, timeout=300)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        virtlab("reboot", host)
+        assert "install ok installed" in virtlab("exec", host, "--", "dpkg-query", "-W", "-f", "${Status}",
+                                                 package).stdout
+    finally:
+        virtlab("exec", host, "--", "apt-get", "purge", "-y", "-q", package, check=False)
+
+
 def test_reboot_command_waits_until_the_host_is_whole(labh):
     res = virtlab("reboot", "host-a")
     assert "rebooted" in res.stdout
