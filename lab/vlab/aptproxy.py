@@ -65,7 +65,7 @@ def main(argv):
     if len(argv) != 4 or argv[0] != "--listen" or argv[2] != "--allow":
         sys.stderr.write("usage: aptproxy.py --listen IP:PORT --allow HOST[,HOST...]\n")
         return 2
-    address, _, port = argv[1].rpartition(":")
+    address, dummy_colon, port = argv[1].rpartition(":")
     ProxyHandler.allowed = tuple(argv[3].split(","))
     server = http.server.ThreadingHTTPServer((address, int(port)), ProxyHandler)
     server.daemon_threads = True

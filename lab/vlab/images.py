@@ -195,10 +195,10 @@ def _install_packages(release, root, cache, logfile):
     # them when apt ends. The machine's network is shared for the downloads. It runs in a cgroup
     # of its own, like the lab's machines (supervisor.py says why).
     cgroup = "virtlab-images/" + release
-    _logged(supervised(cgroup, ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", str(root),
-             "--bind=%s:/var/cache/apt/archives" % cache, "--resolv-conf=replace-host",
-             "--timezone=off", "sh", "-c", script]),
-            release, "apt-get install", logfile, timeout=2400)
+    nspawn = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", str(root),
+              "--bind=%s:/var/cache/apt/archives" % cache, "--resolv-conf=replace-host",
+              "--timezone=off", "sh", "-c", script]
+    _logged(supervised(cgroup, nspawn), release, "apt-get install", logfile, timeout=2400)
     remove_cgroup(cgroup)
 
 

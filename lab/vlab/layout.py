@@ -61,7 +61,8 @@ def load_config(path):
             path, ", ".join(unknown), ", ".join(sorted(CONFIG_KEYS))))
     if not isinstance(data.get("release", {}), dict):
         raise LabError("lab", "read config", "%s: [release] must be a table of HOST = \"RELEASE\"" % path)
-    if "hypervisors" in data and (type(data["hypervisors"]) is not int):
+    # (a bool is an int to isinstance: `hypervisors = true` is not a number of hosts)
+    if "hypervisors" in data and (not isinstance(data["hypervisors"], int) or isinstance(data["hypervisors"], bool)):
         raise LabError("lab", "read config", "%s: hypervisors must be a number" % path)
     for key in ("firewall", "tcp"):
         if key in data and not isinstance(data[key], bool):

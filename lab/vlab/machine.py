@@ -212,7 +212,6 @@ class Machine:
         wait_for(lambda: self.leader() is None or self.leader()[0] != old, timeout, "reboot", self.name)
         self.wait_booted(timeout)
 
-
     def teardown(self):
         """Everything of the host goes: processes, root mount, network namespace, cgroup."""
         self.kill()

@@ -12,7 +12,7 @@ import os
 import uuid
 
 from . import config
-from .machine import HYPERVISOR, STORAGE
+from .machine import HYPERVISOR
 from .proc import run
 
 MARKER = "/etc/virtlab-provisioned"
