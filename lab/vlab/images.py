@@ -21,7 +21,7 @@ import threading
 import time
 
 from . import config
-from .machine import remove_cgroup, supervised
+from .machine import remove_cgroup, supervised, supervisor_env
 from .proc import LabError, run
 
 # Bump when the build steps below change in a way the digest inputs do not show.
@@ -161,10 +161,10 @@ def build(release, log=print):
         return dest
 
 
-def _logged(cmd, release, step, logfile, timeout):
+def _logged(cmd, release, step, logfile, timeout, env=None):
     """Run a build step, its output appended to the image's build log."""
     res = run(["sh", "-c", 'log="$1"; shift; exec "$@" >>"$log" 2>&1', "sh", logfile] + cmd,
-              host="image " + release, step=step, check=False, timeout=timeout)
+              host="image " + release, step=step, check=False, timeout=timeout, env=env)
     if res.returncode != 0:
         tail = open(logfile, errors="replace").read().strip().splitlines()[-3:]
         raise LabError("image " + release, step, "failed (exit %d): %s (full log: %s)" % (
@@ -198,7 +198,7 @@ def _install_packages(release, root, cache, logfile):
     nspawn = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", str(root),
               "--bind=%s:/var/cache/apt/archives" % cache, "--resolv-conf=replace-host",
               "--timezone=off", "sh", "-c", script]
-    _logged(supervised(cgroup, nspawn), release, "apt-get install", logfile, timeout=2400)
+    _logged(supervised(cgroup, nspawn), release, "apt-get install", logfile, timeout=2400, env=supervisor_env())
     remove_cgroup(cgroup)
 
 

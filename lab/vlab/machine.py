@@ -26,7 +26,7 @@ from .proc import CLEAN_ENV, GaveUp, LabError, alive, identity, run, spawn, stop
 
 HYPERVISOR = "hypervisor"
 STORAGE = "storage"
-SUPERVISOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervisor.py")
+LAB_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # where the vlab package is
 # Where the machines' processes are found: the cgroup2 hierarchy if there is one (nspawn and the
 # machines' systemds track processes there), else the v1 name=systemd one (supervisor.py).
 HIERARCHIES = ("/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd")
@@ -159,8 +159,8 @@ class Machine:
             self.kill()     # a supervisor whose machine is gone: start over
         os.makedirs(self.dir / "logs", exist_ok=True)
         self.record["supervisor"] = spawn(
-            supervised(self.cgroup, self.nspawn_command()),
-            str(self.dir / "logs" / "console.log"), env=dict(CLEAN_ENV, SYSTEMD_SECCOMP="0"))
+            supervised(self.cgroup, self.nspawn_command(), fresh_network=self.name),
+            str(self.dir / "logs" / "console.log"), env=supervisor_env())
         return True
 
     def boot(self):
@@ -262,9 +262,20 @@ def _ns_pids(pid):
     return []
 
 
-def supervised(cgroup, cmd):
-    """`cmd` (an nspawn command) run by supervisor.py in the cgroup `cgroup`."""
-    return [sys.executable, SUPERVISOR, "--cgroup", cgroup, "--"] + list(cmd)
+def supervised(cgroup, cmd, fresh_network=None):
+    """`cmd` (an nspawn command) run by supervisor.py in the cgroup `cgroup`; with
+    `fresh_network` (a host), that host's network namespace is made anew before each start.
+    Run it with supervisor_env()."""
+    return ([sys.executable, "-m", "vlab.supervisor", "--cgroup", cgroup]
+            + (["--fresh-network", fresh_network] if fresh_network else []) + ["--"] + list(cmd))
+
+
+def supervisor_env():
+    """The supervisor finds the lab's package, and which lab this is (VIRTLAB_*); nspawn filters
+    no system calls (module docstring)."""
+    env = dict(CLEAN_ENV, PYTHONPATH=LAB_DIR, SYSTEMD_SECCOMP="0")
+    env.update((k, v) for k, v in os.environ.items() if k.startswith("VIRTLAB_"))
+    return env
 
 
 def tracking_hierarchy():

@@ -1,4 +1,4 @@
-"""Keep one lab machine booted: `supervisor.py --cgroup NAME -- systemd-nspawn ...`.
+"""Keep one lab machine booted: `python3 -m vlab.supervisor --cgroup NAME [--fresh-network HOST] -- systemd-nspawn ...`.
 
 A machine that reboots (`reboot` inside it, as ansible.builtin.reboot does) makes its systemd
 exit and systemd-nspawn return 133 ("reboot requested"). On real hardware the firmware would
@@ -11,17 +11,24 @@ manage each other's services. This machine kind has a hybrid cgroup setup (v1 co
 name=systemd v1 hierarchy and cgroup2 at /sys/fs/cgroup/unified): nspawn takes its cgroup from
 the cgroup2 hierarchy and puts the machine in NAME/payload, itself in NAME/supervisor, of both
 hierarchies, but creates those two only in cgroup2. So NAME is joined in every systemd
-hierarchy there is, and the two groups are made ready in the v1 one. SIGTERM, SIGINT and SIGHUP are passed to nspawn (which asks the
+hierarchy there is, and the two groups are made ready in the v1 one. With --fresh-network, the host's network namespace is made anew before every boot (net.py,
+fresh_netns): the kernel's network state of the last boot (firewall rules, routes, bridges) is
+gone, as on real hardware (the VIRTLAB_* variables say which lab).
+
+SIGTERM, SIGINT and SIGHUP are passed to nspawn (which asks the
 machine's systemd to power off). If this process is killed, nspawn gets SIGKILL (PDEATHSIG)
 and the machine dies with it, as a machine does when its power goes: the lab never loses
-track of a machine. Standalone: it runs with any python3, no lab imports.
+track of a machine. The image builds run their nspawn through it too, for the cgroup.
 """
+import argparse
 import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
+
+from vlab import net
 
 PR_SET_PDEATHSIG = 1
 REBOOT_REQUESTED = 133   # systemd-nspawn's exit status when the container asked for a reboot
@@ -46,11 +53,15 @@ def join_cgroup(name):
 
 
 def main(argv):
-    if len(argv) < 4 or argv[0] != "--cgroup" or argv[2] != "--":
-        sys.stderr.write("usage: supervisor.py --cgroup NAME -- CMD [ARGS...]\n")
-        return 2
-    join_cgroup(argv[1])
-    cmd = argv[3:]
+    parser = argparse.ArgumentParser(prog="supervisor.py")
+    parser.add_argument("--cgroup", required=True)
+    parser.add_argument("--fresh-network", metavar="HOST")
+    parser.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        parser.error("no command given (-- CMD ...)")
+    join_cgroup(args.cgroup)
     child = None
     stopping = []
 
@@ -68,6 +79,8 @@ def main(argv):
         boots += 1
         sys.stdout.write("virtlab supervisor: start %d at %s\n" % (boots, time.strftime("%H:%M:%S")))
         sys.stdout.flush()
+        if args.fresh_network:
+            net.fresh_netns(args.fresh_network)
         child = subprocess.Popen(cmd, preexec_fn=_die_with_parent)
         status = child.wait()
         if status == REBOOT_REQUESTED and not stopping:
