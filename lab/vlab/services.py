@@ -73,18 +73,23 @@ def set_firewall(hv, on):
 
 def set_libvirt_tcp(hv, on):
     """`up --tcp`: libvirtd also listens on TCP 16509 without authentication (lab only), through
-    its socket unit; `--no-tcp` closes it. libvirtd restarts to take the socket (guests keep
-    running)."""
+    its socket unit; `--no-tcp` closes it. systemd refuses to start a socket whose service runs,
+    so libvirtd stops first and starts again with the socket (its guests keep running)."""
     conf = hv.file("/etc/libvirt/libvirtd.conf")
     text = conf.read_text()
     changed = False
     if on and 'auth_tcp = "none"' not in text:
         conf.write_text(text + '\n# virtlab up --tcp: no authentication on TCP (lab only)\nauth_tcp = "none"\n')
         changed = True
-    if enabled(hv, "libvirtd-tcp.socket") != on or hv.active("libvirtd-tcp.socket") != on:
-        hv.systemctl("enable" if on else "disable", "--now", "libvirtd-tcp.socket")
+    socket = "libvirtd-tcp.socket"
+    if enabled(hv, socket) != on or hv.active(socket) != on:
+        running = hv.active(LIBVIRT_SERVICE)
+        hv.systemctl("stop", LIBVIRT_SERVICE)
+        hv.systemctl("enable" if on else "disable", "--now", socket)
+        if running:
+            hv.systemctl("start", LIBVIRT_SERVICE)
         changed = True
-    if changed and hv.active(LIBVIRT_SERVICE):
+    elif changed and hv.active(LIBVIRT_SERVICE):
         hv.systemctl("restart", LIBVIRT_SERVICE)
     return changed
 
