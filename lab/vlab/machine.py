@@ -11,13 +11,13 @@ cgroup, never by name: its PID 1 ("the leader") is the process there whose inner
 Commands run inside with `nsenter -a` into the leader's namespaces.
 
 Flags nspawn needs on this machine kind (docs/lab.md): `--register=no --keep-unit` (no system
-bus here and PID 1 is not systemd), `SYSTEMD_SECCOMP=0` (QEMU's post-copy needs userfaultfd and
-GlusterFS and tgtd use calls nspawn's filter refuses), all capabilities (libvirt, firewalld and
-FUSE mounts do what a real host's root does), and the device nodes QEMU and FUSE open.
+bus here and PID 1 is not systemd); no system call filter (`SYSTEMD_SECCOMP=0`) and all
+capabilities, because nspawn's defaults are made for confined containers and a lab host's root
+must do what a real host's does (libvirt, QEMU, firewalld, FUSE mounts; post-copy migration,
+which needs userfaultfd, works in the machines); and the device nodes QEMU and FUSE open.
 """
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -36,7 +36,7 @@ BOOT_TIMEOUT = 120
 
 
 class Machine:
-    """A lab host and its entry in the lab state (release, daemons, image, identity)."""
+    """A lab host and its entry in the lab state (release, image, supervisor)."""
 
     def __init__(self, name, role, record):
         self.name = name
@@ -297,7 +297,3 @@ def remove_cgroup(name):
 def _is_mount_point(path):
     with open("/proc/self/mountinfo") as mountinfo:
         return any(line.split()[4] == path for line in mountinfo)
-
-
-def nspawn_available():
-    return subprocess.run(["systemd-nspawn", "--version"], capture_output=True, check=False).returncode == 0
