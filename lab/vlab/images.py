@@ -21,7 +21,7 @@ import threading
 import time
 
 from . import config
-from .machine import remove_cgroup, supervised, supervisor_env
+from .machine import HIERARCHIES, remove_cgroup, supervised, supervisor_env
 from .proc import LabError, run
 
 # Bump when the build steps below change in a way the digest inputs do not show.
@@ -200,6 +200,11 @@ def _install_packages(release, root, cache, logfile):
               "--timezone=off", "sh", "-c", script]
     _logged(supervised(cgroup, nspawn), release, "apt-get install", logfile, timeout=2400, env=supervisor_env())
     remove_cgroup(cgroup)
+    for hierarchy in HIERARCHIES:   # the parent too, unless the other release's build is in it
+        try:
+            os.rmdir(os.path.join(hierarchy, "virtlab-images"))
+        except OSError:
+            pass
 
 
 def _finish(release, root, started):

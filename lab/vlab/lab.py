@@ -286,8 +286,8 @@ class Lab:
         net.remove_bridge()
         if config.DEFAULT_INSTANCE:
             inventory.remove_control_node_blocks()
-        for path in (config.STATE_ROOT / "hosts", config.SSH_DIR, config.STATE_FILE, config.INVENTORY,
-                     config.STATE_ROOT / "apt-proxy.log"):
+        for path in (config.STATE_ROOT / "hosts", config.STATE_ROOT / "guests", config.SSH_DIR, config.STATE_FILE,
+                     config.INVENTORY, config.STATE_ROOT / "apt-proxy.log"):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             elif path.exists():
