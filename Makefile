@@ -8,7 +8,7 @@
 #   make ee-check        ansible-builder create (no container build) into a temp dir
 #   make changelog-lint  antsibull-changelog lint
 #
-#   make lab             lab/virtlab up --firewall (3 hypervisors + storage in namespaces)
+#   make lab             lab/virtlab up --firewall (4 hypervisors + storage, Debian machines of two releases)
 #   make lab-down        remove the lab
 #   make lab-status      health table of the lab
 #   make lab-test        the lab's own tests (tests/lab), incl. down/up and kill/repair
@@ -161,6 +161,9 @@ junit = --junitxml=$(CURDIR)/$(JUNIT_DIR)/$(1).xml
 # summary counts it. Nothing else is retried: a stalled heartbeat is a finding, not noise.
 LAB_RERUN := --reruns 1 --only-rerun GuestKernelOops
 LAB_ENV := PATH=$(VENV_BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(COLLECTIONS_ROOT)
+# The lab's Ansible inventory: .lab/inventory.yml, or another lab instance's (VIRTLAB_INSTANCE,
+# docs/lab.md); lab/vlab/config.py is the one place that knows.
+LAB_INVENTORY = $(shell /usr/bin/python3 -c 'import sys; sys.path.insert(0, "lab"); from vlab import config; print(config.INVENTORY)')
 
 lab:
 	lab/virtlab up --firewall
@@ -210,10 +213,10 @@ test: $(STAMP)
 DEMO_GUESTS := demo-web1 demo-web2 demo-db demo-build
 demo: $(STAMP) lab
 	@ln -sfn $(CURDIR) $(COLLECTION_LINK)
-	$(LAB_ENV) $(VENV_BIN)/ansible-playbook -i .lab/inventory.yml playbooks/demo.yml
-	$(LAB_ENV) $(VENV_BIN)/ansible-playbook -i .lab/inventory.yml playbooks/evacuate.yml -l host-a
+	$(LAB_ENV) $(VENV_BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/demo.yml
+	$(LAB_ENV) $(VENV_BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/evacuate.yml -l host-a
 	@for guest in $(DEMO_GUESTS); do lab/virtlab guest heartbeat $$guest; done
-	$(LAB_ENV) $(VENV_BIN)/ansible-playbook -i .lab/inventory.yml playbooks/return.yml -l host-a
+	$(LAB_ENV) $(VENV_BIN)/ansible-playbook -i $(LAB_INVENTORY) playbooks/return.yml -l host-a
 	@for guest in $(DEMO_GUESTS); do lab/virtlab guest heartbeat $$guest; done
 
 bench: $(STAMP) lab

@@ -5,22 +5,30 @@ import os
 import sys
 import time
 
-from . import faults, guests
+from . import faults, guests, images, layout
 from .lab import Lab
 from .proc import LabError
 
 
 def parser():
     p = argparse.ArgumentParser(prog="lab/virtlab", description=(
-        "Real libvirt hypervisors in Linux namespaces on one machine (see docs/lab.md)."))
+        "Real libvirt hypervisors as Debian machines (systemd-nspawn) on one machine (see docs/lab.md)."))
     sub = p.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("up", help="build the lab, or repair what is missing (idempotent)")
-    up.add_argument("--hypervisors", type=int, help="number of hypervisors (default 3, or as now)")
+    up.add_argument("--hypervisors", type=int, help="number of hypervisors (default %d, or as now)"
+                    % layout.DEFAULT_HYPERVISORS)
+    up.add_argument("--release", action="append", default=[], metavar="HOST=RELEASE",
+                    help="the Debian release a host runs (%s; repeatable; default: %s)" % (
+                        ", ".join(sorted(images.RELEASES)),
+                        ", ".join("%s=%s" % kv for kv in sorted(layout.DEFAULT_RELEASES.items()))))
+    up.add_argument("--config", metavar="FILE", help="settings from a TOML file (docs/lab.md)")
     up.add_argument("--firewall", action=argparse.BooleanOptionalAction, default=None,
                     help="run dbus + firewalld on every hypervisor")
     up.add_argument("--tcp", action=argparse.BooleanOptionalAction, default=None,
                     help="libvirtd also listens on TCP 16509 (SSH is the default transport)")
-    sub.add_parser("down", help="remove everything the lab made")
+    sub.add_parser("down", help="remove everything the lab made (the cached host images stay)")
+    sub.add_parser("images", help="the cached host images: release, versions, size")
+    sub.add_parser("reboot", help="reboot a host (systemctl reboot inside) and wait until it is back").add_argument("host")
     st = sub.add_parser("status", help="health of every host; exit 1 if anything is unhealthy")
     st.add_argument("--json", action="store_true")
     ex = sub.add_parser("exec", help="run a command inside a host: exec HOST -- CMD...")
@@ -52,8 +60,8 @@ def parser():
     f = sub.add_parser("fault", help="inject faults").add_subparsers(dest="fcmd", required=True)
     for name in ("link-down", "link-up", "clear", "stop-libvirtd", "start-libvirtd", "disk-free"):
         f.add_parser(name).add_argument("host")
-    f.add_parser("power-off", help="a power loss: QEMU killed, libvirtd stopped, link down").add_argument("host")
-    f.add_parser("power-on", help="link up, libvirtd started; no guest is started").add_argument("host")
+    f.add_parser("power-off", help="a power loss: every process of the machine killed, link down").add_argument("host")
+    f.add_parser("power-on", help="link up, the machine boots; no lab guest is started").add_argument("host")
     k = f.add_parser("kill-qemu", help="SIGKILL one guest's QEMU on a host (a crash of that process only)")
     k.add_argument("host")
     k.add_argument("guest")
@@ -85,7 +93,8 @@ def main(argv):
 def cmd_up(args):
     lab = Lab()
     started = time.monotonic()
-    changes = lab.up(args.hypervisors, args.firewall, args.tcp)
+    changes = lab.up(hypervisors=args.hypervisors, firewall=args.firewall, tcp=args.tcp,
+                     releases=layout.parse_releases(args.release), config_file=args.config)
     rows, healthy = lab.status()
     took = time.monotonic() - started
     if changes:
@@ -106,12 +115,12 @@ def cmd_down(args):
 
 def print_status(rows):
     comps = []
-    for dummy_name, dummy_ip, checks in rows:
+    for dummy_name, dummy_ip, dummy_release, checks in rows:
         comps += [c for c in checks if c not in comps]
-    print("%-10s %-13s %s" % ("HOST", "ADDRESS", " ".join("%-12s" % c for c in comps)))
-    for name, ip, checks in rows:
+    print("%-10s %-13s %-9s %s" % ("HOST", "ADDRESS", "RELEASE", " ".join("%-12s" % c for c in comps)))
+    for name, ip, release, checks in rows:
         cells = [("ok" if checks[c] else "FAIL") if c in checks else "-" for c in comps]
-        print("%-10s %-13s %s" % (name, ip, " ".join("%-12s" % c for c in cells)))
+        print("%-10s %-13s %-9s %s" % (name, ip, release, " ".join("%-12s" % c for c in cells)))
 
 
 def cmd_status(args):
@@ -119,13 +128,38 @@ def cmd_status(args):
     rows, healthy = lab.status()
     if args.json:
         print(json.dumps({"healthy": healthy, "firewall": lab.state.get("firewall"),
-                          "hosts": [{"name": n, "address": a, "checks": c} for n, a, c in rows]}, indent=1))
+                          "hosts": [{"name": n, "address": a, "release": r, "checks": c} for n, a, r, c in rows]},
+                         indent=1))
     else:
         if not lab.state["hypervisors"]:
             print("no lab (run: lab/virtlab up)")
         else:
             print_status(rows)
     return 0 if healthy else 1
+
+
+def cmd_images(args):
+    cached = sorted(p for p in images.IMAGES_DIR.glob("*-*") if p.is_dir()) if images.IMAGES_DIR.is_dir() else []
+    current = {images.image_path(r) for r in images.RELEASES}
+    for path in cached:
+        record = images.info(path) or {}
+        versions = record.get("versions", {})
+        print("%-24s %-9s libvirt %-18s qemu %-24s built %s in %ss%s" % (
+            path.name, record.get("release", "?"), versions.get("libvirt-daemon", "?"),
+            versions.get("qemu-system-x86", "?"), record.get("built", "?"), record.get("build_seconds", "?"),
+            "" if path in current else "  (old recipe: unused, may be deleted)"))
+    if not cached:
+        print("no host images yet (lab/virtlab up builds them)")
+    return 0
+
+
+def cmd_reboot(args):
+    lab = Lab()
+    lab.lock()
+    started = time.monotonic()
+    faults.reboot(lab, args.host)
+    print("%s rebooted in %.1fs" % (args.host, time.monotonic() - started))
+    return 0
 
 
 def cmd_exec(args):
@@ -198,5 +232,5 @@ def cmd_fault(args):
     return 0
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "exec": cmd_exec,
-            "guest": cmd_guest, "fault": cmd_fault}
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "exec": cmd_exec, "images": cmd_images,
+            "reboot": cmd_reboot, "guest": cmd_guest, "fault": cmd_fault}

@@ -1,5 +1,6 @@
 """Faults for the fault-injection tests: cut a host's link, shape or drop its traffic,
-stop and start its libvirtd, fill its local image directory, power a hypervisor off and on.
+stop and start its libvirtd, fill its local image directory, power a hypervisor off and on,
+reboot a host.
 
 This kernel has no sch_netem, so there is no way to add delay here: `netem --delay` is
 refused with that reason. Rate limits use tbf (both directions), loss uses nftables'
@@ -7,8 +8,7 @@ random number generator in the host's namespace.
 """
 import signal
 
-from . import config, hosts, storage
-
+from . import config, net, services, storage
 from .proc import LabError, run, stop, wait_for
 
 FAULT_TABLE = "virtlab_fault"
@@ -23,16 +23,11 @@ def link(lab, host, up):
     stopped are started again. Without this wait the next test found host-b's shared pool
     stopped and every later migration to host-b was refused."""
     h = lab.host(host)
-    _set_link(h, up)
-    if up and h.role == "hypervisor":
+    net.set_link(h.name, up)
+    if up and h.role == "hypervisor" and h.running():
         _reconnect_shared_mount(h)
-        if h.daemon_alive("libvirtd"):
+        if not services.libvirt_stopped(h):
             _start_stopped_pools(lab, h, "link-up")
-
-
-def _set_link(h, up):
-    run(["ip", "link", "set", config.netns_name(h.name), "up" if up else "down"],
-        host=h.name, step="link-up" if up else "link-down")
 
 
 def _reconnect_shared_mount(h):
@@ -112,41 +107,58 @@ def clear(lab, host):
 
 
 def libvirtd(lab, host, start):
+    """start: libvirtd and its sockets; stop: libvirtd and the sockets that would start it
+    again (services.py). Guests keep running either way."""
     h = lab.host(host, hypervisor=True)
     if start:
-        lab.start_libvirtd(h)
+        services.start_libvirt(lab, h)
     else:
-        lab.drop_libvirt(h)
-        h.stop_daemon("libvirtd")
-    lab.save()
+        services.stop_libvirt(lab, h)
 
 
 def power(lab, host, on):
-    """power-off: the hypervisor dies as in a power loss. Its QEMU processes are killed at once
-    (SIGKILL: the guests get no shutdown, nothing is flushed), its libvirtd stops and its link goes
-    down, so nothing answers at its address; its guests stay defined there, shut off.
-    power-on: what a boot brings back, in order: the link, the shared storage mount (its GlusterFS
-    client reconnects, or it is mounted again), libvirtd, and the storage pools marked autostart.
-    No guest is started: the lab starts none, and libvirtd's own autostart already ran in this
-    host's /run, which a power-on does not clear."""
+    """power-off: the hypervisor dies as in a power loss. Every process of the machine gets
+    SIGKILL at once (QEMU included: the guests get no shutdown, nothing is flushed) and its link
+    goes down, so nothing answers at its address; its guests stay defined there, shut off.
+    power-on: the link comes back and the machine boots: systemd mounts the shared storage from
+    /etc/fstab and starts its services; libvirtd starts its autostart pools and guests (the
+    lab's guests are not marked autostart, so none starts). Returns once the host is whole again."""
     h = lab.host(host, hypervisor=True)
-    if on:
-        _set_link(h, up=True)
-        _reconnect_shared_mount(h)
-        libvirtd(lab, host, start=True)
-        _start_stopped_pools(lab, h, "power-on")
+    lab.drop_libvirt(h)
+    if not on:
+        h.kill()
+        net.set_link(h.name, up=False)
+        lab.save()
         return
-    for ident in h.qemu_processes():
-        stop(ident, timeout=10, sig=signal.SIGKILL)
-    libvirtd(lab, host, start=False)
-    _set_link(h, up=False)
+    net.set_link(h.name, up=True)
+    h.boot()
+    lab.save()
+    wait_whole(lab, h, "power-on")
+
+
+def reboot(lab, host):
+    """`systemctl reboot` inside the host, as an operator or ansible.builtin.reboot does; the
+    supervisor boots it again. Returns once the host is whole again."""
+    h = lab.host(host)
+    lab.drop_libvirt(h)
+    h.reboot()
+    if h.role == "hypervisor":
+        wait_whole(lab, h, "reboot")
+
+
+def wait_whole(lab, h, step):
+    """What a booted hypervisor has: its shared storage mounted, libvirtd answering, and the
+    pools marked autostart running."""
+    _reconnect_shared_mount(h)
+    services.start_libvirt(lab, h)
+    _start_stopped_pools(lab, h, step)
 
 
 def kill_qemu(lab, host, guest):
     """The QEMU of one guest dies (SIGKILL) on a host: a crash of that process alone. libvirtd sees
     its monitor close and marks the domain shut off (crashed); nothing else on the host changes."""
     h = lab.host(host, hypervisor=True)
-    ident = h.pidfile_process("%s/%s.pid" % (hosts.QEMU_PID_DIR, guest))
+    ident = h.qemu_process(guest)
     if not ident:
         raise LabError(host, "fault kill-qemu", "no running QEMU of guest %s on %s" % (guest, host))
     stop(ident, timeout=10, sig=signal.SIGKILL)
@@ -165,6 +177,8 @@ def shared_storage(lab, up):
     storage.gluster(s, "volume", "start", config.GLUSTER_VOLUME, "force")
     wait_for(lambda: storage.volume_healthy(s), 30, "brick up", s.name, interval=1)
     for h in lab.hypervisors():
+        if not h.running():
+            continue
         _reconnect_shared_mount(h)
-        if h.daemon_alive("libvirtd"):
+        if not services.libvirt_stopped(h):
             _start_stopped_pools(lab, h, "storage-up")

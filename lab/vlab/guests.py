@@ -59,13 +59,17 @@ DOMAIN_XML = """<domain type='qemu'>
 
 
 # Bumped when the way the artefacts are built changes (not only their sources).
-# 2: the guest boots the uncompressed ELF kernel.
-# 3, 4: the initramfs carries the virtio block modules (Debian builds them as modules) and the order to
-#    load them in: the guest writes its heartbeat to a disk too.
-ARTEFACTS_LAYOUT = b"4"
-# Loaded by the init, in this order (each needs the ones before it).
-GUEST_MODULES = ("virtio_ring", "virtio", "virtio_pci_modern_dev", "virtio_pci_legacy_dev", "virtio_pci",
-                 "virtio_blk")
+# Bumped when the way the artefacts are built changes (not only their sources).
+# 2: the guest boots the uncompressed ELF kernel. 3: ACPI power button modules and handler.
+# 4, 5: the virtio block modules too (the guest writes its heartbeat to a disk), loaded in the order
+#    the initramfs lists in /lib/modules/order.
+ARTEFACTS_LAYOUT = b"5"
+# Kernel modules the guest loads, in this order (each needs the ones before it): the kernel package's
+# own, Debian builds these as modules. virtio block for the heartbeat disk, the power button and
+# evdev for ACPI shutdown requests.
+GUEST_MODULES = ("drivers/virtio/virtio_ring.ko", "drivers/virtio/virtio.ko", "drivers/virtio/virtio_pci_modern_dev.ko",
+                 "drivers/virtio/virtio_pci_legacy_dev.ko", "drivers/virtio/virtio_pci.ko", "drivers/block/virtio_blk.ko",
+                 "drivers/acpi/button.ko", "drivers/input/evdev.ko")
 
 # How a compressed kernel starts inside a bzImage, and a decompressor for one stream of it
 # (the bzImage has more data after the stream, which a decompressor object leaves alone).
@@ -120,17 +124,21 @@ def build_artefacts(log=print):
         tmp = Path(tmp)
         kdeb = sorted(debs.glob(kernel_pkg + "_*.deb"))[-1]
         bdeb = sorted(debs.glob("busybox-static_*.deb"))[-1]
-        run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" --wildcards "./boot/vmlinuz-*" '
-             + " ".join('"./lib/modules/*/%s.ko"' % m for m in GUEST_MODULES), str(kdeb), str(tmp)],
-            step="extract kernel")
+        run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" --wildcards "./boot/vmlinuz-*"',
+             str(kdeb), str(tmp)], step="extract kernel")
         (out / "vmlinux").write_bytes(elf_kernel(next((tmp / "boot").glob("vmlinuz-*")).read_bytes()))
         root = tmp / "initramfs"
-        for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "etc", "lib/modules"):
+        for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "etc/acpi/PWRF", "etc/acpi/PWRB", "lib/modules"):
             (root / d).mkdir(parents=True)
+        run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" --wildcards "$@"', str(kdeb), str(tmp)]
+            + ["./lib/modules/*/kernel/" + m for m in GUEST_MODULES], step="extract kernel modules")
         for module in GUEST_MODULES:
-            shutil.copy2(next(tmp.glob("lib/modules/*/kernel/drivers/*/%s.ko" % module)),
-                         root / "lib" / "modules" / ("%s.ko" % module))
-        (root / "lib" / "modules" / "order").write_text("\n".join(GUEST_MODULES) + "\n")
+            shutil.copy2(next(tmp.glob("lib/modules/*/kernel/" + module)), root / "lib" / "modules" / os.path.basename(module))
+        (root / "lib" / "modules" / "order").write_text(
+            "\n".join(os.path.basename(m)[:-len(".ko")] for m in GUEST_MODULES) + "\n")
+        for event in ("PWRF", "PWRB"):
+            shutil.copy2(SRC / "power-button", root / "etc" / "acpi" / event / "00000080")
+            os.chmod(root / "etc" / "acpi" / event / "00000080", 0o755)
         run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" ./bin/busybox', str(bdeb), str(root)],
             step="extract busybox")
         run(["gcc", "-static", "-O2", "-o", str(root / "bin" / "dirtier"), str(SRC / "dirtier.c")],
@@ -165,9 +173,8 @@ def elf_kernel(bzimage):
 def install_artefacts(hv):
     """Copy kernel and initramfs to the hypervisor's local boot dir (same path everywhere)."""
     changed = False
-    boot = hv.dir / "var-lib-libvirt" / "boot"
     for name in ("vmlinux", "initrd.img"):
-        src, dst = config.GUEST_ARTEFACTS / name, boot / name
+        src, dst = config.GUEST_ARTEFACTS / name, hv.file(config.BOOT_DIR + "/" + name)
         if not dst.exists() or dst.read_bytes() != src.read_bytes():
             shutil.copy2(src, dst)
             changed = True
@@ -262,11 +269,15 @@ def create(lab, name, on, memory=128, dirty=None, storage="shared", cpu_model=No
 
 def _remove_guest_files(lab, name):
     for hv in lab.hypervisors():
-        if not hv.anchor_alive():
-            continue
-        hv.run(["rm", "-f", "%s/%s.qcow2" % (config.LOCAL_DIR, name), "%s/%s.log" % (config.HEARTBEAT_DIR, name),
-                "%s/%s.qcow2" % (config.SHARED_DIR, name), "%s/%s" % (config.SHARED_DIR, heartbeat_disk_name(name))],
-               step="remove guest files", check=False)
+        files = ["%s/%s.qcow2" % (config.LOCAL_DIR, name), "%s/%s.log" % (config.HEARTBEAT_DIR, name)]
+        if hv.running():
+            hv.run(["rm", "-f", "%s/%s.qcow2" % (config.SHARED_DIR, name),
+                    "%s/%s" % (config.SHARED_DIR, heartbeat_disk_name(name))] + files,
+                   step="remove guest files", check=False)
+        else:  # a host that is off: its own files only (the shared ones go through a running host)
+            for path in files:
+                if hv.file(path).exists():
+                    hv.file(path).unlink()
     try:
         _record_path(name).unlink()
     except OSError:
@@ -304,9 +315,7 @@ def heartbeat(lab, name):
     boots = []
     oops = []
     for hv in lab.hypervisors():
-        if not hv.anchor_alive():
-            continue
-        path = hv.dir / "var-lib-libvirt" / "heartbeat" / (name + ".log")
+        path = hv.file("%s/%s.log" % (config.HEARTBEAT_DIR, name))
         try:
             data = path.read_text(errors="replace")
             mtime = path.stat().st_mtime
@@ -337,9 +346,7 @@ def history(lab, name):
     check_name(name)
     found = {}
     for hv in lab.hypervisors():
-        if not hv.anchor_alive():
-            continue
-        path = hv.dir / "var-lib-libvirt" / "heartbeat" / (name + ".log")
+        path = hv.file("%s/%s.log" % (config.HEARTBEAT_DIR, name))
         try:
             data = path.read_text(errors="replace")
         except OSError:
@@ -369,7 +376,7 @@ def heartbeat_disk_name(name):
 def local_volumes(lab, name):
     """Hypervisors whose local image directory holds a disk image of the guest."""
     check_name(name)
-    return [hv.name for hv in lab.hypervisors() if hv.anchor_alive()
+    return [hv.name for hv in lab.hypervisors() if hv.running()
             and os.path.exists(hv.root_path("%s/%s.qcow2" % (config.LOCAL_DIR, name)))]
 
 
@@ -392,7 +399,7 @@ def jobs(lab, name):
     import libvirt
     found = []
     for hv in lab.hypervisors():
-        if not hv.anchor_alive():
+        if not hv.running():
             continue
         try:
             dom = lab.libvirt(hv).lookupByName(name)

@@ -1,16 +1,18 @@
-"""Debian packages the lab needs, installed with apt only when missing."""
+"""Debian packages the control node needs for the lab, installed with apt only when missing.
+
+The hosts' own software (libvirt, QEMU, GlusterFS, ...) is in their images (images.py); the
+control node builds those images (debootstrap), boots them (systemd-container), wires them
+(iproute2), builds the guests' kernel and initramfs (gcc, cpio), and talks to the hosts
+(python3-libvirt, libvirt-clients' virsh for the tests, openssh-client).
+"""
 import os
 import subprocess
 
 from .proc import LabError, run
 
 PACKAGES = [
-    "qemu-system-x86", "qemu-utils", "qemu-block-extra",
-    "libvirt-daemon", "libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt-clients",
-    "libvirt-daemon-driver-storage-iscsi-direct",
-    "openssh-server", "openssh-client", "glusterfs-server", "glusterfs-client", "tgt",
-    "firewalld", "dbus", "nftables", "iproute2", "cpio", "socat", "gcc", "libc6-dev",
-    "python3-libvirt", "python3-firewall", "procps",
+    "debootstrap", "systemd-container", "iproute2", "openssh-client", "python3-libvirt", "libvirt-clients",
+    "cpio", "gcc", "libc6-dev", "procps", "util-linux",
 ]
 
 
@@ -29,8 +31,8 @@ def ensure_packages(packages=tuple(PACKAGES), log=print):
         return False
     log("installing Debian packages: %s" % " ".join(missing))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    # Packages like openssh-server and glusterfs-server would start their daemons in the
-    # root namespace on install; a policy-rc.d that says "no" keeps the machine clean.
+    # A package that brings a daemon must not start it on the control node (the lab's daemons
+    # run in its machines); a policy-rc.d that says "no" keeps the machine clean.
     policy = "/usr/sbin/policy-rc.d"
     made_policy = not os.path.exists(policy)
     if made_policy:

@@ -3,7 +3,7 @@ import os
 import re
 
 from . import config
-from .hosts import write_if_changed
+from .provision import client_public_key, host_public_key, refresh_trust_files, write_if_changed
 from .proc import run
 
 BEGIN, END = "# BEGIN virtlab (managed by lab/virtlab; removed by virtlab down)", "# END virtlab"
@@ -20,25 +20,35 @@ def ensure_control_key():
 
 def known_hosts_text(hosts):
     """Pinned host keys of every lab host, by name and address."""
-    return "".join("%s,%s %s %s\n" % ((h.name, h.ip) + tuple(h.host_public_key())) for h in hosts)
+    return "".join("%s,%s %s %s\n" % ((h.name, h.ip) + tuple(host_public_key(h))) for h in hosts)
 
 
 def write_trust(hosts, hypervisors):
     """Every host trusts the control key; hypervisors trust each other (qemu+ssh p2p);
-    everyone pins everyone's host key. Returns True if a file changed."""
+    everyone pins everyone's host key and resolves everyone's name. Written into each host's
+    own files (running or not). Returns True if a file changed."""
     control = ensure_control_key()
     known = known_hosts_text(hosts)
     changed = write_if_changed(config.KNOWN_HOSTS, known, 0o644)
-    peer_keys = [hv.client_public_key() for hv in hypervisors]
+    peer_keys = [client_public_key(hv) for hv in hypervisors]
     hypervisor_names = {hv.name for hv in hypervisors}
+    names = [h.name for h in hosts]
     for h in hosts:
         keys = [control] + (peer_keys if h.name in hypervisor_names else [])
-        rssh = h.dir / "root-ssh"
-        changed |= write_if_changed(rssh / "authorized_keys", "\n".join(keys) + "\n", 0o600)
-        changed |= write_if_changed(rssh / "known_hosts", known, 0o644)
-        changed |= write_if_changed(rssh / "config", "Host *\n    StrictHostKeyChecking yes\n"
-                                    "    UserKnownHostsFile ~/.ssh/known_hosts\n", 0o600)
+        changed |= refresh_trust_files(h, names, known_hosts=known, authorized="\n".join(keys) + "\n")
     return changed
+
+
+def ssh_config_text(hosts):
+    """Host entries with the lab's key and pinned host keys (host key checking always stays on)."""
+    return "".join("Host %s\n    HostName %s\n    User root\n    IdentityFile %s\n    IdentitiesOnly yes\n"
+                   "    UserKnownHostsFile %s\n    StrictHostKeyChecking yes\n" % (
+                       h.name, h.ip, config.CONTROL_KEY, config.KNOWN_HOSTS) for h in hosts)
+
+
+def write_ssh_config(hosts):
+    """`ssh -F <state root>/ssh/config host-a` reaches a host of this lab instance by name."""
+    return write_if_changed(config.SSH_CONFIG, ssh_config_text(hosts), 0o600)
 
 
 def _managed_block(path, body):
@@ -63,14 +73,11 @@ def _managed_block(path, body):
 
 def control_node_blocks(hosts):
     """Make `ssh host-a` and `virsh -c qemu+ssh://host-a/system` work from the control node,
-    with the lab's key and pinned host keys (host key checking always stays on)."""
-    names = " ".join(h.name for h in hosts)
+    with the lab's key and pinned host keys (host key checking always stays on). Only the
+    default lab instance does this (config.py)."""
     changed = _managed_block("/etc/hosts", "".join("%s %s\n" % (h.ip, h.name) for h in hosts))
-    ssh_conf = ("Host %s\n    User root\n    IdentityFile %s\n    IdentitiesOnly yes\n"
-                "    UserKnownHostsFile %s\n    StrictHostKeyChecking yes\n" % (
-                    names, config.CONTROL_KEY, config.KNOWN_HOSTS))
     os.makedirs("/root/.ssh", mode=0o700, exist_ok=True)
-    changed |= _managed_block("/root/.ssh/config", ssh_conf)
+    changed |= _managed_block("/root/.ssh/config", ssh_config_text(hosts))
     return changed
 
 
@@ -80,7 +87,7 @@ def remove_control_node_blocks():
         _managed_block("/root/.ssh/config", None)
 
 
-def inventory_text(hosts, storage_hosts):
+def inventory_text(hosts, storage_hosts, releases):
     ssh_args = "-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes" % config.KNOWN_HOSTS
     lines = [
         "# Written by lab/virtlab up: the lab's hosts for Ansible. Do not edit.",
@@ -103,9 +110,10 @@ def inventory_text(hosts, storage_hosts):
         lines += ["    %s:" % group, "      hosts:"]
         for h in members:
             lines += ["        %s:" % h.name, "          ansible_host: %s" % h.ip,
-                      "          virtlab_role: %s" % h.role]
+                      "          virtlab_role: %s" % h.role,
+                      "          virtlab_release: %s" % releases[h.name]]
     return "\n".join(lines) + "\n"
 
 
-def write_inventory(hosts, storage_hosts):
-    return write_if_changed(config.INVENTORY, inventory_text(hosts, storage_hosts))
+def write_inventory(hosts, storage_hosts, releases):
+    return write_if_changed(config.INVENTORY, inventory_text(hosts, storage_hosts, releases))

@@ -3,10 +3,15 @@ import fcntl
 import json
 import os
 import shutil
+import socket
+import sys
+import urllib.parse
 
-from . import config, guests, install, inventory, net, storage
-from .hosts import HYPERVISOR, STORAGE, Host
-from .proc import LabError, run
+from . import config, guests, images, install, inventory, layout, net, provision, services, storage
+from .machine import HYPERVISOR, STORAGE, Machine, remove_cgroup
+from .proc import LabError, alive, run, spawn, stop, wait_for
+
+APT_PROXY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aptproxy.py")
 
 # The directory pools every hypervisor has: name -> directory (config: shared and local images).
 LAB_POOLS = {"images": config.SHARED_DIR, "local": config.LOCAL_DIR}
@@ -15,9 +20,10 @@ LAB_POOLS = {"images": config.SHARED_DIR, "local": config.LOCAL_DIR}
 class Lab:
     def __init__(self, log=print):
         self.log = log
-        self.state = {"hosts": {}, "hypervisors": 0, "firewall": False, "tcp": False}
+        self.state = {"hosts": {}, "hypervisors": 0, "firewall": False, "releases": {}}
         self._lock = None
         self._conns = {}
+        self._machines = {}
         self._load()
 
     def _load(self):
@@ -26,6 +32,7 @@ class Lab:
                 self.state.update(json.loads(config.STATE_FILE.read_text()))
             except ValueError:
                 self.log("state file unreadable: treating the lab as absent")
+        self._machines = {}
 
     # --- state and hosts ---------------------------------------------------------------
     def lock(self):
@@ -33,7 +40,7 @@ class Lab:
         self._lock = open(config.STATE_ROOT / "lock", "w")
         fcntl.flock(self._lock, fcntl.LOCK_EX)
         # Another virtlab may have changed the state while we waited: read it again, or our
-        # save() would overwrite its records (e.g. the PID of a libvirtd it just started).
+        # save() would overwrite its records (e.g. the supervisor of a machine it just booted).
         self._load()
 
     def save(self):
@@ -46,8 +53,11 @@ class Lab:
         return [config.STORAGE_HOST] + config.hypervisor_names(self.state["hypervisors"])
 
     def _host(self, name):
-        role = STORAGE if name == config.STORAGE_HOST else HYPERVISOR
-        return Host(name, role, self.state["hosts"].setdefault(name, {}))
+        """The host's Machine, one per name (it caches its PID 1), recorded in the state."""
+        if name not in self._machines:
+            role = STORAGE if name == config.STORAGE_HOST else HYPERVISOR
+            self._machines[name] = Machine(name, role, self.state["hosts"].setdefault(name, {}))
+        return self._machines[name]
 
     def hypervisors(self):
         return [self._host(n) for n in config.hypervisor_names(self.state["hypervisors"])]
@@ -63,7 +73,8 @@ class Lab:
         return self._host(name)
 
     def libvirt(self, hv):
-        """A libvirt connection to the hypervisor's libvirtd through its socket (no SSH needed)."""
+        """A libvirt connection to the hypervisor's libvirtd through its socket (no SSH needed;
+        the socket unit starts libvirtd if it is not running)."""
         import libvirt
         # libvirt prints every error to stderr by default; we report errors ourselves.
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
@@ -85,67 +96,119 @@ class Lab:
             except Exception:
                 pass
 
+    def libvirt_answers(self, hv):
+        """libvirt on the hypervisor answers, as that host (a fresh connection)."""
+        self.drop_libvirt(hv)
+        return self.libvirt(hv).getHostname() == hv.name
+
     # --- up ---------------------------------------------------------------------------
-    def up(self, hypervisors=None, firewall=None, tcp=None):
+    def up(self, hypervisors=None, firewall=None, tcp=None, releases=None, config_file=None):
         """Build the lab or repair what is missing. Returns the list of things changed."""
         if os.geteuid() != 0:
-            raise LabError("lab", "up", "must run as root (namespaces, mounts, daemons)")
+            raise LabError("lab", "up", "must run as root (namespaces, mounts, machines)")
         if not os.path.exists("/dev/fuse"):
             raise LabError("lab", "up", "/dev/fuse is missing: GlusterFS shared storage needs FUSE")
+        settings = layout.load_config(config_file) if config_file else {}
+        chosen = dict(settings.get("release", {}))
+        chosen.update(releases or {})
+        hypervisors = hypervisors or settings.get("hypervisors")
+        firewall = settings.get("firewall") if firewall is None else firewall
+        tcp = settings.get("tcp") if tcp is None else tcp
+        if hypervisors is not None and not 1 <= hypervisors <= config.MAX_HYPERVISORS:
+            raise LabError("lab", "up", "--hypervisors takes 1-%d" % config.MAX_HYPERVISORS)
         changes = []
         if install.ensure_packages(log=self.log):
             changes.append("installed packages")
         self.lock()
-        if hypervisors is not None:
-            if not 1 <= hypervisors <= config.MAX_HYPERVISORS:
-                raise LabError("lab", "up", "--hypervisors takes 1-%d" % config.MAX_HYPERVISORS)
+        count = hypervisors or self.state.get("hypervisors") or layout.DEFAULT_HYPERVISORS
+        wanted = [config.STORAGE_HOST] + config.hypervisor_names(count)
+        # Bad input is refused here, before anything changes.
+        host_releases = layout.releases(wanted, chosen, self.state.get("releases") or {})
         old_names = config.hypervisor_names(self.state.get("hypervisors") or 0)
-        self.state["hypervisors"] = hypervisors or self.state.get("hypervisors") or config.DEFAULT_HYPERVISORS
-        for name in old_names[self.state["hypervisors"]:]:
+        self.state["hypervisors"] = count
+        for name in old_names[count:]:
             self.log("removing %s (beyond --hypervisors)" % name)
             self._remove_host(self._host(name))
             changes.append("removed " + name)
         if firewall is not None:
             self.state["firewall"] = firewall
-        if tcp is not None:
-            self.state["tcp"] = tcp
+        self.state["releases"] = host_releases
+        self.save()
+        image_paths = images.ensure(self.state["releases"].values(), log=self.log)
         if guests.build_artefacts(log=self.log):
             changes.append("built guest artefacts")
-        self._clear_stale_mounts()
         if net.ensure_bridge():
             changes.append("bridge " + config.BRIDGE)
-        all_names = self.names()
-        hosts = [self.storage_host()] + self.hypervisors()
-        for h in hosts:
-            if not h.anchor_alive():
-                if h.record or net.netns_exists(h.name):
-                    self.log("%s: leftovers of a dead host found; rebuilding it" % h.name)
-                    self._remove_host(h, keep_files=True)
-                h.prepare_files(all_names)
-                h.start_anchor()
-                changes.append("%s namespaces" % h.name)
-                self.save()
-            else:
-                h.prepare_files(all_names)
+        if self._ensure_apt_proxy():
+            changes.append("apt proxy")
+        for h in [self.storage_host()] + self.hypervisors():
+            changes += self._ensure_layer(h, image_paths[self.state["releases"][h.name]])
+        hosts = [self.storage_host()] + self.hypervisors()   # (a host made again is a new Machine)
         if inventory.write_trust(hosts, self.hypervisors()):
             changes.append("ssh trust")
-        st = self.storage_host()
-        changes += self._ensure(st, "sshd", lambda: self._start_sshd(st))
-        changes += self._ensure(st, "glusterfs volume", lambda: storage.ensure_glusterd(st))
-        changes += self._ensure(st, "iscsi target", lambda: storage.ensure_iscsi(st))
         for hv in self.hypervisors():
             changes += self._ensure(hv, "boot artefacts", lambda: guests.install_artefacts(hv))
-            changes += self._ensure(hv, "virtlogd", lambda: hv.start_daemon(
-                "virtlogd", ["virtlogd"], lambda: os.path.exists(hv.root_path("/run/libvirt/virtlogd-sock"))))
-            changes += self._ensure(hv, "firewall", lambda: self._ensure_firewall(hv))
-            changes += self._ensure(hv, "sshd", lambda: self._start_sshd(hv))
+            changes += self._ensure(hv, "firewall", lambda: services.set_firewall(hv, self.state["firewall"]))
+        st = self.storage_host()
+        # The storage host first: the hypervisors mount its volume while they boot.
+        changes += self._ensure(st, "boot", st.boot)
+        changes += self._ensure(st, "glusterfs volume", lambda: storage.ensure_glusterd(st))
+        changes += self._ensure(st, "iscsi target", lambda: storage.ensure_iscsi(st))
+        booting = [hv for hv in self.hypervisors() if hv.start()]
+        for hv in booting:
+            hv.wait_booted()
+            changes.append("%s boot" % hv.name)
+            self.log("%s: booted (%s)" % (hv.name, self.state["releases"][hv.name]))
+        self.save()
+        for hv in self.hypervisors():
+            changes += self._ensure(hv, "sshd", lambda: services.ensure_active(hv, "ssh.service"))
             changes += self._ensure(hv, "shared storage mount", lambda: storage.mount_shared(hv))
-            changes += self._ensure(hv, "libvirtd", lambda: self.start_libvirtd(hv))
+            if tcp is not None:
+                changes += self._ensure(hv, "libvirt tcp", lambda: services.set_libvirt_tcp(hv, tcp))
+            changes += self._ensure(hv, "libvirtd", lambda: services.start_libvirt(self, hv))
             changes += self._ensure(hv, "storage pools", lambda: self._ensure_pools(hv))
-        if inventory.write_inventory(hosts, [st]):
+        changes += self._ensure(st, "sshd", lambda: services.ensure_active(st, "ssh.service"))
+        if inventory.write_inventory(hosts, [st], self.state["releases"]):
             changes.append("inventory")
-        if inventory.control_node_blocks(hosts):
+        if inventory.write_ssh_config(hosts):
+            changes.append("ssh config")
+        if config.DEFAULT_INSTANCE and inventory.control_node_blocks(hosts):
             changes.append("control node /etc/hosts and ssh config")
+        return changes
+
+    def _ensure_layer(self, h, image):
+        """The host's network namespace, root file system on `image` and provisioning; a host
+        on another image (a new release or a rebuilt image) is made again from scratch."""
+        changes = []
+        if "anchor" in h.record:
+            # A host of the lab before issue 16 (namespaces, daemons started by the lab): its
+            # processes would hold the address and ports the machine needs.
+            remake = "a host of the namespace lab: removed, made again as a machine"
+        elif h.record.get("image") and h.record["image"] != str(image):
+            remake = "moving to image %s (was %s): the host is made again" % (
+                image.name, os.path.basename(h.record["image"]))
+        else:
+            remake = None
+        if remake:
+            self.log("%s: %s" % (h.name, remake))
+            self._remove_host(h)
+            h = self._host(h.name)
+            changes.append("%s made again" % h.name)
+        h.record["image"] = str(image)
+        h.record["release"] = self.state["releases"][h.name]
+        if not net.netns_exists(h.name):
+            if h.running():
+                h.kill()     # a machine whose network namespace is gone: it must boot again
+            net.create_netns(h.name)
+            changes.append("%s network" % h.name)
+        if h.mount_root(image):
+            changes.append("%s root file system" % h.name)
+        if provision.provision(h, self.names()):
+            changes.append("%s provisioned" % h.name)
+            self.log("%s: provisioned (%s)" % (h.name, h.record["release"]))
+        if not h.running():
+            net.set_link(h.name, up=True)   # after a power-off
+        self.save()
         return changes
 
     def _ensure(self, host, what, action):
@@ -158,36 +221,21 @@ class Lab:
             return ["%s %s" % (host.name, what)]
         return []
 
-    def _start_sshd(self, h):
-        return h.start_daemon("sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/ssh/sshd_config"],
-                              lambda: h.tcp_open(22))
+    def _ensure_apt_proxy(self):
+        """aptproxy.py on the gateway address, so apt inside the hosts reaches the mirror."""
+        if alive(self.state.get("apt_proxy")):
+            return False
+        mirror = urllib.parse.urlsplit(images.MIRROR).hostname
+        self.state["apt_proxy"] = spawn(
+            [sys.executable, APT_PROXY, "--listen", "%s:%d" % (config.GATEWAY, config.APT_PROXY_PORT), "--allow", mirror],
+            str(config.STATE_ROOT / "apt-proxy.log"))
+        self.save()
 
-    def start_libvirtd(self, hv):
-        cmd = ["libvirtd"] + (["--listen"] if self.state.get("tcp") else [])
-
-        def ready():
-            if not os.path.exists(hv.root_path("/run/libvirt/libvirt-sock")):
-                return False
-            self.drop_libvirt(hv)
-            return self.libvirt(hv).getHostname() == hv.name
-        # Below the lab's reaper: the QEMUs libvirtd daemonizes are reaped as soon as they end.
-        return hv.start_daemon("libvirtd", cmd, ready, timeout=60, pidfile="/run/libvirtd.pid", reap_orphans=True)
-
-    def _ensure_firewall(self, hv):
-        if not self.state.get("firewall"):
-            changed = hv.daemon_alive("firewalld") or hv.daemon_alive("dbus")
-            hv.stop_daemon("firewalld")
-            hv.stop_daemon("dbus")
-            if changed:
-                # firewalld leaves its nftables ruleset behind; without it the host is open again.
-                hv.run(["nft", "flush", "ruleset"], check=False)
-            return changed
-        changed = hv.start_daemon("dbus", ["dbus-daemon", "--system", "--nofork", "--nopidfile"],
-                                  lambda: os.path.exists(hv.root_path("/run/dbus/system_bus_socket")))
-        changed |= hv.start_daemon(
-            "firewalld", ["firewalld", "--nofork", "--nopid"],
-            lambda: hv.run(["firewall-cmd", "--state"], check=False).stdout.strip() == "running", timeout=60)
-        return changed
+        def listening():
+            with socket.create_connection((config.GATEWAY, config.APT_PROXY_PORT), timeout=1):
+                return True
+        wait_for(listening, 10, "start the apt proxy", "lab")
+        return True
 
     def _ensure_pools(self, hv):
         """Directory pools for shared and local images, active and autostarted on every host:
@@ -211,9 +259,43 @@ class Lab:
                 changed = True
         return changed
 
+    # --- down -------------------------------------------------------------------------
+    def _remove_host(self, h):
+        self.drop_libvirt(h)
+        h.teardown()  # empties h.record in place
+        self.state["hosts"].pop(h.name, None)
+        self._machines.pop(h.name, None)
+        shutil.rmtree(h.dir, ignore_errors=True)
+
+    def down(self):
+        if os.geteuid() != 0:
+            raise LabError("lab", "down", "must run as root")
+        self.lock()
+        names = set(self.names()) | set(self.state["hosts"])
+        # Also hosts of ours that the state does not know (e.g. after a lost state file).
+        res = run(["ip", "netns", "list"], check=False)
+        names |= {line.split()[0][len(config.NETNS_PREFIX):] for line in res.stdout.splitlines()
+                  if line.startswith(config.NETNS_PREFIX)}
+        if (config.STATE_ROOT / "hosts").is_dir():
+            names |= set(os.listdir(config.STATE_ROOT / "hosts"))
+        for name in sorted(names):
+            self._remove_host(self._host(name))
+        stop(self.state.pop("apt_proxy", None))
+        self._clear_stale_mounts()
+        remove_cgroup(config.CGROUP)
+        net.remove_bridge()
+        if config.DEFAULT_INSTANCE:
+            inventory.remove_control_node_blocks()
+        for path in (config.STATE_ROOT / "hosts", config.STATE_ROOT / "guests", config.SSH_DIR, config.STATE_FILE,
+                     config.INVENTORY, config.STATE_ROOT / "apt-proxy.log"):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
+        # Guest artefacts and the host images stay: they are not lab state, and keep `up` fast.
+
     def _clear_stale_mounts(self):
-        """Mounts under the lab's state dir in the root namespace (none should be there, but a
-        crashed run may leave a dead FUSE mount: 'Transport endpoint is not connected')."""
+        """Mounts left under the lab's state directory (a crashed run's overlay)."""
         root = str(config.STATE_ROOT)
         with open("/proc/self/mountinfo") as f:
             points = [line.split()[4] for line in f]
@@ -221,56 +303,26 @@ class Lab:
             self.log("unmounting stale %s" % point)
             run(["umount", "-l", point], step="unmount stale mount", check=False)
 
-    # --- down -------------------------------------------------------------------------
-    def _remove_host(self, h, keep_files=False):
-        self.drop_libvirt(h)
-        h.teardown()  # empties h.record in place: the dict stays the host's entry in the state
-        if not keep_files:
-            self.state["hosts"].pop(h.name, None)
-            shutil.rmtree(h.dir, ignore_errors=True)
-
-    def down(self):
-        if os.geteuid() != 0:
-            raise LabError("lab", "down", "must run as root")
-        self.lock()
-        names = set(self.names()) | set(self.state["hosts"])
-        # Also namespaces of ours that the state does not know (e.g. after a lost state file).
-        res = run(["ip", "netns", "list"], check=False)
-        names |= {line.split()[0][len(config.NETNS_PREFIX):] for line in res.stdout.splitlines()
-                  if line.startswith(config.NETNS_PREFIX)}
-        for name in sorted(names):
-            role = STORAGE if name == config.STORAGE_HOST else HYPERVISOR
-            self._remove_host(Host(name, role, self.state["hosts"].setdefault(name, {})))
-        self._clear_stale_mounts()
-        net.remove_bridge()
-        inventory.remove_control_node_blocks()
-        for path in (config.STATE_ROOT / "hosts", config.SSH_DIR, config.STATE_FILE, config.INVENTORY):
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            elif path.exists():
-                path.unlink()
-        # Guest artefacts and the package cache stay: they are not lab state, and keep `up` fast.
-
     # --- status -------------------------------------------------------------------------
     def status(self):
-        """[(host, address, {component: ok?})] and overall health."""
+        """[(host, address, release, {component: ok?})] and overall health."""
         rows = []
         for h in [self.storage_host()] + self.hypervisors():
-            checks = {"namespaces": h.anchor_alive()}
-            if checks["namespaces"]:
-                checks["sshd"] = h.daemon_alive("sshd") and h.tcp_open(22)
+            checks = {"machine": h.running()}
+            if checks["machine"]:
+                checks["sshd"] = h.active("ssh.service") and h.tcp_open(22)
                 if h.role == STORAGE:
-                    checks["glusterd"] = h.daemon_alive("glusterd") and storage.volume_healthy(h)
-                    checks["tgtd"] = h.daemon_alive("tgtd") and storage.iscsi_healthy(h)
+                    checks["glusterd"] = h.active("glusterd.service") and storage.volume_healthy(h)
+                    checks["tgtd"] = h.active("tgt.service") and storage.iscsi_healthy(h)
                 else:
-                    checks["virtlogd"] = h.daemon_alive("virtlogd")
-                    checks["libvirtd"] = h.daemon_alive("libvirtd") and self._libvirt_ok(h)
+                    checks["virtlogd"] = h.active("virtlogd.socket")
+                    checks["libvirtd"] = _safe(lambda: self.libvirt_answers(h))
                     checks["pools"] = checks["libvirtd"] and self._pools_ok(h)
                     if self.state.get("firewall"):
-                        checks["firewalld"] = h.daemon_alive("firewalld")
+                        checks["firewalld"] = h.active("firewalld.service")
                     checks["shared-mount"] = storage.shared_mount_healthy(h)
-            rows.append((h.name, h.ip, checks))
-        healthy = bool(self.state["hypervisors"]) and all(all(checks.values()) for dummy_name, dummy_ip, checks in rows)
+            rows.append((h.name, h.ip, self.state.get("releases", {}).get(h.name, "?"), checks))
+        healthy = bool(self.state["hypervisors"]) and all(all(checks.values()) for *dummy, checks in rows)
         return rows, healthy
 
     def _pools_ok(self, hv):
@@ -281,8 +333,9 @@ class Lab:
         except Exception:
             return False
 
-    def _libvirt_ok(self, hv):
-        try:
-            return self.libvirt(hv).getHostname() == hv.name
-        except Exception:
-            return False
+
+def _safe(fn):
+    try:
+        return fn()
+    except Exception:
+        return False

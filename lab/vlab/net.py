@@ -54,6 +54,24 @@ def create_netns(host):
     run(["ip", "-n", ns, "link", "set", "eth0", "up"], host=host, step="eth0 up")
 
 
+def fresh_netns(host):
+    """The network namespace of a machine about to boot, made anew, as a machine's network stack
+    is after a power cycle: the firewall rules, routes, bridges and settings of its last boot
+    would otherwise stay (the namespace outlives the machine), e.g. a firewalld ruleset twice.
+    The cable keeps its state: a host whose link was cut boots with its link cut."""
+    ns = config.netns_name(host)
+    cut = link_exists(ns) and "UP" not in _link_flags(ns)
+    delete_netns(host)
+    create_netns(host)
+    if cut:
+        set_link(host, up=False)
+
+
+def _link_flags(name):
+    out = run(["ip", "-o", "link", "show", "dev", name], check=False).stdout
+    return out.split("<", 1)[1].split(">", 1)[0].split(",") if "<" in out else []
+
+
 def delete_netns(host):
     ns = config.netns_name(host)
     if link_exists(ns):
@@ -68,3 +86,9 @@ def netns_pids(host):
         return []
     res = run(["ip", "netns", "pids", config.netns_name(host)], host=host, check=False)
     return [int(p) for p in res.stdout.split()]
+
+
+def set_link(host, up):
+    """The host's cable: the root-side end of its veth up or down."""
+    run(["ip", "link", "set", config.netns_name(host), "up" if up else "down"],
+        host=host, step="link-up" if up else "link-down")

@@ -26,6 +26,11 @@ class LabError(Exception):
         self.detail = detail
 
 
+class GaveUp(LabError):
+    """Raised by a wait_for predicate when waiting longer cannot help (the process it waits
+    for has exited): wait_for passes it on at once instead of polling until its timeout."""
+
+
 def run(cmd, host="lab", step=None, check=True, input=None, timeout=120, env=None):
     """Run a command and return CompletedProcess (text). Raise LabError naming host and step."""
     step = step or cmd[0]
@@ -105,20 +110,18 @@ def _reap(pid):
         pass
 
 
-def spawn(cmd, log_path):
+def spawn(cmd, log_path, env=None):
     """Start a detached long-running process; return its identity.
 
-    The command must exec into the daemon in the foreground (nsenter, `ip netns exec`
-    and unshare without --fork all exec), so the Popen pid is the daemon's pid.
+    The command must run in the foreground (not fork and exit), so the Popen pid is the
+    process the lab tracks.
     """
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     with open(log_path, "ab") as log:
         p = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True, env=CLEAN_ENV, cwd="/",
+            start_new_session=True, env=env or CLEAN_ENV, cwd="/",
         )
-    # Let the exec chain (nsenter -> daemon) happen before we read the start time.
-    time.sleep(0.05)
     return identity(p.pid)
 
 
@@ -131,6 +134,8 @@ def wait_for(predicate, timeout, what, host, interval=0.2):
             value = predicate()
             if value:
                 return value
+        except GaveUp:
+            raise
         except Exception as exc:  # the predicate probes a daemon that may not be up yet
             last_error = exc
         time.sleep(interval)

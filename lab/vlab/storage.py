@@ -1,8 +1,12 @@
-"""The storage host: a GlusterFS volume (shared guest images) and a tgt iSCSI target."""
+"""The storage host's GlusterFS volume (shared guest images) and tgt iSCSI target, and the
+volume's mount on each hypervisor. glusterd, tgt and the mount are systemd units of their
+machines; the lab creates the volume once and checks that each unit does its job."""
 from . import config
-from .proc import LabError
+from .proc import LabError, wait_for
+from .services import ensure_active
 
 BRICK = config.GLUSTER_BRICK
+SHARED_MOUNT_UNIT = "var-lib-libvirt-images.mount"   # systemd's name for the fstab entry at SHARED_DIR
 
 
 def gluster(host, *args, check=True, timeout=60):
@@ -11,9 +15,9 @@ def gluster(host, *args, check=True, timeout=60):
 
 
 def ensure_glusterd(host):
-    changed = host.start_daemon(
-        "glusterd", ["glusterd", "-N", "--log-level=WARNING"],
-        lambda: gluster(host, "volume", "list", check=False, timeout=10).returncode == 0, timeout=60)
+    changed = ensure_active(host, "glusterd.service")
+    wait_for(lambda: gluster(host, "volume", "list", check=False, timeout=10).returncode == 0,
+             60, "glusterd answers", host.name)
     info = gluster(host, "volume", "info", config.GLUSTER_VOLUME, check=False)
     if info.returncode != 0:
         # One brick on the host's root filesystem: GlusterFS wants `force` for that.
@@ -29,6 +33,7 @@ def ensure_glusterd(host):
     if "Status: Started" not in info.stdout:
         gluster(host, "volume", "start", config.GLUSTER_VOLUME, "force")
         changed = True
+    wait_for(lambda: volume_healthy(host), 30, "glusterfs brick online", host.name)
     return changed
 
 
@@ -42,39 +47,35 @@ def tgtadm(host, *args, check=True):
 
 
 def ensure_iscsi(host):
-    changed = host.start_daemon(
-        "tgtd", ["tgtd", "-f"],
-        lambda: tgtadm(host, "--op", "show", "--mode", "target", check=False).returncode == 0)
-    shown = tgtadm(host, "--op", "show", "--mode", "target").stdout
-    if config.ISCSI_IQN in shown:
-        return changed
-    tgtadm(host, "--op", "new", "--mode", "target", "--tid", "1", "-T", config.ISCSI_IQN)
-    for lun in range(1, config.ISCSI_LUNS + 1):
-        image = "/srv/iscsi/lun%d.img" % lun
-        host.run(["truncate", "-s", "%dM" % config.ISCSI_LUN_MIB, image], step="create LUN backing file")
-        tgtadm(host, "--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", str(lun), "-b", image)
-    tgtadm(host, "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
-    return True
+    """tgt.service running with the target of /etc/tgt/conf.d/virtlab.conf (provision.py)."""
+    changed = ensure_active(host, "tgt.service")
+    if not iscsi_healthy(host):
+        host.systemctl("reload", "tgt.service")
+        changed = True
+        if not iscsi_healthy(host):
+            raise LabError(host.name, "iscsi target", "tgt.service runs but does not export %s with %d LUNs "
+                           "(see /etc/tgt/conf.d/virtlab.conf in the host)" % (config.ISCSI_IQN, config.ISCSI_LUNS))
+    return changed
 
 
 def iscsi_healthy(host):
     res = tgtadm(host, "--op", "show", "--mode", "target", check=False)
-    return res.returncode == 0 and ("LUN: %d" % config.ISCSI_LUNS) in res.stdout
+    return res.returncode == 0 and config.ISCSI_IQN in res.stdout and ("LUN: %d" % config.ISCSI_LUNS) in res.stdout
 
 
 def mount_shared(hv):
-    """Mount the GlusterFS volume at SHARED_DIR inside a hypervisor; repair a stale mount."""
-    fstype = hv.mounts().get(config.SHARED_DIR)
-    if fstype == "fuse.glusterfs" and shared_mount_healthy(hv):
+    """The GlusterFS volume mounted at SHARED_DIR by its fstab unit; a stale mount (its
+    client gave up: "Transport endpoint is not connected") is detached and mounted again."""
+    if shared_mount_healthy(hv):
         return False
-    if fstype:
-        # Stale ("Transport endpoint is not connected") or wrong: lazily detach it first.
+    if hv.run(["mountpoint", "-q", config.SHARED_DIR], check=False).returncode == 0:
         hv.run(["umount", "-l", config.SHARED_DIR], step="unmount stale shared storage", check=False)
-    res = hv.run(["mount", "-t", "glusterfs", "-o", "log-level=WARNING",
-                  "%s:/%s" % (config.STORAGE_HOST, config.GLUSTER_VOLUME), config.SHARED_DIR],
-                 step="mount shared storage", check=False, timeout=60)
+    hv.systemctl("reset-failed", SHARED_MOUNT_UNIT, check=False)
+    res = hv.systemctl("start", SHARED_MOUNT_UNIT, check=False, timeout=90)
     if res.returncode != 0 or not shared_mount_healthy(hv):
-        raise LabError(hv.name, "mount shared storage", (res.stderr or res.stdout).strip() or "mount is not usable")
+        detail = hv.systemctl("status", "--no-pager", "--lines=3", SHARED_MOUNT_UNIT, check=False).stdout
+        raise LabError(hv.name, "mount shared storage", "%s does not mount: %s" % (
+            SHARED_MOUNT_UNIT, " | ".join(detail.strip().splitlines()[-3:]) or res.stderr.strip()))
     return True
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from support import invariant
 from support.lab import run_module, virtlab
+from vlab import config as lab_config
 
 HOST = "host-a"
 SHARED = "/var/lib/libvirt/images"
@@ -185,7 +186,7 @@ def _refusals(labh, name, shared, other, tiny_filesystem):
 # (qemu-nbd in its namespaces) and the GlusterFS volume `vmstore`.
 HOST_C = "host-c"
 STORAGE = "storage-1"
-STORAGE_IP = "10.213.7.10"
+STORAGE_IP = lab_config.STORAGE_IP
 NBD_PORT = 10851          # qemu-nbd of the test below
 NBD_CLOSED_PORT = 10852   # nothing listens there: an unreachable target
 FILL = 8 * 1024 * 1024    # --disk-fill 8: the first 8 MiB of the guest disk are 0x5a

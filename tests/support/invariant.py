@@ -19,7 +19,7 @@ corruption signature, the only failure a test run may retry), plain AssertionErr
 """
 import threading
 
-from support.lab import GuestKernelOops, GuestStalled, lab_guests, lab_jobs, unknown_oops  # noqa: F401 pylint: disable=unused-import
+from support.lab import lab_guests, lab_jobs, unknown_oops
 
 RUNNING_STATES = ("running", "paused", "blocked")
 # How far the disk counter may trail the newest printed one: the guest prints, then writes.
