@@ -105,8 +105,11 @@ def record_step(record, round_name, step=None, facts=None, error=None, now=None)
     for key, value in (facts or {}).items():
         if key in ('shutdown_guests', 'guests_out'):
             new[key] = sorted(set(new.get(key) or []) | set(value or []))
-        elif key == 'versions_before':
-            new.setdefault(key, value)
+        elif key in ('versions_before', 'versions_after'):
+            # A preflight's whole `source` may be given: only the versions are kept.
+            versions = dict((name, (value or {}).get(name)) for name in ('libvirt', 'qemu'))
+            if key == 'versions_after' or not any((new.get(key) or {}).values()):
+                new[key] = versions
         else:
             new[key] = value
     if error:
@@ -169,7 +172,7 @@ def host_line(record):
 def stop_message(record, phase, msg):
     """Where and why the round stopped at this host, what state the host is in, how to go on."""
     host, step = record['host'], record.get('step')
-    text = 'Round %s stopped at %s, in its %s phase: %s. ' % (record.get('round'), host, phase, msg)
+    text = 'Round %s stopped at %s, in its %s phase: %s. ' % (record.get('round'), host, phase, msg.strip().rstrip('.'))
     if step is None:
         text += 'Nothing was moved off %s. ' % host
     else:
@@ -178,7 +181,7 @@ def stop_message(record, phase, msg):
                  % (host, step, len(out), ', '.join(out) or 'none',
                     '; shut down for the maintenance: %s' % ', '.join(record['shutdown_guests'])
                     if record.get('shutdown_guests') else ''))
-    text += ('Fix the cause, then run the same round again (rolling_round=%s): it goes on with %s at %s '
+    text += ('Fix the cause, then run the same round again (rolling_maintenance_round=%s): it goes on with %s at %s '
              'and skips the hosts done.' % (record.get('round'), host, RESUME_AT.get(step, 'check')))
     return text
 
@@ -260,9 +263,9 @@ def decide(evacuation, preflight, peers, unmovable, resuming=False):
         if resuming:
             result.update(decision='stop', reasons=[
                 'guests cannot move: %s; the host is in the middle of its round and cannot be skipped now: move or '
-                'shut them down yourself, or run with rolling_unmovable=shutdown' % names])
+                'shut them down yourself, or run with rolling_maintenance_unmovable=shutdown' % names])
         else:
-            result.update(decision='skip_host', reasons=['guests cannot move: %s (rolling_unmovable=skip_host)' % names])
+            result.update(decision='skip_host', reasons=['guests cannot move: %s (rolling_maintenance_unmovable=skip_host)' % names])
     return result
 
 

@@ -129,7 +129,7 @@ EXAMPLES = r'''
   kvmops.migration.virt_rolling_round:
     host: "{{ inventory_hostname }}"
     round: "2026-12"
-  register: rolling_state
+  register: rolling_maintenance_state
 
 - name: Record that its maintenance is done
   kvmops.migration.virt_rolling_round:
@@ -217,6 +217,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._rolling import (
     check_round_name,
     decide,
     host_line,
+    host_summary,
     load_round_record,
     migration_seconds,
     plan_lines,
@@ -266,7 +267,7 @@ def do_record(module, record, round_name):
     elif new['step'] == 'done':
         line = host_line(new)
     else:
-        line = '%s: step %s reached in round %s' % (new['host'], new['step'], round_name)
+        line = '%s: step %s reached in round %s: %s' % (new['host'], new['step'], round_name, host_summary(new))
     return dict(changed=changed, record=new, line=line)
 
 

@@ -134,7 +134,11 @@ def test_facts_accumulate_over_resumed_runs_and_the_versions_before_stay():
                          facts={'shutdown_guests': ['lic'], 'versions_before': {'libvirt': '9.0.0'}})
     record = record_step(record, 'r', 'started', now=2,
                          facts={'shutdown_guests': ['db'], 'versions_before': {'libvirt': '11.3.0'}})
-    assert record['shutdown_guests'] == ['db', 'lic'] and record['versions_before'] == {'libvirt': '9.0.0'}
+    assert record['shutdown_guests'] == ['db', 'lic']
+    assert record['versions_before'] == {'libvirt': '9.0.0', 'qemu': None}
+    record = record_step(record, 'r', 'healthy', now=3, facts={'versions_after': {
+        'hostname': 'host-a', 'uuid': 'u', 'libvirt': '11.3.0', 'qemu': '10.0.0'}})
+    assert record['versions_after'] == {'libvirt': '11.3.0', 'qemu': '10.0.0'}
 
 
 def test_an_error_is_kept_until_the_next_step_and_done_gives_the_duration():
@@ -180,7 +184,7 @@ def test_the_stop_message_says_where_why_and_how_to_go_on():
     text = stop_message(record, 'maintain', 'apt failed')
     assert 'Round 2026-12 stopped at host-b, in its maintain phase: apt failed' in text
     assert 'stays in maintenance after step evacuated' in text and 'web1' in text
-    assert 'rolling_round=2026-12' in text and 'goes on with host-b at check' in text
+    assert 'rolling_maintenance_round=2026-12' in text and 'goes on with host-b at check' in text
     fresh = record_step(empty_record('host-b'), '2026-12', error={'phase': 'check', 'msg': 'x'}, now=1)
     assert 'Nothing was moved off host-b' in stop_message(fresh, 'check', 'x')
 
@@ -199,7 +203,7 @@ def test_peer_problems_count_host_checks_but_not_capacity_or_guest_checks():
 
 
 def test_a_result_of_a_loop_with_its_own_loop_variable_names_its_peer():
-    result = {'rolling_peer': 'host-b', 'ansible_loop_var': 'rolling_peer', 'msg': 'boom'}
+    result = {'rolling_maintenance_peer': 'host-b', 'ansible_loop_var': 'rolling_maintenance_peer', 'msg': 'boom'}
     assert peer_problems([result], ['host-b']) == ['host-b: the preflight did not run: boom']
 
 
@@ -239,7 +243,7 @@ def test_unmovable_guests_are_shut_down_or_the_host_is_skipped():
     assert shutdown['decision'] == 'go' and shutdown['shutdown_guests'] == ['lic']
     skip = decide(evacuation, [preflight('host-b')], ['host-b'], 'skip_host')
     assert skip['decision'] == 'skip_host' and skip['reasons'] == [
-        'guests cannot move: lic (pinned) (rolling_unmovable=skip_host)']
+        'guests cannot move: lic (pinned) (rolling_maintenance_unmovable=skip_host)']
     resumed = decide(evacuation, [preflight('host-b')], ['host-b'], 'skip_host', resuming=True)
     assert resumed['decision'] == 'stop' and 'cannot be skipped now' in resumed['reasons'][0]
 
@@ -274,4 +278,4 @@ def test_plan_lines_show_guests_destinations_unmovable_and_time():
                         'its last round (2026-11) took 4m00s')
     skipped = decide(plan(row('lic', 'stayed', reason='pinned')), [preflight('host-b')], ['host-b'], 'skip_host')
     assert plan_lines(place, skipped, None, 600)[-1] == (
-        '  skipped: guests cannot move: lic (pinned) (rolling_unmovable=skip_host)')
+        '  skipped: guests cannot move: lic (pinned) (rolling_maintenance_unmovable=skip_host)')
