@@ -12,12 +12,13 @@ short_description: A hypervisor's progress in a rolling maintenance round, and w
 version_added: 0.1.0
 description:
   - The state keeper and judge of the C(rolling_maintenance) role, run on the hypervisor being maintained. The
-    round's progress lives on each hypervisor (C(rolling.json) in O(state_dir)), so a re-run from another
-    control node (an AWX job in a fresh container) finds it.
+    round's progress lives on each hypervisor (C(rolling.json) in O(state_dir), next to the maintenance mark
+    C(maintenance.json) it reads), so a re-run from another control node (an AWX job in a fresh container)
+    finds it.
   - C(read) says where this host stands in round O(round) - RV(status) C(start), C(resume) (in the middle of a
-    round, any round: its guests are elsewhere, so it goes on after its last step), C(finished) (done in this
-    round) or C(in_maintenance) (marked in maintenance by something else, for example C(evacuate.yml) before a
-    repair) - and the phases left to run (RV(phases)).
+    round, whichever round, so its guests are elsewhere and it goes on after its last step), C(finished) (done
+    in this round) or C(in_maintenance) (marked in maintenance by something else, for example C(evacuate.yml)
+    before a repair) - and the phases left to run (RV(phases)).
   - C(record) saves the step this host reached (O(step)) and facts about it (O(facts)), or that the run stopped
     here (O(error)), and returns the report line (RV(line)) or where and why the round stopped.
   - C(plan) decides from a check-mode M(kvmops.migration.virt_evacuate) result (O(evacuation)) and the results of
@@ -27,6 +28,7 @@ description:
 author:
   - kvmops.migration contributors (@kvmops)
 extends_documentation_fragment:
+  - kvmops.migration.state_dir
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -52,10 +54,6 @@ options:
         C(finished); a new name starts a new round.
     type: str
     required: true
-  state_dir:
-    description: Directory of C(rolling.json) and of the maintenance mark C(maintenance.json) on this host.
-    type: path
-    default: /var/lib/libvirt/kvmops
   step:
     description:
       - C(record) - the step this host reached. C(started) on a host not in the middle of a round begins a fresh
@@ -225,13 +223,18 @@ from ansible_collections.kvmops.migration.plugins.module_utils._rolling import (
     stop_message,
     where_to_go_on,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json, read_text, write_json
+from ansible_collections.kvmops.migration.plugins.module_utils._statefile import (
+    DEFAULT_STATE_DIR,
+    read_json,
+    read_text,
+    write_json,
+)
 
 ARGUMENT_SPEC = dict(
     action=dict(type='str', default='read', choices=['read', 'record', 'plan']),
     host=dict(type='str', required=True),
     round=dict(type='str', required=True),
-    state_dir=dict(type='path', default='/var/lib/libvirt/kvmops'),
+    state_dir=dict(type='path', default=DEFAULT_STATE_DIR),
     step=dict(type='str', choices=list(STEPS)),
     facts=dict(type='dict', default={}),
     error=dict(type='dict'),
