@@ -84,8 +84,8 @@ class GuestPower:
         domains, facts = self.facts(names)
         actions, refusals = power_plan(facts, state)
         if refusals:
-            raise InvalidInputError('refusing to %s: %s' % ('shut down' if state == 'shutdown' else 'start',
-                                                          '; '.join(refusals)),
+            what = 'shut down' if state == 'shutdown' else 'start'
+            raise InvalidInputError('refusing to %s: %s' % (what, '; '.join(refusals)),
                                     remedy='Nothing was changed. Deal with these guests, or leave them out.')
         before = dict((f['name'], STATE_NAMES.get(f['state'], str(f['state']))) for f in facts)
         todo = [name for name in names if actions[name]]

@@ -155,8 +155,8 @@ def host_summary(record):
     out, back = record.get('guests_out') or [], record.get('guests_back') or []
     text = '%d guest(s) out, %d back' % (len(out), len(back))
     if record.get('shutdown_guests'):
-        text += ', %d shut down and started again (%s)' % (len(record['shutdown_guests']),
-                                                          ', '.join(record['shutdown_guests']))
+        shut = record['shutdown_guests']
+        text += ', %d shut down and started again (%s)' % (len(shut), ', '.join(shut))
     text += '; %s' % _versions(record.get('versions_before'), record.get('versions_after'))
     if record.get('duration_s') is not None:
         phases = _phase_times(record.get('steps') or {})
@@ -253,9 +253,9 @@ def decide(evacuation, preflight, peers, unmovable, resuming=False):
     if problems:
         result.update(decision='stop', reasons=['peer not ready: %s' % problem for problem in problems])
     elif (moving or stuck) and not checked:
-        result.update(decision='stop', reasons=['no peer can take guests (every other host is excluded, in '
-                                                'this batch or in maintenance: %s)' % (', '.join(in_maintenance)
-                                                                                      or 'none left')])
+        marked = ', '.join(in_maintenance) or 'none left'
+        result.update(decision='stop', reasons=['no peer can take guests (every other host is excluded, in this '
+                                                'batch or in maintenance: %s)' % marked])
     elif stuck and unmovable == 'shutdown':
         result['shutdown_guests'] = sorted(row['guest'] for row in stuck)
     elif stuck:

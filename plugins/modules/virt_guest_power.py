@@ -112,8 +112,8 @@ def run_module(kvm):
     if not 1 <= params['shutdown_timeout'] <= 86400:
         raise InvalidInputError('shutdown_timeout=%s must be between 1 and 86400 seconds' % params['shutdown_timeout'])
     names = list(dict.fromkeys(params['names']))
-    return GuestPower(kvm.client.conn, check_mode=kvm.check_mode).apply(names, params['state'],
-                                                                     params['shutdown_timeout'])
+    power = GuestPower(kvm.client.conn, check_mode=kvm.check_mode)
+    return power.apply(names, params['state'], params['shutdown_timeout'])
 
 
 def main():

@@ -19,7 +19,8 @@ corruption signature, the only failure a test run may retry), plain AssertionErr
 """
 import threading
 
-from support.lab import GuestKernelOops, GuestStalled, lab_guests, lab_jobs, unknown_oops  # noqa: F401
+# GuestKernelOops and GuestStalled are imported for the tests that import them from here.
+from support.lab import GuestKernelOops, GuestStalled, lab_guests, lab_jobs, unknown_oops  # noqa: F401 pylint: disable=unused-import
 
 RUNNING_STATES = ("running", "paused", "blocked")
 # How far the disk counter may trail the newest printed one: the guest prints, then writes.

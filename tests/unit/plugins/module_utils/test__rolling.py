@@ -93,8 +93,8 @@ def test_a_host_done_in_this_round_is_finished_and_one_done_earlier_starts_again
                                         ('maintained', 'health'), ('healthy', 'return')])
 def test_a_host_in_the_middle_of_a_round_resumes_after_its_last_step(step, first):
     record = empty_record('host-a')
-    for reached in ('started', 'evacuated', 'maintained', 'healthy')[:('started', 'evacuated', 'maintained',
-                                                                        'healthy').index(step) + 1]:
+    steps = ('started', 'evacuated', 'maintained', 'healthy')
+    for reached in steps[:steps.index(step) + 1]:
         record = record_step(record, '2026-11', reached, now=1)
     place = where_to_go_on(record, '2026-12')
     assert place['status'] == 'resume' and place['phases'][0] == first and place['phases'][-1] == 'return'
