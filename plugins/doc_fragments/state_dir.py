@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # `state_dir` of virt_migrate, virt_migrate_info, virt_blockcopy and virt_evacuate. Its default is
+    # `state_dir` of virt_migrate, virt_migrate_info, virt_blockcopy, virt_evacuate and virt_rolling_round. Its default is
     # DEFAULT_STATE_DIR in plugins/module_utils/_statefile.py (every spec uses that constant;
     # tests/unit/plugins/test_doc_fragments.py checks this text against it).
     DOCUMENTATION = r'''
@@ -19,7 +19,8 @@ options:
         M(kvmops.migration.virt_migrate_info) and by the next run for the same guest), the journal of a cold migration
         (C(<state_dir>/migrations/<uuid>.cold.json)), the guests' locks (C(<state_dir>/guests/<uuid>.lock)), and the maintenance
         mark (C(maintenance.json)), the record of moved guests (C(evacuation.json)), the lock and the progress logs of
-        M(kvmops.migration.virt_evacuate).
+        M(kvmops.migration.virt_evacuate), and a host's progress in a rolling maintenance round (C(rolling.json)) of
+        M(kvmops.migration.virt_rolling_round).
     type: path
     default: /var/lib/libvirt/kvmops
 '''

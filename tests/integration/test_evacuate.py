@@ -8,13 +8,13 @@ runs, to see how many migrations really ran at once out of host-a and into each 
 import json
 import os
 import re
-import threading
 import time
 
 import pytest
 
 from support.invariant import Snapshot, check
 from support.lab import run_playbook
+from support.sampler import Sampler
 
 
 GUESTS = ["ev-s1", "ev-s2", "ev-l1", "ev-l2"]
@@ -27,40 +27,30 @@ def playbook(name, *args, check_mode=False, limit=None):
     return run_playbook(name, *args, check_mode=check_mode, limit=limit)
 
 
-class JobWatcher:
+class JobWatcher(Sampler):
     """Polls jobInfo of every domain on the hypervisors; records migration jobs seen at once."""
 
     def __init__(self, labh, hosts=("host-a", "host-b", "host-c"), interval=0.1):
+        super().__init__(interval)
         self.labh = labh
         self.hosts = hosts
-        self.interval = interval
+        self.conns = None
         self.samples = []  # (t, {host: [guest names with an active job]})
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        conns = {host: self.labh.libvirt(host) for host in self.hosts}
-        while not self._stop.is_set():
-            seen = {}
-            for host, conn in conns.items():
-                active = []
-                for dom in conn.listAllDomains(0):
-                    try:
-                        if dom.name().startswith("ev-") and dom.jobInfo()[0] != VIR_DOMAIN_JOB_NONE:
-                            active.append(dom.name())
-                    except Exception:  # the domain vanished (migrated away) between list and job query
-                        continue
-                seen[host] = active
-            self.samples.append((time.monotonic(), seen))
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(10)
+    def sample(self):
+        if self.conns is None:
+            self.conns = {host: self.labh.libvirt(host) for host in self.hosts}
+        seen = {}
+        for host, conn in self.conns.items():
+            active = []
+            for dom in conn.listAllDomains(0):
+                try:
+                    if dom.name().startswith("ev-") and dom.jobInfo()[0] != VIR_DOMAIN_JOB_NONE:
+                        active.append(dom.name())
+                except Exception:  # the domain vanished (migrated away) between list and job query
+                    continue
+            seen[host] = active
+        self.samples.append((time.monotonic(), seen))
 
     def most_at_once(self, host):
         return max((len(seen.get(host, [])) for dummy, seen in self.samples), default=0)

@@ -78,7 +78,7 @@ def the_task(path, name):
 
 
 def set_fact_keys(path):
-    """The options an action file of the evacuation role puts in evacuation_args."""
+    """The options an action's arguments file of the evacuation role (<action>_args.yml) puts in evacuation_args."""
     return set(the_task(path, next(t['name'] for t in load(path) if 'ansible.builtin.set_fact' in t))
                ['ansible.builtin.set_fact']['evacuation_args'])
 
@@ -89,7 +89,7 @@ def test_the_evacuation_role_passes_on_every_option_its_action_sets(action):
     plan = next(t for t in run if t['name'] == 'Plan (check mode)')['kvmops.migration.virt_evacuate']
     start = next(t for t in run if t['name'] == 'Start the migrations')['kvmops.migration.virt_evacuate']
     assert plan == start, 'the check-mode plan and the real run must get the same options'
-    keys = set_fact_keys('roles/evacuation/tasks/%s.yml' % action)
+    keys = set_fact_keys('roles/evacuation/tasks/%s_args.yml' % action)
     assert keys <= set(plan), 'run.yml drops %s' % (keys - set(plan))
     assert set(plan) <= set(EVACUATE_SPEC), set(plan) - set(EVACUATE_SPEC)
     for option, value in plan.items():

@@ -14,15 +14,28 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 SURVEYS = yaml.safe_load((REPO / 'extensions' / 'awx' / 'surveys.yml').read_text())['awx_job_templates']
-ROLE_DEFAULTS = yaml.safe_load((REPO / 'roles' / 'evacuation' / 'defaults' / 'main.yml').read_text())
+# {role: its defaults} of the collection's roles.
+ROLE_DEFAULTS = dict((path.parent.parent.name, yaml.safe_load(path.read_text()))
+                     for path in (REPO / 'roles').glob('*/defaults/main.yml'))
 AWX_TYPES = {'text', 'textarea', 'password', 'integer', 'float', 'multiplechoice', 'multiselect'}
 
 
+def roles_used(text):
+    """The collection's roles ``text`` names (kvmops.migration.<role>), and the roles their tasks name, and so on."""
+    found, todo = set(), [text]
+    while todo:
+        for role in re.findall(r'kvmops\.migration\.([a-z_]+)', todo.pop()):
+            if role in ROLE_DEFAULTS and role not in found:
+                found.add(role)
+                todo.extend(path.read_text() for path in (REPO / 'roles' / role / 'tasks').glob('*.yml'))
+    return found
+
+
 def variables_read(playbook):
-    """Variables a playbook (and the evacuation role task files it includes) refers to."""
+    """Variables a playbook and the task files of the roles it uses refer to."""
     text = (REPO / playbook).read_text()
-    if 'kvmops.migration.evacuation' in text:
-        for path in (REPO / 'roles' / 'evacuation' / 'tasks').glob('*.yml'):
+    for role in roles_used(text):
+        for path in (REPO / 'roles' / role / 'tasks').glob('*.yml'):
             text += path.read_text()
     return set(re.findall(r'\b([a-z_][a-z0-9_]*)\b', text))
 
@@ -31,17 +44,25 @@ def variables_read(playbook):
 def test_survey_matches_playbook(template):
     assert (REPO / template['playbook']).is_file()
     names = variables_read(template['playbook'])
+    playbook_text = (REPO / template['playbook']).read_text()
+    roles = roles_used(playbook_text)
     for question in template['survey']:
         var = question['variable']
         assert question['type'] in AWX_TYPES
         assert var in names, '%s asks for %s, which %s never reads' % (template['name'], var, template['playbook'])
-        if var.startswith('evacuation_'):
-            assert var in ROLE_DEFAULTS, '%s is not a variable of the evacuation role' % var
-            default = ROLE_DEFAULTS[var]
+        owner = next((role for role in roles if var.startswith(role + '_')), None)
+        if owner and var not in ROLE_DEFAULTS[owner]:
+            # A variable named after a role but read by the playbook only (e.g. the hosts of its play).
+            assert var in playbook_text, '%s is not a variable of the %s role' % (var, owner)
+        elif owner:
+            default = ROLE_DEFAULTS[owner][var]
             if question['type'] == 'integer':
                 assert isinstance(default, int) and question['min'] <= default <= question['max']
-            if question['type'] == 'multiplechoice' and isinstance(default, bool):
-                assert str(default).lower() in question['choices']
+            if question['type'] == 'multiplechoice':
+                assert (str(default).lower() if isinstance(default, bool) else default) in question['choices']
+            if 'default' in question:
+                # Launched with the survey's defaults, the role runs as its own defaults say.
+                assert str(question['default']).lower() == str(default).lower(), (var, question['default'], default)
         if 'default' in question and question['type'] == 'multiplechoice':
             assert str(question['default']) in [str(c) for c in question['choices']]
 
@@ -49,3 +70,11 @@ def test_survey_matches_playbook(template):
 def test_evacuate_template_asks_for_the_limit():
     evacuate = next(t for t in SURVEYS if t['playbook'] == 'playbooks/evacuate.yml')
     assert evacuate['ask_limit_on_launch'], 'the host to drain is given with --limit'
+
+
+def test_rolling_maintenance_template_asks_what_the_issue_lists():
+    rolling = next(t for t in SURVEYS if t['playbook'] == 'playbooks/rolling_maintenance.yml')
+    asked = {question['variable'] for question in rolling['survey']}
+    assert {'rolling_maintenance_hosts', 'rolling_maintenance_tasks', 'rolling_maintenance_batch_size',
+            'rolling_maintenance_unmovable', 'rolling_maintenance_dry_run'} <= asked
+    assert rolling['ask_limit_on_launch']
