@@ -130,7 +130,8 @@ def build_artefacts(log=print):
         root = tmp / "initramfs"
         for d in ("bin", "sbin", "proc", "sys", "dev", "tmp", "etc/acpi/PWRF", "etc/acpi/PWRB", "lib/modules"):
             (root / d).mkdir(parents=True)
-        run(["sh", "-c", 'dpkg-deb --fsys-tarfile "$0" | tar -x -C "$1" --wildcards "$@"', str(kdeb), str(tmp)]
+        run(["sh", "-c", 'deb=$0 into=$1; shift; dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$into" --wildcards "$@"',
+             str(kdeb), str(tmp)]
             + ["./lib/modules/*/kernel/" + m for m in GUEST_MODULES], step="extract kernel modules")
         for module in GUEST_MODULES:
             shutil.copy2(next(tmp.glob("lib/modules/*/kernel/" + module)), root / "lib" / "modules" / os.path.basename(module))

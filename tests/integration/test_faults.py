@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from support import invariant
+from support import campaign, invariant
 from support.lab import run_module, virtlab
 
 # A guest whose migration lasts ~10-20 s at 10 MiB/s and converges on its own: long enough
@@ -96,20 +96,15 @@ def test_destination_libvirtd_stopped_during_precopy(labh, guest):
         rerun_converges(labh, guest, snap)
 
 
-def test_source_libvirtd_restarted_during_precopy(labh, guest):
-    snap = invariant.Snapshot(labh, guest)
-
-    def restart():
-        virtlab("fault", "stop-libvirtd", "host-a")
-        virtlab("fault", "start-libvirtd", "host-a")
-    res = migrate_with_fault(labh, guest, restart, lambda: None)
-    host, _hb = invariant.check(labh, guest, snapshot=snap)
-    # Either outcome is legitimate (the job may finish while libvirtd restarts); the report
-    # must match what both hosts say.
-    assert res["location"]["running_on"] == [host], res
-    assert bool(res.get("failed")) == (host == "host-a"), res
-    if host == "host-a":
-        rerun_converges(labh, guest, snap)
+def test_source_libvirtd_restarted_during_precopy(labh, make_guest):
+    """The source's libvirtd restarts (a graceful restart, as `systemctl restart libvirtd`) mid pre-copy:
+    the task reconnects, sees where the guest is on both hosts and says so; the guest runs on exactly one
+    host with its heartbeat going on, and a re-run moves it if it stayed. Run between the trixie hosts:
+    on bookworm (QEMU 7.2) this restart leaves the guest hung in about half the runs after a migration
+    that libvirt completes normally, a TCG emulator defect (tests/support/campaign.py TRIXIE, docs/lab.md)."""
+    cell = campaign.Cell("src_libvirtd_restart", "precopy_early", pair=campaign.TRIXIE)
+    record = campaign.run_cell(labh, make_guest, cell, guest_name="ft-src-libvirtd-restart")
+    assert record["outcome"], record
 
 
 def test_link_cut_during_precopy(labh, guest):
