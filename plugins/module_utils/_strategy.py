@@ -20,10 +20,12 @@ prediction, ``_course``), but the engine no longer switches to post-copy after t
 guest that pre-copy is predicted to move.
 
 Only the timeout is given a margin (:data:`TIMEOUT_MARGIN`): a strategy that finishes within
-max_downtime but is predicted a little past the timeout is started, not refused.  The prediction
-can be that far off (a fresh guest's zero pages are unknown until its first migration), and the
-timeout still bounds the job: starting costs at most the timeout, refusing loses a migration that
-would have made it.  The course check (``_course``) uses the same margin before aborting early.
+max_downtime but is predicted past the timeout, by less than the margin, is started, not refused.
+Predicted durations can be that far off: a fresh guest's zero pages are unknown until its first
+migration (its QEMU's resident memory bounds them on KVM, but under TCG it includes QEMU's code
+cache), and one second of page sampling on a small guest is noisy (a guest writing 2 MiB/s read 0
+and 6 MiB/s in two measurements a minute apart on the lab). The timeout still bounds the job:
+starting costs at most the timeout, refusing loses a migration that would have made it.  The course check (``_course``) uses the same margin before aborting early.
 
 The measuring and the history are in ``_strategy_run`` (libvirt); this file is unit-tested alone.
 """
@@ -52,7 +54,7 @@ MIN_WRITER_SHARE = 0.01
 PASS_ENDS_SHOWN = 12
 PRECOPY_KINDS = (Strategy.PRECOPY_STEPS, Strategy.PRECOPY)
 # A strategy predicted to end within this many times the timeout is not refused for it (docstring).
-TIMEOUT_MARGIN = 1.25
+TIMEOUT_MARGIN = 2.0
 
 
 # ---------------------------------------------------------------------------
@@ -128,16 +130,26 @@ def _without_auto_converge(options):
 # Inputs and the decision
 # ---------------------------------------------------------------------------
 
-def guest_load(memory_bytes, measurement=None, history=()) -> GuestLoad:
+# A guest whose QEMU shows little resident memory is still given some pages to send.
+MAX_ZERO_SHARE_FROM_RSS = 0.95
+
+
+def guest_load(memory_bytes, measurement=None, history=(), resident_bytes=None) -> GuestLoad:
     """The model's view of the guest from a ``_dirtyrate.DirtyRateResult`` (None or not measured:
     history alone) and its ``HistoryEntry`` list.  The measured vCPU busy share bounds the share
-    the writer needs (a guest busy 5 % of the time cannot need more to dirty what it dirties)."""
+    the writer needs (a guest busy 5 % of the time cannot need more to dirty what it dirties).
+    ``resident_bytes``: the QEMU process's resident memory (libvirt's ``rss``). Guest memory the guest
+    never touched is not resident, and QEMU sends it as zero pages at almost no cost: the first pass
+    moves at most what is resident (QEMU's own memory included, so the estimate errs on the slow side)."""
     rate = share = None
     if measurement is not None and measurement.status == 'measured':
         rate, share = measurement.dirty_rate_bps, measurement.vcpu_busy_share
     writer = 1.0 if share is None else min(1.0, max(MIN_WRITER_SHARE, share))
+    zero_share = None
+    if resident_bytes and memory_bytes:
+        zero_share = round(min(MAX_ZERO_SHARE_FROM_RSS, max(0.0, 1.0 - float(resident_bytes) / memory_bytes)), 3)
     return GuestLoad(memory_bytes=int(memory_bytes), dirty_rate_bps=rate, writer_cpu_share=writer,
-                     history=tuple(history))
+                     history=tuple(history), zero_page_share=zero_share)
 
 
 def decide(requested, prediction, limits) -> Decision | None:

@@ -58,6 +58,15 @@ NO_BANDWIDTH = ('no bandwidth known (no bandwidth cap, no uncapped migration in 
                 'figures are recorded for the next one')
 
 
+def resident_bytes(dom):
+    """The QEMU process's resident memory (libvirt's memory stat ``rss``, KiB), None when unknown."""
+    try:
+        rss = dom.memoryStats().get('rss')
+    except Exception:  # pylint: disable=broad-except
+        return None  # an older libvirt or a stopped guest: no estimate, the safe assumption stays
+    return rss * 1024 if rss else None
+
+
 class StrategyRun:
     """The strategy of one virt_migrate run.  ``ctx``: the manager context (its ``warn``).
     ``choice``: the ``_strategy.StrategyChoice`` once :meth:`prepare` ran; ``check``: the
@@ -100,7 +109,7 @@ class StrategyRun:
         if measured is not None and measured.status != 'measured':
             self.ctx.warn('The dirty rate of %s was not measured (%s): %s' % (
                 dom.name(), measured.status, measured.message or 'no reason given'))
-        load = guest_load(memory, measured, history)
+        load = guest_load(memory, measured, history, resident_bytes=resident_bytes(dom))
         prediction = predict(load, MigrationPath(bandwidth_bps=None), limits)
         self.choice = choice_for(requested, params, prediction=prediction, limits=limits, load=load,
                                  measurement=report.as_dict())

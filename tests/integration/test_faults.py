@@ -18,7 +18,7 @@ MIGRATE = {"dest": "host-b", "bandwidth": 10, "timeout": 120}
 # switches to post-copy after two short passes; 4 MiB/s in post-copy leaves a window of
 # ~10 s to cut the link in, and finishes soon after it is restored.
 POSTCOPY_GUEST = ("--memory", "256", "--dirty", "48,20")
-POSTCOPY_MIGRATE = {"dest": "host-b", "bandwidth": 10, "postcopy_bandwidth": 4, "auto_converge": False,
+POSTCOPY_MIGRATE = {"dest": "host-b", "bandwidth": 10, "postcopy_bandwidth": 4, "auto_converge": False, "strategy": "adaptive",
                     "allow_postcopy": True,
                     "policy": {"downtime_steps": 1, "stall_window": 2, "postcopy_after_stalled_passes": 1}}
 

@@ -83,7 +83,34 @@ class LabHandle(LabReads):
             if hb["counter"] > counter or (boot_id and hb.get("boot_id") not in (None, boot_id)):
                 return hb
             time.sleep(0.5)
-        raise GuestStalled("guest %s: heartbeat stuck at %s (last %s)" % (name, counter, hb))
+        raise GuestStalled("guest %s: heartbeat stuck at %s (last %s); %s" % (name, counter, hb, self.diagnose(name)))
+
+    def diagnose(self, name):
+        """What a stalled guest is doing, for the report: where libvirt says it runs, QEMU's own
+        status there, and three samples of its vCPU (RIP, interrupts enabled, halted). A vCPU that
+        runs kernel code while the heartbeat stopped is the guest's own state gone wrong (e.g. the
+        TCG corruption, docs/lab.md); a paused or halted-forever one is something else."""
+        import libvirt_qemu
+        found = self.locate(name)
+        lines = ["where: %s" % found]
+        for host, state, dummy in found:
+            if state not in ("running", "paused"):
+                continue
+            try:
+                dom = self.domain(host, name)
+                hmp = lambda command: libvirt_qemu.qemuMonitorCommand(  # noqa: E731
+                    dom, command, libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
+                lines.append("%s: %s" % (host, hmp("info status").strip()))
+                for dummy_sample in range(3):
+                    regs = hmp("info registers")
+                    rip = re.search(r"RIP=([0-9a-f]+) RFL=([0-9a-f]+).*HLT=(\d)", regs)
+                    if rip:
+                        lines.append("%s: RIP=%s IF=%d HLT=%s" % (host, rip.group(1), (int(rip.group(2), 16) >> 9) & 1,
+                                                                 rip.group(3)))
+                    time.sleep(0.3)
+            except Exception as exc:  # pylint: disable=broad-except
+                lines.append("%s: no diagnosis (%s)" % (host, exc))
+        return "; ".join(lines)
 
     def wait_new_boot(self, name, old_boot, timeout=90):
         """Wait until the guest's newest heartbeat comes from a boot other than `old_boot`; return it."""
