@@ -119,6 +119,7 @@ class Lab:
         changes = []
         if install.ensure_packages(log=self.log):
             changes.append("installed packages")
+        changes += ensure_kernel_limits(self.log)
         self.lock()
         count = hypervisors or self.state.get("hypervisors") or layout.DEFAULT_HYPERVISORS
         wanted = [config.STORAGE_HOST] + config.hypervisor_names(count)
@@ -339,3 +340,23 @@ def _safe(fn):
         return fn()
     except Exception:
         return False
+
+
+# Every machine's systemd, libvirtd, dbus, firewalld... takes inotify instances, all counted for root
+# on the one kernel: Debian's default of 128 is used up by a lab or two (seen: trixie's libvirtd,
+# started again by its socket after its idle timeout, failed with "Unable to find default local file
+# monitor type" and the connection that started it hung). Raised, never lowered.
+KERNEL_LIMITS = {"/proc/sys/fs/inotify/max_user_instances": 8192, "/proc/sys/fs/inotify/max_user_watches": 1048576}
+
+
+def ensure_kernel_limits(log):
+    changed = []
+    for path, wanted in KERNEL_LIMITS.items():
+        with open(path) as handle:
+            current = int(handle.read().split()[0])
+        if current < wanted:
+            with open(path, "w") as handle:
+                handle.write(str(wanted))
+            log("raised %s from %d to %d" % (os.path.basename(path), current, wanted))
+            changed.append("raised " + os.path.basename(path))
+    return changed
