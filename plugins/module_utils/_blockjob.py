@@ -31,7 +31,7 @@ import time
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     InvalidInputError,
     KvmopsError,
     LibvirtCallError,

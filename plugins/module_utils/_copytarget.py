@@ -24,7 +24,7 @@ import os
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote, urlsplit
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import DEFAULT_PORTS, network_url
 
 PATH, VOLUME, NETWORK = 'path', 'volume', 'network'

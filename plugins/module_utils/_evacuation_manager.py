@@ -14,10 +14,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 import xml.etree.ElementTree as ET
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._client import LibvirtClient
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     InvalidInputError,
     KvmopsError,
-    LibvirtClient,
     MigrationError,
     translated,
 )

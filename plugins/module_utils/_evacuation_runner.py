@@ -20,10 +20,8 @@ import queue
 import threading
 import time
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    KvmopsError,
-    LibvirtClient,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._client import LibvirtClient
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import KvmopsError
 from ansible_collections.kvmops.migration.plugins.module_utils._context import ManagerContext
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import host_uri as destination_host_uri
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain

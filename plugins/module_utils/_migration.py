@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     MigrationError,
     OperationTimeoutError,
     is_libvirt_error,

@@ -14,15 +14,15 @@ from __future__ import annotations
 import os
 import time
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     DomainNotFoundError,
     InvalidInputError,
     KvmopsError,
     MigrationError,
     OperationTimeoutError,
-    spec_defaults,
     translated,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import spec_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
     ConvergenceEngine,
     Policy,

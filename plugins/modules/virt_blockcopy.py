@@ -324,10 +324,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._blockjob import 
     BlockCopier,
     uri_is_local,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    InvalidInputError,
-    KvmopsModule,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
 from ansible_collections.kvmops.migration.plugins.module_utils._copytarget import parse_dest
 from ansible_collections.kvmops.migration.plugins.module_utils._oplock import GuestLock
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import DEFAULT_STATE_DIR

@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _blockjob as bj
 from ansible_collections.kvmops.migration.plugins.module_utils import _copytarget as ct
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     InvalidInputError,
     KvmopsError,
     LibvirtCallError,
@@ -266,8 +266,8 @@ class FakeLvError(Exception):
 
 @pytest.fixture(autouse=True)
 def fake_lv_errors(monkeypatch):
-    from ansible_collections.kvmops.migration.plugins.module_utils import _client
-    monkeypatch.setattr(_client, 'is_libvirt_error', lambda exc: isinstance(exc, FakeLvError))
+    from ansible_collections.kvmops.migration.plugins.module_utils import _errors
+    monkeypatch.setattr(_errors, 'is_libvirt_error', lambda exc: isinstance(exc, FakeLvError))
     monkeypatch.setattr(bj, 'is_libvirt_error', lambda exc: isinstance(exc, FakeLvError))
 
 

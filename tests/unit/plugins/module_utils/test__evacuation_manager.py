@@ -16,7 +16,7 @@ import threading
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _evacuation_manager
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     InvalidInputError,
     LibvirtCallError,
     LibvirtConnectionError,
