@@ -53,14 +53,9 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_runne
     host_uri,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._oplock import OperationLock
-from ansible_collections.kvmops.migration.plugins.module_utils._placement import (
-    Assignment,
-    GuestInfo,
-    HostInfo,
-    Plan,
-    plan_evacuation,
-    plan_rebalance,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._placement import Assignment, GuestInfo, HostInfo, Plan
+from ansible_collections.kvmops.migration.plugins.module_utils._placement_evacuation import plan_evacuation
+from ansible_collections.kvmops.migration.plugins.module_utils._placement_rebalance import plan_rebalance
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_runner import PreflightRunner
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import preflight_params
 from ansible_collections.kvmops.migration.plugins.module_utils._progress import RUN_ENDED, ProgressLog
