@@ -22,10 +22,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     libvirt_error_details,
     translated,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
-    ActionKind,
-    JobSample,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence_types import ActionKind, JobSample
 from ansible_collections.kvmops.migration.plugins.module_utils._location import (
     DEFINE_PERSISTENT,
     DESTROY,

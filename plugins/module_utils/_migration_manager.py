@@ -23,10 +23,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import spec_defaults
-from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
-    ConvergenceEngine,
-    Policy,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence import ConvergenceEngine
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence_types import Policy
 from ansible_collections.kvmops.migration.plugins.module_utils._cold import ColdMigration, finish_interrupted
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import check_data_stream, parse_destination
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, run_detached
