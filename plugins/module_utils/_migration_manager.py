@@ -46,9 +46,9 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration import
     thinned,
     verify_and_repair,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import (
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import build_migration
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_options import (
     MigrationOptionsError,
-    build_migration,
     validate_options_before_connecting,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._host_facts import dest_available_memory, dest_network_facts
