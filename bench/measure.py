@@ -424,8 +424,8 @@ def bench_preflight(labh, count):
 # --- planner ------------------------------------------------------------------------------
 def bench_planner():
     sys.path.insert(0, str(REPO / ".venv" / "collections"))
-    from ansible_collections.kvmops.migration.plugins.module_utils._placement import (
-        GuestInfo, HostInfo, plan_evacuation)
+    from ansible_collections.kvmops.migration.plugins.module_utils._placement import GuestInfo, HostInfo
+    from ansible_collections.kvmops.migration.plugins.module_utils._placement_evacuation import plan_evacuation
     gib = 1024 ** 3
     hosts = [HostInfo("h%04d" % i, 512 * gib, 200 * gib, 128, 40) for i in range(1000)]
     guests = [GuestInfo("g%05d" % i, "h%04d" % (i % 1000), (2 + i % 7) * gib, 1 + i % 4) for i in range(20000)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    # Options of COMMON_ARGUMENT_SPEC in plugins/module_utils/_client.py, shared by every module.
+    # Options of COMMON_ARGUMENT_SPEC in plugins/module_utils/_module_wrapper.py, shared by every module.
     DOCUMENTATION = r'''
 options:
   uri:

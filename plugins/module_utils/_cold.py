@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsError, MigrationError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import KvmopsError, MigrationError
 from ansible_collections.kvmops.migration.plugins.module_utils._location import Attempt
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import (
     UNDEFINE_FLAGS,

@@ -12,7 +12,7 @@ problems through ``warn``. ``can_detach`` says whether the manager may move its 
 detached process (``_detach``): the Ansible module may; a per-guest job of an evacuation (one
 thread among several in a process with open libvirt connections, which must not fork) may not.
 
-``KvmopsModule`` (``_client``) implements this contract for a module run; ``ManagerContext``
+``KvmopsModule`` (``_module_wrapper``) implements this contract for a module run; ``ManagerContext``
 implements it for code that drives a manager itself.
 """
 

@@ -15,7 +15,7 @@ Everything here is pure (no libvirt, no file system) and unit-tested on its own:
   already there?" is a string comparison for every kind;
 - ``set_disk_source`` / ``destination_disk_xml`` write a target into a ``<disk>`` element;
 - ``check_pool``, ``plan_volume`` and friends are the verdicts on a pool/volume destination,
-  from facts the glue read through libvirt (``_blockjob.BlockCopier``).
+  from facts the glue read through libvirt (``_blockcopier.BlockCopier``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import os
 import xml.etree.ElementTree as ET
 from urllib.parse import unquote, urlsplit
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import DEFAULT_PORTS, network_url
 
 PATH, VOLUME, NETWORK = 'path', 'volume', 'network'

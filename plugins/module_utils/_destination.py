@@ -49,7 +49,7 @@ import ipaddress
 import re
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
 
 TRANSPORTS = ('ssh', 'tls', 'tcp')
 # URI scheme -> transport. A qemu URI with a host and no transport is TLS to libvirt.

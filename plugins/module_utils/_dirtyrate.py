@@ -30,11 +30,11 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
+    OperationTimeoutError,
     VIR_ERR_NO_SUPPORT,
     VIR_ERR_OPERATION_INVALID,
     VIR_ERR_OPERATION_UNSUPPORTED,
-    OperationTimeoutError,
     is_libvirt_error,
     libvirt_error_details,
 )

@@ -24,7 +24,7 @@ measurement).
 
 from __future__ import annotations
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import is_libvirt_error
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import is_libvirt_error
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import MIB
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import measure_dirty_rates
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import history_from_domain_xml

@@ -9,7 +9,7 @@ Every migration runs through the same ``MigrationManager`` as virt_migrate (poli
 outcome check and repair on both hosts), one thread and one libvirt client per migration. The
 client borrows the evacuation's open connection to the destination when it is alive, instead of
 opening its own (an SSH handshake per migration); libvirt connections are thread-safe.
-``MigrationScheduler`` (``_placement``) decides what may start; a finished slot
+``MigrationScheduler`` (``_migration_scheduler``) decides what may start; a finished slot
 starts the next guest at once.  A monitor thread reads the running jobs' statistics from the
 source hosts over its own connections and writes progress lines to a log file.
 """
@@ -20,10 +20,8 @@ import queue
 import threading
 import time
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    KvmopsError,
-    LibvirtClient,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._client import LibvirtClient
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import KvmopsError
 from ansible_collections.kvmops.migration.plugins.module_utils._context import ManagerContext
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import host_uri as destination_host_uri
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
@@ -33,7 +31,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation impor
     progress_line,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import MigrationManager, option_defaults
-from ansible_collections.kvmops.migration.plugins.module_utils._placement import HostInfo, schedule
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_scheduler import schedule
+from ansible_collections.kvmops.migration.plugins.module_utils._placement import HostInfo
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import is_shared
 
 VIR_DOMAIN_XML_SECURE = 1

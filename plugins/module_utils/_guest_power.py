@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     InvalidInputError,
     OperationTimeoutError,
     translated,

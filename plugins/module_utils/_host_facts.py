@@ -16,7 +16,7 @@ without the preflight's remote probes.
 
 from __future__ import annotations
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     KvmopsError,
     is_libvirt_error,
     libvirt_error_details,

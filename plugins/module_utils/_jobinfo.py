@@ -17,7 +17,7 @@ from __future__ import annotations
 import glob
 import os
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import DomainNotFoundError, translated
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import DomainNotFoundError, translated
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json
 

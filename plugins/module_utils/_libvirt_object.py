@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import translated
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import translated
 
 
 @dataclass(frozen=True)

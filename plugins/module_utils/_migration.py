@@ -15,17 +15,14 @@ from __future__ import annotations
 import threading
 import time
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     MigrationError,
     OperationTimeoutError,
     is_libvirt_error,
     libvirt_error_details,
     translated,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
-    ActionKind,
-    JobSample,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence_types import ActionKind, JobSample
 from ansible_collections.kvmops.migration.plugins.module_utils._location import (
     DEFINE_PERSISTENT,
     DESTROY,

@@ -41,7 +41,7 @@ import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, fields
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     is_libvirt_error,
     translate_libvirt_error,
     translated,

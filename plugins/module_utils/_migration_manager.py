@@ -14,19 +14,17 @@ from __future__ import annotations
 import os
 import time
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     DomainNotFoundError,
     InvalidInputError,
     KvmopsError,
     MigrationError,
     OperationTimeoutError,
-    spec_defaults,
     translated,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
-    ConvergenceEngine,
-    Policy,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import spec_defaults
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence import ConvergenceEngine
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence_types import Policy
 from ansible_collections.kvmops.migration.plugins.module_utils._cold import ColdMigration, finish_interrupted
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import check_data_stream, parse_destination
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, run_detached
@@ -48,9 +46,9 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration import
     thinned,
     verify_and_repair,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import (
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import build_migration
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_options import (
     MigrationOptionsError,
-    build_migration,
     validate_options_before_connecting,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._host_facts import dest_available_memory, dest_network_facts

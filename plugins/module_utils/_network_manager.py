@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import VIR_ERR_NO_NETWORK
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import VIR_ERR_NO_NETWORK
 from ansible_collections.kvmops.migration.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_object import (
     WantedState,

@@ -26,7 +26,7 @@ import json
 import os
 import time
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import KvmopsError
 
 
 class OperationLockedError(KvmopsError):

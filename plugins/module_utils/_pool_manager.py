@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    VIR_ERR_NO_STORAGE_POOL,
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     InvalidInputError,
+    VIR_ERR_NO_STORAGE_POOL,
     translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._diff import DifferenceTracker

@@ -16,11 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
-    DEFAULT_PAGE_SIZE,
-    MIB,
-    Policy,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence import MIB
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence_types import DEFAULT_PAGE_SIZE, Policy
 
 # QEMU's throttle-trigger-threshold: a pass is "not converging" when it dirtied more than this
 # share of what it sent; after two such passes QEMU raises the vCPU throttle.

@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import is_libvirt_error
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import is_libvirt_error
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import parse_destination
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import (
     cpu_model_of,

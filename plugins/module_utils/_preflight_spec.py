@@ -15,7 +15,7 @@ judge are gathered by ``_preflight_runner``.
 
 from __future__ import annotations
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import spec_defaults
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import spec_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import TRANSPORTS
 
 OK, WARN, FAIL = 'ok', 'warn', 'fail'

@@ -23,7 +23,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     KvmopsError,
     MigrationError,
     is_libvirt_error,

@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError, MigrationError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, MigrationError
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction import Decision, choose_strategy
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import GuestLoad, Strategy

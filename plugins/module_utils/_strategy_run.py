@@ -23,11 +23,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    InvalidInputError,
-    KvmopsError,
-    translated,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, KvmopsError, translated
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import MIB
 from ansible_collections.kvmops.migration.plugins.module_utils._course import CourseCheck
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import measure_dirty_rates

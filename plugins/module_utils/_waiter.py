@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import time
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    InvalidInputError,
-    OperationTimeoutError,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, OperationTimeoutError
 
 
 class Waiter:

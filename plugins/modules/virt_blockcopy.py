@@ -320,14 +320,9 @@ plan:
            bandwidth_bytes: 0, steps: [create volume ..., blockCopy ..., wait until the mirror is ready ..., pivot ...]}
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._blockjob import (
-    BlockCopier,
-    uri_is_local,
-)
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    InvalidInputError,
-    KvmopsModule,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._blockcopier import BlockCopier, uri_is_local
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
 from ansible_collections.kvmops.migration.plugins.module_utils._copytarget import parse_dest
 from ansible_collections.kvmops.migration.plugins.module_utils._oplock import GuestLock
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import DEFAULT_STATE_DIR

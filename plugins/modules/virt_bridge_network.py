@@ -110,7 +110,7 @@ actions:
   sample: [define, start, autostart]
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
 from ansible_collections.kvmops.migration.plugins.module_utils._network_manager import (
     ARGUMENT_SPEC,
     REQUIRED_IF,

@@ -189,7 +189,7 @@ domains:
       type: bool
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
 from ansible_collections.kvmops.migration.plugins.module_utils._cpu_baseline import (
     ARGUMENT_SPEC,
     CpuBaselineManager,

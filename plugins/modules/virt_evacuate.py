@@ -407,7 +407,7 @@ msg:
   type: str
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
 from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_manager import (
     ARGUMENT_SPEC,
     Evacuation,

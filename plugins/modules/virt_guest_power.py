@@ -97,7 +97,8 @@ running:
   elements: str
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError, KvmopsModule
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
 from ansible_collections.kvmops.migration.plugins.module_utils._guest_power import GuestPower
 
 ARGUMENT_SPEC = dict(

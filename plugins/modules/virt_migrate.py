@@ -679,7 +679,7 @@ msg:
   type: str
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import (
     ARGUMENT_SPEC,
     MigrationManager,

@@ -76,12 +76,12 @@ msg:
   type: str
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     InvalidInputError,
-    KvmopsModule,
     MigrationError,
     translated,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
 
 VIR_DOMAIN_JOB_NONE = 0
 

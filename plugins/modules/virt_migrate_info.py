@@ -146,7 +146,7 @@ detached:
       type: str
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
 from ansible_collections.kvmops.migration.plugins.module_utils._jobinfo import migration_info
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import DEFAULT_STATE_DIR
 

@@ -268,11 +268,8 @@ timings:
   type: dict
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    InvalidInputError,
-    KvmopsError,
-    KvmopsModule,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, KvmopsError
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_runner import PreflightRunner
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import (
     PREFLIGHT_ARGUMENT_SPEC as ARGUMENT_SPEC,

@@ -152,7 +152,7 @@ actions:
   sample: [define, start, autostart]
 '''
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsModule
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
 from ansible_collections.kvmops.migration.plugins.module_utils._pool_manager import ARGUMENT_SPEC, manage_pool
 
 

@@ -29,9 +29,9 @@ class FakeLibvirtError(Exception):
 
 @pytest.fixture
 def libvirt_error(monkeypatch):
-    """Make ``_client`` see FakeLibvirtError as libvirt's error class; returns the class."""
+    """Make ``_errors`` see FakeLibvirtError as libvirt's error class; returns the class."""
     # Imported here: the collection becomes importable only once pytest-ansible has set up
     # its path, after conftest files are loaded.
-    from ansible_collections.kvmops.migration.plugins.module_utils import _client  # pylint: disable=import-outside-toplevel
-    monkeypatch.setattr(_client, 'libvirt', types.SimpleNamespace(libvirtError=FakeLibvirtError))
+    from ansible_collections.kvmops.migration.plugins.module_utils import _bindings  # pylint: disable=import-outside-toplevel
+    monkeypatch.setattr(_bindings, 'libvirt', types.SimpleNamespace(libvirtError=FakeLibvirtError))
     return FakeLibvirtError

@@ -11,9 +11,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from ansible_collections.kvmops.migration.plugins.module_utils import _blockcopier as bc
 from ansible_collections.kvmops.migration.plugins.module_utils import _blockjob as bj
 from ansible_collections.kvmops.migration.plugins.module_utils import _copytarget as ct
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     InvalidInputError,
     KvmopsError,
     LibvirtCallError,
@@ -266,9 +267,9 @@ class FakeLvError(Exception):
 
 @pytest.fixture(autouse=True)
 def fake_lv_errors(monkeypatch):
-    from ansible_collections.kvmops.migration.plugins.module_utils import _client
-    monkeypatch.setattr(_client, 'is_libvirt_error', lambda exc: isinstance(exc, FakeLvError))
-    monkeypatch.setattr(bj, 'is_libvirt_error', lambda exc: isinstance(exc, FakeLvError))
+    from ansible_collections.kvmops.migration.plugins.module_utils import _errors
+    monkeypatch.setattr(_errors, 'is_libvirt_error', lambda exc: isinstance(exc, FakeLvError))
+    monkeypatch.setattr(bc, 'is_libvirt_error', lambda exc: isinstance(exc, FakeLvError))
 
 
 class Clock:
@@ -306,7 +307,7 @@ class FakeDomain:
         return 1 if self.persistent else 0
 
     def XMLDesc(self, flags=0):  # noqa: N802
-        if flags & bj.VIR_DOMAIN_XML_INACTIVE:
+        if flags & bc.VIR_DOMAIN_XML_INACTIVE:
             return domain_xml(src=self.config_src)
         if self.job:
             return domain_xml(src=self.src, mirror=self.job['dest'], ready='yes' if self.job['ready'] else None)
@@ -324,7 +325,7 @@ class FakeDomain:
         if not self.job:
             return {}
         job = self.job
-        info = {'type': bj.VIR_DOMAIN_BLOCK_JOB_TYPE_COPY, 'bandwidth': 0, 'cur': job['cur'], 'end': self.end}
+        info = {'type': bc.VIR_DOMAIN_BLOCK_JOB_TYPE_COPY, 'bandwidth': 0, 'cur': job['cur'], 'end': self.end}
         if self.fail_at is not None and job['cur'] >= self.fail_at:
             self.job = None
             return {}
@@ -335,7 +336,7 @@ class FakeDomain:
 
     def blockJobAbort(self, disk, flags):  # noqa: N802
         self.calls.append(('blockJobAbort', disk, flags))
-        if flags & bj.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT:
+        if flags & bc.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT:
             if not self.job or not self.job['ready']:
                 raise FakeLvError('block job not ready for pivot')
             self.src = self.job['dest']
@@ -364,14 +365,14 @@ def params(**kw):
 
 def copier(dom, clock=None, check_mode=False, **kw):
     clock = clock or Clock()
-    c = bj.BlockCopier(dom, params(**kw), check_mode=check_mode, clock=clock, sleep=clock.sleep, local=True)
+    c = bc.BlockCopier(dom, params(**kw), check_mode=check_mode, clock=clock, sleep=clock.sleep, local=True)
     return c
 
 
 @pytest.fixture
 def dest_free(monkeypatch):
     """dest does not exist yet and has plenty of room."""
-    monkeypatch.setattr(bj, 'local_dest_state', lambda dest: ({'exists': False, 'block': False, 'dir_exists': True},
+    monkeypatch.setattr(bc, 'local_dest_state', lambda dest: ({'exists': False, 'block': False, 'dir_exists': True},
                                                               1024 * MIB))
 
 
@@ -386,13 +387,13 @@ class TestBlockCopier:
         assert result['samples'][0]['state'] == 'waiting' and result['samples'][-1]['state'] == 'ready'
         call = dom.calls[0]
         assert call[0] == 'blockCopy' and call[4] == bj.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
-        assert ('blockJobAbort', 'vda', bj.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) in dom.calls
+        assert ('blockJobAbort', 'vda', bc.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) in dom.calls
 
     def test_persistent_definition_fixed_when_libvirt_does_not(self, dest_free):
         dom = FakeDomain(libvirt_updates_config=False)
         result = copier(dom).run()
         assert result['persistent_updated_by'] == 'module (updateDeviceFlags)' and dom.config_src == DST
-        assert ('updateDeviceFlags', bj.VIR_DOMAIN_AFFECT_CONFIG) in dom.calls
+        assert ('updateDeviceFlags', bc.VIR_DOMAIN_AFFECT_CONFIG) in dom.calls
 
     def test_transient_domain_has_no_transient_job_flag(self, dest_free):
         dom = FakeDomain(persistent=False)
@@ -522,7 +523,7 @@ class XmlDomain(FakeDomain):
             disk, encoding='unicode')
 
     def XMLDesc(self, flags=0):  # noqa: N802
-        if flags & bj.VIR_DOMAIN_XML_INACTIVE:
+        if flags & bc.VIR_DOMAIN_XML_INACTIVE:
             return self._xml(self.config)
         mirror = None
         if self.job:
@@ -549,7 +550,7 @@ class XmlDomain(FakeDomain):
 
     def blockJobAbort(self, disk, flags):  # noqa: N802
         self.calls.append(('blockJobAbort', disk, flags))
-        if flags & bj.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT:
+        if flags & bc.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT:
             if not self.job or not self.job['ready']:
                 raise FakeLvError('block job not ready for pivot')
             self.live = self._swapped(self.live)
@@ -724,7 +725,7 @@ class TestNetworkTarget:
         return copier(dom, **kw).run()
 
     def test_copy_pivot_verify_then_idempotent(self, monkeypatch):
-        monkeypatch.setattr(bj.os, 'unlink', lambda path: pytest.fail('unlink %s' % path))
+        monkeypatch.setattr(bc.os, 'unlink', lambda path: pytest.fail('unlink %s' % path))
         dom = xml_domain()
         result = self.run(dom)
         assert result['pivoted'] and (result['new_source'], result['dest_kind']) == (NBD_KEY, 'network')
@@ -735,7 +736,7 @@ class TestNetworkTarget:
         assert call[4] == bj.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT | bj.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB
         live = bj.parse_disks(dom.XMLDesc(0))[0]
         assert (live['type'], live['path'], live['format']) == ('network', NBD_KEY, 'raw')
-        assert bj.parse_disks(dom.XMLDesc(bj.VIR_DOMAIN_XML_INACTIVE))[0]['path'] == NBD_KEY
+        assert bj.parse_disks(dom.XMLDesc(bc.VIR_DOMAIN_XML_INACTIVE))[0]['path'] == NBD_KEY
         dom.calls = []
         for disk in ('vda', SRC, 'NBD://Storage-1:10851/vm1'):
             again = self.run(dom, disk=disk)
@@ -752,11 +753,11 @@ class TestNetworkTarget:
         dom = xml_domain(libvirt_updates_config=False)
         result = self.run(dom)
         assert result['persistent_updated_by'] == 'module (updateDeviceFlags)'
-        config = bj.parse_disks(dom.XMLDesc(bj.VIR_DOMAIN_XML_INACTIVE))[0]
+        config = bj.parse_disks(dom.XMLDesc(bc.VIR_DOMAIN_XML_INACTIVE))[0]
         assert (config['type'], config['path'], config['format']) == ('network', NBD_KEY, 'raw')
 
     def test_failure_aborts_and_never_deletes(self, monkeypatch):
-        monkeypatch.setattr(bj.os, 'unlink', lambda path: pytest.fail('unlink %s' % path))
+        monkeypatch.setattr(bc.os, 'unlink', lambda path: pytest.fail('unlink %s' % path))
         dom = xml_domain(fail_at=32 * MIB)
         with pytest.raises(LibvirtCallError) as exc:
             self.run(dom)

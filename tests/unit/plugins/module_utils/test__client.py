@@ -13,7 +13,7 @@ import types
 import pytest
 
 from ansible.module_utils import basic
-from ansible_collections.kvmops.migration.plugins.module_utils import _client
+from ansible_collections.kvmops.migration.plugins.module_utils import _bindings, _client, _errors, _module_wrapper
 
 try:
     from ansible.module_utils.testing import patch_module_args
@@ -28,7 +28,7 @@ except ImportError:  # ansible-core < 2.19
             yield
 
 
-REAL_LIBVIRT = _client.libvirt
+REAL_LIBVIRT = _bindings.libvirt
 
 
 # ---------------------------------------------------------------------------
@@ -79,14 +79,14 @@ class FakeConn:
             return self.domains[name]
         except KeyError:
             raise FakeLibvirtError("Domain not found: no domain with matching name '%s'" % name,
-                                   code=_client.VIR_ERR_NO_DOMAIN, domain=10) from None
+                                   code=_errors.VIR_ERR_NO_DOMAIN, domain=10) from None
 
     def lookupByUUIDString(self, uuid):  # noqa: N802
         for dom in self.domains.values():
             if dom.UUIDString() == uuid:
                 return dom
         raise FakeLibvirtError("Domain not found: no domain with matching uuid '%s'" % uuid,
-                               code=_client.VIR_ERR_NO_DOMAIN, domain=10)
+                               code=_errors.VIR_ERR_NO_DOMAIN, domain=10)
 
     def isAlive(self):
         return True
@@ -131,7 +131,7 @@ def make_fake_libvirt(domains=(), fail_uris=None):
 @pytest.fixture
 def fake_libvirt(monkeypatch):
     fake = make_fake_libvirt(domains=[FakeDomain('vm1', '11111111-2222-3333-4444-555555555555')])
-    monkeypatch.setattr(_client, 'libvirt', fake)
+    monkeypatch.setattr(_bindings, 'libvirt', fake)
     return fake
 
 
@@ -162,7 +162,7 @@ def module_exits(monkeypatch):
 
 def new_module(args=None, argument_spec=None, **kwargs):
     with patch_module_args(args or {}):
-        return _client.KvmopsModule(argument_spec=argument_spec or {}, **kwargs)
+        return _module_wrapper.KvmopsModule(argument_spec=argument_spec or {}, **kwargs)
 
 
 # ---------------------------------------------------------------------------
@@ -171,36 +171,36 @@ def new_module(args=None, argument_spec=None, **kwargs):
 
 class TestKvmopsError:
     def test_fail_kwargs_merge_details_and_remedy(self):
-        err = _client.MigrationError('it broke', remedy='fix it', details=dict(phase='finish', msg='clash'))
+        err = _errors.MigrationError('it broke', remedy='fix it', details=dict(phase='finish', msg='clash'))
         kwargs = err.as_fail_kwargs()
         assert kwargs == dict(msg='it broke', remedy='fix it', phase='finish', detail_msg='clash')
         assert str(err) == 'it broke'
 
     def test_fail_kwargs_without_remedy(self):
-        assert _client.InvalidInputError('bad').as_fail_kwargs() == dict(msg='bad')
+        assert _errors.InvalidInputError('bad').as_fail_kwargs() == dict(msg='bad')
 
     def test_all_typed_errors_are_kvmops_errors(self):
-        for cls in (_client.LibvirtConnectionError, _client.DomainNotFoundError, _client.InvalidInputError,
-                    _client.MigrationError, _client.OperationTimeoutError, _client.LibvirtCallError):
-            assert issubclass(cls, _client.KvmopsError)
+        for cls in (_errors.LibvirtConnectionError, _errors.DomainNotFoundError, _errors.InvalidInputError,
+                    _errors.MigrationError, _errors.OperationTimeoutError, _errors.LibvirtCallError):
+            assert issubclass(cls, _errors.KvmopsError)
 
 
 class TestTranslateLibvirtError:
     @pytest.mark.parametrize('code, domain, expected', [
-        (_client.VIR_ERR_NO_DOMAIN, 10, _client.DomainNotFoundError),
-        (_client.VIR_ERR_NO_CONNECT, 13, _client.LibvirtConnectionError),
-        (_client.VIR_ERR_AUTH_FAILED, 13, _client.LibvirtConnectionError),
-        (_client.VIR_ERR_SYSTEM_ERROR, _client.VIR_FROM_RPC, _client.LibvirtConnectionError),
-        (_client.VIR_ERR_SYSTEM_ERROR, 10, _client.LibvirtCallError),
-        (_client.VIR_ERR_OPERATION_TIMEOUT, 10, _client.OperationTimeoutError),
-        (_client.VIR_ERR_MIGRATE_UNSAFE, 10, _client.MigrationError),
-        (_client.VIR_ERR_XML_ERROR, 10, _client.InvalidInputError),
-        (_client.VIR_ERR_OPERATION_INVALID, 10, _client.LibvirtCallError),
-        (None, None, _client.LibvirtCallError),
+        (_errors.VIR_ERR_NO_DOMAIN, 10, _errors.DomainNotFoundError),
+        (_errors.VIR_ERR_NO_CONNECT, 13, _errors.LibvirtConnectionError),
+        (_errors.VIR_ERR_AUTH_FAILED, 13, _errors.LibvirtConnectionError),
+        (_errors.VIR_ERR_SYSTEM_ERROR, _errors.VIR_FROM_RPC, _errors.LibvirtConnectionError),
+        (_errors.VIR_ERR_SYSTEM_ERROR, 10, _errors.LibvirtCallError),
+        (_errors.VIR_ERR_OPERATION_TIMEOUT, 10, _errors.OperationTimeoutError),
+        (_errors.VIR_ERR_MIGRATE_UNSAFE, 10, _errors.MigrationError),
+        (_errors.VIR_ERR_XML_ERROR, 10, _errors.InvalidInputError),
+        (_errors.VIR_ERR_OPERATION_INVALID, 10, _errors.LibvirtCallError),
+        (None, None, _errors.LibvirtCallError),
     ])
     def test_class_from_code(self, fake_libvirt, code, domain, expected):
         exc = FakeLibvirtError('libvirt says no', code=code, domain=domain)
-        err = _client.translate_libvirt_error(exc, 'Frobbing domain vm1')
+        err = _errors.translate_libvirt_error(exc, 'Frobbing domain vm1')
         assert type(err) is expected  # pylint: disable=unidiomatic-typecheck
         assert err.msg == 'Frobbing domain vm1 failed: libvirt says no'
         assert err.details['libvirt_error_code'] == code
@@ -209,55 +209,55 @@ class TestTranslateLibvirtError:
         assert err.__cause__ is exc
 
     def test_names_codes_from_bindings(self, fake_libvirt):
-        err = _client.translate_libvirt_error(FakeLibvirtError('x', code=42, domain=10), 'Doing')
+        err = _errors.translate_libvirt_error(FakeLibvirtError('x', code=42, domain=10), 'Doing')
         assert err.details['libvirt_error_name'] == 'VIR_ERR_NO_DOMAIN'
         assert err.details['libvirt_error_domain_name'] == 'VIR_FROM_QEMU'
 
     def test_error_levels_are_not_used_as_code_names(self, fake_libvirt):
-        err = _client.translate_libvirt_error(FakeLibvirtError('x', code=0), 'Doing')
+        err = _errors.translate_libvirt_error(FakeLibvirtError('x', code=0), 'Doing')
         assert err.details['libvirt_error_name'] == 'VIR_ERR_OK'
 
     def test_call_error_carries_code_domain_message(self, fake_libvirt):
-        err = _client.translate_libvirt_error(FakeLibvirtError('boom', code=1, domain=10), 'Doing')
-        assert isinstance(err, _client.LibvirtCallError)
+        err = _errors.translate_libvirt_error(FakeLibvirtError('boom', code=1, domain=10), 'Doing')
+        assert isinstance(err, _errors.LibvirtCallError)
         assert (err.code, err.domain, err.libvirt_message) == (1, 10, 'boom')
 
     def test_forced_class_remedy_and_details(self, fake_libvirt):
-        err = _client.translate_libvirt_error(FakeLibvirtError('nope', code=1), 'Migrating vm1',
-                                              error_class=_client.MigrationError, remedy='retry',
+        err = _errors.translate_libvirt_error(FakeLibvirtError('nope', code=1), 'Migrating vm1',
+                                              error_class=_errors.MigrationError, remedy='retry',
                                               details=dict(uri='qemu+tcp://b/system'))
-        assert isinstance(err, _client.MigrationError)
+        assert isinstance(err, _errors.MigrationError)
         assert err.remedy == 'retry'
         assert err.details['uri'] == 'qemu+tcp://b/system'
 
     def test_default_remedies(self, fake_libvirt):
-        conn = _client.translate_libvirt_error(FakeLibvirtError('refused', code=38, domain=7), 'Connecting')
+        conn = _errors.translate_libvirt_error(FakeLibvirtError('refused', code=38, domain=7), 'Connecting')
         assert 'daemon' in conn.remedy
-        auth = _client.translate_libvirt_error(FakeLibvirtError('denied', code=45), 'Connecting')
+        auth = _errors.translate_libvirt_error(FakeLibvirtError('denied', code=45), 'Connecting')
         assert 'credentials' in auth.remedy
-        unsafe = _client.translate_libvirt_error(FakeLibvirtError('unsafe', code=81), 'Migrating')
+        unsafe = _errors.translate_libvirt_error(FakeLibvirtError('unsafe', code=81), 'Migrating')
         assert 'shared storage' in unsafe.remedy
 
     def test_works_without_bindings(self, monkeypatch):
-        monkeypatch.setattr(_client, 'libvirt', None)
-        err = _client.translate_libvirt_error(FakeLibvirtError('gone', code=42), 'Looking up')
-        assert isinstance(err, _client.DomainNotFoundError)
+        monkeypatch.setattr(_bindings, 'libvirt', None)
+        err = _errors.translate_libvirt_error(FakeLibvirtError('gone', code=42), 'Looking up')
+        assert isinstance(err, _errors.DomainNotFoundError)
         assert err.details['libvirt_error_name'] is None
 
     def test_translated_context_manager(self, fake_libvirt):
-        with pytest.raises(_client.OperationTimeoutError) as info:
-            with _client.translated('Pausing vm1'):
+        with pytest.raises(_errors.OperationTimeoutError) as info:
+            with _errors.translated('Pausing vm1'):
                 raise FakeLibvirtError('timed out', code=68)
         assert info.value.msg == 'Pausing vm1 failed: timed out'
 
     def test_translated_leaves_other_errors_alone(self, fake_libvirt):
         with pytest.raises(KeyError):
-            with _client.translated('Pausing vm1'):
+            with _errors.translated('Pausing vm1'):
                 raise KeyError('x')
 
     def test_translated_without_a_more_specific_class_is_a_libvirt_call_error(self, fake_libvirt):
-        with pytest.raises(_client.LibvirtCallError, match='^Resuming vm1 failed: nope$'):
-            with _client.translated('Resuming vm1'):
+        with pytest.raises(_errors.LibvirtCallError, match='^Resuming vm1 failed: nope$'):
+            with _errors.translated('Resuming vm1'):
                 raise FakeLibvirtError('nope', code=55)
 
 
@@ -319,9 +319,9 @@ class TestLibvirtClient:
     def test_connection_failure_is_typed(self, monkeypatch):
         fake = make_fake_libvirt(fail_uris={'qemu+tcp://b/system': FakeLibvirtError(
             'unable to connect to server at b:16509: Connection refused', code=38, domain=7)})
-        monkeypatch.setattr(_client, 'libvirt', fake)
+        monkeypatch.setattr(_bindings, 'libvirt', fake)
         client = _client.LibvirtClient(uri='qemu+tcp://b/system')
-        with pytest.raises(_client.LibvirtConnectionError) as info:
+        with pytest.raises(_errors.LibvirtConnectionError) as info:
             client.conn
         err = info.value
         assert err.msg.startswith('Connecting to libvirt at qemu+tcp://b/system failed: unable to connect')
@@ -331,18 +331,18 @@ class TestLibvirtClient:
 
     def test_connection_failure_wins_over_code_mapping(self, monkeypatch):
         fake = make_fake_libvirt(fail_uris={'x:///': FakeLibvirtError('odd', code=42)})
-        monkeypatch.setattr(_client, 'libvirt', fake)
-        with pytest.raises(_client.LibvirtConnectionError):
+        monkeypatch.setattr(_bindings, 'libvirt', fake)
+        with pytest.raises(_errors.LibvirtConnectionError):
             _client.LibvirtClient(uri='x:///').conn
 
     def test_open_returning_none(self):
         client = _client.LibvirtClient(opener=lambda uri: None)
-        with pytest.raises(_client.LibvirtConnectionError, match='returned no connection'):
+        with pytest.raises(_errors.LibvirtConnectionError, match='returned no connection'):
             client.conn
 
     def test_no_bindings(self, monkeypatch):
-        monkeypatch.setattr(_client, 'libvirt', None)
-        with pytest.raises(_client.LibvirtConnectionError, match='bindings are not importable'):
+        monkeypatch.setattr(_bindings, 'libvirt', None)
+        with pytest.raises(_errors.LibvirtConnectionError, match='bindings are not importable'):
             _client.LibvirtClient().conn
 
     def test_readonly_uses_open_read_only(self, fake_libvirt):
@@ -358,7 +358,7 @@ class TestLibvirtClient:
 
     def test_lookup_missing_domain(self, fake_libvirt):
         client = _client.LibvirtClient()
-        with pytest.raises(_client.DomainNotFoundError) as info:
+        with pytest.raises(_errors.DomainNotFoundError) as info:
             client.lookup_domain(name='ghost')
         err = info.value
         assert err.msg == "No domain with name 'ghost' on qemu:///system"
@@ -369,17 +369,17 @@ class TestLibvirtClient:
     def test_lookup_on_peer(self, fake_libvirt):
         client = _client.LibvirtClient()
         peer = client.open_peer('qemu+tcp://b/system')
-        with pytest.raises(_client.DomainNotFoundError, match="on qemu\\+tcp://b/system$"):
+        with pytest.raises(_errors.DomainNotFoundError, match="on qemu\\+tcp://b/system$"):
             client.lookup_domain(uuid='00000000-0000-0000-0000-000000000000', conn=peer)
 
     @pytest.mark.parametrize('kwargs', [dict(), dict(name='a', uuid='b')])
     def test_lookup_needs_exactly_one_key(self, fake_libvirt, kwargs):
-        with pytest.raises(_client.InvalidInputError):
+        with pytest.raises(_errors.InvalidInputError):
             _client.LibvirtClient().lookup_domain(**kwargs)
         assert not fake_libvirt.opened
 
     def test_open_peer_needs_uri(self, fake_libvirt):
-        with pytest.raises(_client.InvalidInputError):
+        with pytest.raises(_errors.InvalidInputError):
             _client.LibvirtClient().open_peer('')
 
 
@@ -390,7 +390,7 @@ class TestRealTestDriver:
     def test_lookup_and_close(self):
         with _client.LibvirtClient(uri='test:///default') as client:
             assert client.lookup_domain(name='test').name() == 'test'
-            with pytest.raises(_client.DomainNotFoundError) as info:
+            with pytest.raises(_errors.DomainNotFoundError) as info:
                 client.lookup_domain(name='ghost')
             assert info.value.details['libvirt_error_name'] == 'VIR_ERR_NO_DOMAIN'
             conn = client.conn
@@ -399,7 +399,7 @@ class TestRealTestDriver:
             conn.getURI()
 
     def test_bad_uri_is_connection_error(self):
-        with pytest.raises(_client.LibvirtConnectionError):
+        with pytest.raises(_errors.LibvirtConnectionError):
             _client.LibvirtClient(uri='bogus-driver:///nowhere').conn
 
 
@@ -410,8 +410,8 @@ class TestRealTestDriver:
 class TestEnsureLibvirt:
     @pytest.fixture
     def no_libvirt(self, monkeypatch):
-        monkeypatch.setattr(_client, 'libvirt', None)
-        monkeypatch.setattr(_client, 'LIBVIRT_IMPORT_ERROR', 'Traceback: No module named libvirt')
+        monkeypatch.setattr(_bindings, 'libvirt', None)
+        monkeypatch.setattr(_bindings, 'LIBVIRT_IMPORT_ERROR', 'Traceback: No module named libvirt')
         calls = dict(probe=[], respawn=[])
 
         def probe(paths, name):
@@ -422,19 +422,19 @@ class TestEnsureLibvirt:
             calls['respawn'].append(interpreter)
             raise SystemExit(0)
 
-        monkeypatch.setattr(_client, 'probe_interpreters_for_module', probe)
-        monkeypatch.setattr(_client, 'respawn_module', respawn)
-        monkeypatch.setattr(_client, 'has_respawned', lambda: calls.get('respawned', False))
+        monkeypatch.setattr(_module_wrapper, 'probe_interpreters_for_module', probe)
+        monkeypatch.setattr(_module_wrapper, 'respawn_module', respawn)
+        monkeypatch.setattr(_module_wrapper, 'has_respawned', lambda: calls.get('respawned', False))
         return calls
 
     def test_present_does_nothing(self, fake_libvirt):
         module = types.SimpleNamespace(fail_json=pytest.fail)
-        assert _client.ensure_libvirt(module) is fake_libvirt
+        assert _module_wrapper.ensure_libvirt(module) is fake_libvirt
 
     def test_respawns_under_system_python(self, no_libvirt):
         no_libvirt['probe_result'] = '/usr/bin/python3'
         with pytest.raises(SystemExit):
-            _client.ensure_libvirt(types.SimpleNamespace(fail_json=pytest.fail))
+            _module_wrapper.ensure_libvirt(types.SimpleNamespace(fail_json=pytest.fail))
         assert no_libvirt['respawn'] == ['/usr/bin/python3']
         paths, name = no_libvirt['probe'][0]
         assert name == 'libvirt'
@@ -465,7 +465,7 @@ class TestEnsureLibvirt:
                         reason="Debian's python3-libvirt is not installed")
     def test_real_probe_finds_debian_python3_libvirt(self):
         from ansible.module_utils.common.respawn import probe_interpreters_for_module
-        found = probe_interpreters_for_module(list(_client.RESPAWN_INTERPRETERS), 'libvirt')
+        found = probe_interpreters_for_module(list(_module_wrapper.RESPAWN_INTERPRETERS), 'libvirt')
         assert found == '/usr/bin/python3'
 
 
@@ -484,23 +484,23 @@ class TestKvmopsModule:
 
     def test_redefining_common_option_is_an_error(self):
         with pytest.raises(ValueError, match='uri'):
-            _client.merge_argument_spec(dict(uri=dict(type='str')))
+            _module_wrapper.merge_argument_spec(dict(uri=dict(type='str')))
 
     def test_merge_does_not_mutate_common_spec(self):
-        spec = _client.merge_argument_spec(dict(x=dict(type='int')))
+        spec = _module_wrapper.merge_argument_spec(dict(x=dict(type='int')))
         spec['uri']['default'] = 'changed'
-        assert _client.COMMON_ARGUMENT_SPEC['uri']['default'] == 'qemu:///system'
+        assert _module_wrapper.COMMON_ARGUMENT_SPEC['uri']['default'] == 'qemu:///system'
 
     def test_spec_defaults_are_the_defaults_then_what_is_given(self):
         spec = dict(a=dict(type='int', default=1), b=dict(type='str'), c=dict(type='bool', default=True))
-        assert _client.spec_defaults(spec) == dict(a=1, b=None, c=True)
-        assert _client.spec_defaults(spec, b='x', c=False) == dict(a=1, b='x', c=False)
+        assert _module_wrapper.spec_defaults(spec) == dict(a=1, b=None, c=True)
+        assert _module_wrapper.spec_defaults(spec, b='x', c=False) == dict(a=1, b='x', c=False)
         assert spec['a'] == dict(type='int', default=1)  # the spec itself is untouched
 
     def test_module_gets_the_common_uri_option(self, fake_libvirt, module_exits):
         with patch_module_args(dict(uri='qemu:///session')):
-            kvm = _client.KvmopsModule(dict(), supports_check_mode=True)
-        assert isinstance(kvm, _client.KvmopsModule)
+            kvm = _module_wrapper.KvmopsModule(dict(), supports_check_mode=True)
+        assert isinstance(kvm, _module_wrapper.KvmopsModule)
         assert kvm.params['uri'] == 'qemu:///session'
 
     def test_run_success_exits_and_closes(self, fake_libvirt, module_exits):
@@ -573,11 +573,11 @@ class TestKvmopsModule:
     def test_fail_json_output_is_json(self, fake_libvirt, capsys):
         """End to end through the real fail_json: the module prints JSON and exits 1."""
         def manager(k):
-            raise _client.MigrationError('Migration of vm1 failed', remedy='Check the network',
+            raise _errors.MigrationError('Migration of vm1 failed', remedy='Check the network',
                                          details=dict(phase='perform', changed=True))
 
         with patch_module_args({}):
-            kvm = _client.KvmopsModule(argument_spec={})
+            kvm = _module_wrapper.KvmopsModule(argument_spec={})
             with pytest.raises(SystemExit) as info:
                 kvm.run(manager)
         assert info.value.code == 1

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence import ConvergenceEngine
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence_types import (
     Action,
     ActionKind,
-    ConvergenceEngine,
     EngineState,
     JobSample,
     Policy,

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _copytarget as ct
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import network_source_key
 
 MIB = 1024 * 1024

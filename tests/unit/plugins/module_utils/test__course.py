@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._convergence import (
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence import ConvergenceEngine
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence_types import (
     ActionKind,
-    ConvergenceEngine,
     EngineState,
     JobSample,
     Policy,

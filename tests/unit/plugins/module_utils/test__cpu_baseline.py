@@ -11,12 +11,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     DomainNotFoundError,
     InvalidInputError,
     KvmopsError,
-    spec_defaults,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import spec_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils._cpu_baseline import (
     ARGUMENT_SPEC,
     VIR_CONNECT_BASELINE_CPU_MIGRATABLE,

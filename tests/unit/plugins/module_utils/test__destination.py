@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _destination as dst
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError, LibvirtClient
+from ansible_collections.kvmops.migration.plugins.module_utils._client import LibvirtClient
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
 
 
 # dest, transport -> uri, host, user, port, transport

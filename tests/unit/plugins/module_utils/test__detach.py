@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError, KvmopsError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, KvmopsError
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import (
     pid_alive,
     run_detached,

@@ -15,17 +15,14 @@ import threading
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils import _evacuation_manager
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
+from ansible_collections.kvmops.migration.plugins.module_utils import _evacuation_backup, _evacuation_base, _evacuation_moves
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     InvalidInputError,
     LibvirtCallError,
     LibvirtConnectionError,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_manager import (
-    ARGUMENT_SPEC,
-    UNDEFINE_STALE,
-    Evacuation,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_manager import ARGUMENT_SPEC, Evacuation
+from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_recovery import UNDEFINE_STALE
 
 RUNNING, PAUSED, SHUTOFF = 1, 3, 5
 
@@ -155,7 +152,7 @@ def lab(monkeypatch):
         def __exit__(self, *exc):
             self.close()
 
-    monkeypatch.setattr(_evacuation_manager, 'LibvirtClient', FakeClient)
+    monkeypatch.setattr(_evacuation_base, 'LibvirtClient', FakeClient)
     hosts['client_class'] = FakeClient
     # Files of the hosts as read_host_file reads them: {(host, path): bytes, or an exception to raise}.
     files = hosts['files'] = {}
@@ -165,7 +162,7 @@ def lab(monkeypatch):
         if isinstance(content, Exception):
             raise content
         return content
-    monkeypatch.setattr(_evacuation_manager, 'read_host_file', read_host_file)
+    monkeypatch.setattr(_evacuation_base, 'read_host_file', read_host_file)
     return hosts
 
 
@@ -240,7 +237,7 @@ def test_backup_in_check_mode_on_a_new_host_creates_nothing(lab, tmp_path):
 def test_backup_that_cannot_write_is_an_error_naming_the_directory(lab, tmp_path):
     lab['host-a'].add('web1')
     (tmp_path / 'definitions').write_text('not a directory')
-    with pytest.raises(_evacuation_manager.BackupError) as err:
+    with pytest.raises(_evacuation_backup.BackupError) as err:
         run(tmp_path, action='backup')
     assert str(tmp_path / 'definitions') in err.value.msg and 'shared storage' in err.value.remedy
 
@@ -333,7 +330,7 @@ def test_run_preflights_checks_every_destination_at_once_and_an_unreachable_one_
             return {'checks': checks, 'summary': {'verdict': 'fail', 'ok': 1, 'warn': 0, 'fail': 1,
                                                   'failed_checks': ['cpu(web1)']}}
 
-    monkeypatch.setattr(_evacuation_manager, 'PreflightRunner', FakePreflight)
+    monkeypatch.setattr(_evacuation_moves, 'PreflightRunner', FakePreflight)
     full = dict((key, spec.get('default')) for key, spec in ARGUMENT_SPEC.items())
     full.update(uri='qemu:///system', host='host-a', guests=['web1'], transport='tls')
     evacuation = Evacuation(FakeModule(full, False))
@@ -370,7 +367,7 @@ def test_hosts_are_connected_at_once_and_the_preflights_borrow_those_connections
         def run(self):
             return {'checks': [], 'summary': {'verdict': 'pass', 'ok': 0, 'warn': 0, 'fail': 0, 'failed_checks': []}}
 
-    monkeypatch.setattr(_evacuation_manager, 'PreflightRunner', FakePreflight)
+    monkeypatch.setattr(_evacuation_moves, 'PreflightRunner', FakePreflight)
     full = dict((key, spec.get('default')) for key, spec in ARGUMENT_SPEC.items())
     full.update(uri='qemu:///system', host='host-a', guests=['web1'])
     evacuation = Evacuation(FakeModule(full, False))
@@ -405,18 +402,18 @@ def test_a_host_whose_mark_says_maintenance_gets_no_guest_and_the_marks_are_read
     def read_at_once(conn, path, host):
         reading.wait()
         return lab['files'].get((conn.hostname, path))
-    _evacuation_manager.read_host_file, real = read_at_once, _evacuation_manager.read_host_file
+    _evacuation_base.read_host_file, real = read_at_once, _evacuation_base.read_host_file
     try:
         result = run(tmp_path, check_mode=True, action='evacuate', hosts=['host-b', 'host-c'])
     finally:
-        _evacuation_manager.read_host_file = real
+        _evacuation_base.read_host_file = real
     assert plan_of(result) == {'web1': 'host-c', 'web2': 'host-c'}
     assert 'host-b is in maintenance: no guest goes there' in ' '.join(result['progress'])
     assert 'host host-b is in maintenance (its mark): no guest goes there' in result['plan']['notes']
 
 
 def test_a_mark_that_cannot_be_read_counts_as_set_and_says_so(lab, tmp_path, monkeypatch):
-    monkeypatch.setattr(_evacuation_manager, 'MARK_READ_RETRY_S', 0)
+    monkeypatch.setattr(_evacuation_base, 'MARK_READ_RETRY_S', 0)
     lab['host-a'].add('web1')
     lab['files'][('host-c', mark_path(tmp_path))] = LibvirtCallError('Reading it failed: busy')
     result = run(tmp_path, check_mode=True, action='evacuate', hosts=['host-b', 'host-c'])

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    InvalidInputError,
-    OperationTimeoutError,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, OperationTimeoutError
 from ansible_collections.kvmops.migration.plugins.module_utils._guest_power import GuestPower, power_plan
 
 RUNNING, PAUSED, SHUTOFF = 1, 3, 5

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import DomainNotFoundError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import DomainNotFoundError
 from ansible_collections.kvmops.migration.plugins.module_utils._jobinfo import (
     VIR_DOMAIN_JOB_STATS_COMPLETED,
     describe_job,

@@ -11,10 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import (
-    InvalidInputError,
-    LibvirtCallError,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, LibvirtCallError
 from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_object import (
     WantedState,
     converge,

@@ -12,7 +12,8 @@ import threading
 import time
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _migration
-from ansible_collections.kvmops.migration.plugins.module_utils._convergence import ConvergenceEngine, Policy
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence import ConvergenceEngine
+from ansible_collections.kvmops.migration.plugins.module_utils._convergence_types import Policy
 from ansible_collections.kvmops.migration.plugins.module_utils._location import (
     PAUSED,
     PAUSED_POSTCOPY_FAILED,

@@ -10,12 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import (
-    DEFAULT_OPTIONS,
     MigrateFlag,
     MigrateParam,
-    MigrationOptionsError,
     MigrationSpec,
     build_migration,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_options import (
+    DEFAULT_OPTIONS,
+    MigrationOptionsError,
     validate_options,
     validate_options_before_connecting,
 )

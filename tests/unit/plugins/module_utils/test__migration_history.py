@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import KvmopsError
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import (
     HISTORY_KEEP,
     HISTORY_NS,

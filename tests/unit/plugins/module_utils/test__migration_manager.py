@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import (
     default_timeout_s,
@@ -112,7 +112,7 @@ def test_prechecks_pass_when_the_destination_can_take_the_guest(monkeypatch):
     (FakeDestConn(), 100, 'but only 100.0 MiB free'),
 ])
 def test_a_failed_precheck_refuses_naming_check_and_remedy(monkeypatch, conn, free_disk_mib, words):
-    from ansible_collections.kvmops.migration.plugins.module_utils._client import MigrationError
+    from ansible_collections.kvmops.migration.plugins.module_utils._errors import MigrationError
     with pytest.raises(MigrationError) as err:
         manager(monkeypatch, free_disk_mib=free_disk_mib)._destination_checks(FakeDom(), read_domain(GUEST_XML), conn, COPY)
     assert err.value.msg.startswith('web1 cannot go to host-b: ') and words in err.value.msg

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _strategy_run
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError, MigrationError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, MigrationError
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import DirtyRateReport, DirtyRateResult
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import MigrationManager, option_defaults
 

@@ -15,7 +15,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._network_manager 
     manage_network,
     network_xml,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._client import spec_defaults
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import spec_defaults
 from libvirt_doubles import FakeConn, FakeKvm
 
 NET = "<network><name>mig</name><forward mode='{mode}'/><bridge name='{bridge}'/></network>"

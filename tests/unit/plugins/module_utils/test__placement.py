@@ -13,17 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_scheduler import MigrationScheduler, schedule
 from ansible_collections.kvmops.migration.plugins.module_utils._placement import (
     Assignment,
     GuestInfo,
     HostInfo,
-    MigrationScheduler,
     Plan,
     Unplaceable,
-    plan_evacuation,
-    plan_rebalance,
-    schedule,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._placement_evacuation import plan_evacuation
+from ansible_collections.kvmops.migration.plugins.module_utils._placement_rebalance import plan_rebalance
 
 GIB = 1 << 30
 NO_MARGIN = {"memory_margin_bytes": 0, "memory_margin_ratio": 0.0}

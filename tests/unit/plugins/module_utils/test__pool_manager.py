@@ -11,7 +11,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError, spec_defaults
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import spec_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils._pool_manager import (
     ARGUMENT_SPEC,
     VIR_STORAGE_POOL_CREATE_WITH_BUILD,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _cold
-from ansible_collections.kvmops.migration.plugins.module_utils._client import MigrationError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import MigrationError
 from ansible_collections.kvmops.migration.plugins.module_utils._cold import ColdMigration, finish_interrupted, journal_path
 from ansible_collections.kvmops.migration.plugins.module_utils._location import Attempt
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import Sides, read_view, verify_and_repair

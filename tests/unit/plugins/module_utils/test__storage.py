@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 import libvirt
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import KvmopsError
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
     dir_pool_xml,
     parse_pool_xml,
@@ -294,7 +294,7 @@ def test_the_probe_is_seen_or_not_seen_through_a_transient_pool():
 def test_a_destination_whose_storage_cannot_be_read_is_an_error_not_unshared_storage():
     """Seen on the lab after a link outage: host-b's GlusterFS mount was down, libvirt stopped its pool,
     and the module said "not on storage shared with host-b" and suggested copying the disk."""
-    from ansible_collections.kvmops.migration.plugins.module_utils._client import MigrationError
+    from ansible_collections.kvmops.migration.plugins.module_utils._errors import MigrationError
     from ansible_collections.kvmops.migration.plugins.module_utils._storage import _probe_seen
     host = HostWithStoppedPool(StoppedPool('shared', '/var/lib/libvirt/images'))
     with pytest.raises(MigrationError) as err:

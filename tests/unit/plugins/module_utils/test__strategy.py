@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import InvalidInputError, MigrationError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, MigrationError
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import DirtyRateResult
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import build_migration
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry

@@ -13,7 +13,7 @@ import types
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils._client import MigrationError
+from ansible_collections.kvmops.migration.plugins.module_utils._errors import MigrationError
 from ansible_collections.kvmops.migration.plugins.module_utils._course import CourseCheck
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import DirtyRateReport, DirtyRateResult
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import (

@@ -48,7 +48,7 @@ def run_main(monkeypatch):
     """run_main(module, args, check_mode=False, diff_mode=False, conn=None) -> (result dict, failed bool),
     with libvirt unreachable unless `conn` is given."""
     # Imported here: conftests load before pytest-ansible makes the collection importable.
-    from ansible_collections.kvmops.migration.plugins.module_utils import _client
+    from ansible_collections.kvmops.migration.plugins.module_utils import _client, _module_wrapper
 
     def exit_json(self, **kwargs):
         raise ModuleExit(kwargs, False)
@@ -59,7 +59,7 @@ def run_main(monkeypatch):
 
     monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
     monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
-    monkeypatch.setattr(_client, 'ensure_libvirt', lambda module: None)
+    monkeypatch.setattr(_module_wrapper, 'ensure_libvirt', lambda module: None)
     original = _client.LibvirtClient.__init__
     connection = []
 
