@@ -89,10 +89,17 @@ def validate_cpus(cpus, include_host):
         raise InvalidInputError('No CPU to compute a baseline from: give cpus or set include_host=true')
 
 
+def unknown_cpu_name(message):
+    """(``feature`` or ``model``, name) of libvirt's "Unknown CPU feature X" / "Unknown CPU model X"
+    (a CPU definition of a newer libvirt), or None."""
+    match = re.search(r'Unknown CPU (feature|model) (\S+)', message or '')
+    return (match.group(1), match.group(2)) if match else None
+
+
 def unknown_feature(message):
-    """The feature named by libvirt's "Unknown CPU feature X" (a CPU read by a newer libvirt), or None."""
-    match = re.search(r'Unknown CPU feature (\S+)', message or '')
-    return match.group(1) if match else None
+    """The feature named by libvirt's "Unknown CPU feature X", or None."""
+    found = unknown_cpu_name(message)
+    return found[1] if found and found[0] == 'feature' else None
 
 
 def without_feature(cpu_xml, name):

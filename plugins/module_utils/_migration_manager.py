@@ -28,6 +28,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._convergence impo
     Policy,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._cold import ColdMigration, finish_interrupted
+from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import guest_compatibility
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import check_data_stream, parse_destination
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, run_detached
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import host_uuid, read_domain
@@ -317,6 +318,7 @@ class MigrationManager:
         guest = facts['name']
         checks = [check_interface(guest, iface, dest_network_facts(dst_conn, iface['network']))
                   for iface in facts['interfaces'] if iface['type'] == 'network']
+        checks.extend(guest_compatibility(dom, dst_conn, self.p['mode']))  # versions, machine type, CPU
         if self.domain_active and self.p['mode'] != 'offline':
             checks.append(check_memory(guest, facts['memory_kib'] or 0, dest_available_memory(dst_conn),
                                        self.p['memory_margin_mib']))

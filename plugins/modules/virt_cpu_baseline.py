@@ -18,7 +18,7 @@ description:
     the most capable CPU model compatible with every CPU given in O(cpus) (plus this
     hypervisor's own CPU when O(include_host=true)) that this hypervisor can provide.
   - Features of O(cpus) this hypervisor's libvirt does not know (a CPU read by a newer libvirt)
-    are left out of the baseline and reported in RV(baseline.ignored_features): compute the
+    are left out of the baseline and reported in RV(baseline.ignored_features). Compute the
     baseline of a mixed group on the hypervisor with the oldest libvirt.
   - Compares the baseline with this hypervisor (C(virConnectCompareHypervisorCPU)) and fails
     when the hypervisor cannot run it, unless O(require_compatible=false).
