@@ -17,7 +17,8 @@ CPUs when the guest's CPU does not fit); the verdicts are the preflight's pure c
 from __future__ import annotations
 
 from ansible_collections.kvmops.migration.plugins.module_utils._client import is_libvirt_error
-from ansible_collections.kvmops.migration.plugins.module_utils._cpu_baseline import unknown_cpu_name
+from ansible_collections.kvmops.migration.plugins.module_utils._client import KvmopsError
+from ansible_collections.kvmops.migration.plugins.module_utils._cpu_baseline import baseline_cpu, unknown_cpu_name
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import (
     cpu_model_of,
     host_model_cpu_xml,
@@ -92,8 +93,11 @@ class CpuQuestions:
                                     for conn in (self.src_conn, self.dst_conn)) if xml]
             if len(cpus) < 2:
                 return None
-            # On the destination: when it is the older libvirt, the model it chooses is one it knows.
-            return cpu_model_of(self.dst_conn.baselineHypervisorCPU(*key, cpus, 0))
+            # On the destination: when it is the older libvirt, the model it chooses is one it
+            # knows, and the features only the newer one knows are left out.
+            return cpu_model_of(baseline_cpu(self.dst_conn, key, cpus, migratable=False)[0])
+        except KvmopsError:
+            return None
         except Exception as exc:  # pylint: disable=broad-except
             if not is_libvirt_error(exc):
                 raise

@@ -191,6 +191,29 @@ def _indented(element):
     return ET.tostring(copy, encoding='unicode')
 
 
+def baseline_cpu(conn, call_args, cpus, migratable=True):
+    """(baseline XML, features left out) of ``cpus`` computed by the libvirt behind ``conn``
+    (``call_args``: ``Hypervisor.call_args``). A CPU read by a newer libvirt can name features this
+    libvirt does not know (a cluster mid-upgrade): no guest of this host can use them, so they
+    cannot be part of a baseline this host runs; they are left out of the inputs and reported."""
+    flags = VIR_CONNECT_BASELINE_CPU_MIGRATABLE if migratable else 0
+    ignored = []
+    while True:
+        try:
+            return conn.baselineHypervisorCPU(*call_args, cpus, flags), ignored
+        except Exception as exc:  # pylint: disable=broad-except
+            if not is_libvirt_error(exc):
+                raise
+            name = unknown_feature(libvirt_error_details(exc)['libvirt_error_message'])
+            if name is None or name in ignored:
+                raise translate_libvirt_error(
+                    exc, 'Computing the hypervisor CPU baseline of %d CPU(s)' % len(cpus),
+                    remedy='Compute the baseline on the hypervisor with the oldest libvirt of the group '
+                           '(the cpu_baseline role does), with the virt_type its guests run with.') from exc
+            ignored.append(name)
+            cpus = [without_feature(cpu, name) for cpu in cpus]
+
+
 class CpuBaselineManager:
     """virt_cpu_baseline's run: baseline of the given CPUs (and this host's), checked here, given to guests."""
 
@@ -236,25 +259,8 @@ class CpuBaselineManager:
         return self.diff.add_to(result, self.kvm.diff_mode)
 
     def baseline(self, conn, cpus):
-        """(baseline XML, features left out). A CPU read by a newer libvirt can name features this
-        libvirt does not know (a cluster mid-upgrade): no guest of this host can use them, so they
-        cannot be part of a baseline this host runs; they are left out of the inputs and reported."""
-        flags = VIR_CONNECT_BASELINE_CPU_MIGRATABLE if self.params['migratable'] else 0
-        ignored = []
-        while True:
-            try:
-                return conn.baselineHypervisorCPU(*self.hypervisor.call_args(), cpus, flags), ignored
-            except Exception as exc:  # pylint: disable=broad-except
-                if not is_libvirt_error(exc):
-                    raise
-                name = unknown_feature(libvirt_error_details(exc)['libvirt_error_message'])
-                if name is None or name in ignored:
-                    raise translate_libvirt_error(
-                        exc, 'Computing the hypervisor CPU baseline of %d CPU(s)' % len(cpus),
-                        remedy='Compute the baseline on the hypervisor with the oldest libvirt of the group '
-                               '(the cpu_baseline role does), with the virt_type its guests run with.') from exc
-                ignored.append(name)
-                cpus = [without_feature(cpu, name) for cpu in cpus]
+        """(baseline XML, features left out): ``baseline_cpu`` for this module's hypervisor."""
+        return baseline_cpu(conn, self.hypervisor.call_args(), cpus, self.params['migratable'])
 
     def apply_to_domain(self, name, baseline):
         """Give the guest ``name`` the baseline CPU in its persistent definition; its entry of RV(domains)."""
