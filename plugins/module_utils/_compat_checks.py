@@ -126,8 +126,12 @@ class CpuQuestions:
 
 def guest_checks(guest, source, destination, cpus):
     """Machine type and CPU of one guest against the destination (``read_host`` of both sides)."""
+    offered = destination['caps']['archs'].get(guest['arch'], {}).get('machines', ())
+    # A machine type the destination lacks (the machine check says so) would make libvirt refuse
+    # the CPU comparison itself: the CPU is judged with the destination's default machine type.
+    cpu_guest = guest if not guest['machine'] or guest['machine'] in offered else dict(guest, machine=None)
     return [check_machine_type(guest['name'], guest, destination['caps'],
-                               versions=(source['qemu'], destination['qemu']))] + cpus.checks(guest)
+                               versions=(source['qemu'], destination['qemu']))] + cpus.checks(cpu_guest)
 
 
 def guest_compatibility(dom, dst_conn, mode='live'):

@@ -49,6 +49,7 @@ class Host:
         self.caps, (self.libvirt, self.qemu) = caps, versions
         self.cpu_error, self.cpu_result = cpu_error, cpu_result
         self.compared = []
+        self.compared_machines = []
 
     def getCapabilities(self):  # noqa: N802
         return self.caps.format(uuid='u')
@@ -61,6 +62,7 @@ class Host:
 
     def compareHypervisorCPU(self, *args):  # noqa: N802
         self.compared.append(args[4])
+        self.compared_machines.append(args[2])
         if self.cpu_error:
             raise LvError(self.cpu_error, 91 if 'incompatible' in self.cpu_error else 1)
         return self.cpu_result
@@ -139,6 +141,7 @@ def test_new_to_old_live_names_the_older_versions_the_machine_type_and_the_cpu()
     assert checks['versions.machine_type']['status'] == 'fail'
     assert checks['cpu.model']['status'] == 'fail' and 'avx512f' in checks['cpu.model']['detail']
     assert 'EPYC' in checks['cpu.model']['remedy'], 'the baseline of both hosts is suggested'
+    assert dst.compared_machines == [None], "the CPU is compared with the destination's own machine type"
 
 
 def test_cold_judges_what_the_guest_boots_with_and_offline_nothing():
