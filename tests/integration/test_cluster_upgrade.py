@@ -243,7 +243,7 @@ def same_boot_after_the_cold_boots(labh, name, host, snap):
 
 POSTCOPY_GUEST = ("--memory", "256", "--dirty", "48,20")
 POSTCOPY_MIGRATE = {"dest": "host-d", "bandwidth": 10, "postcopy_bandwidth": 4, "auto_converge": False,
-                    "allow_postcopy": True, "strategy": "adaptive", "timeout": 420,
+                    "allow_postcopy": True, "strategy": "adaptive", "timeout": 300,
                     "policy": {"downtime_steps": 1, "stall_window": 2, "postcopy_after_stalled_passes": 1}}
 
 
