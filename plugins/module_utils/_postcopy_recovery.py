@@ -36,9 +36,10 @@ VIR_DOMAIN_ABORT_JOB_POSTCOPY = 1
 RUNNING_POSTCOPY_FAILED = 11
 # QEMU's own stream gets this long without progress, counted from when the destination answers
 # again, before it counts as dead: its TCP connection often survives an outage and retransmits
-# with a backoff of up to two minutes, and a stream that goes on finishes by itself (seen on
-# libvirt 9.0 and 11.3), the gentlest outcome. Pausing it for a resume is for a dead stream only.
-STALL_S = 90
+# with a backoff of up to two minutes (Linux's largest retransmission timeout is 120 s), and a
+# stream that goes on finishes by itself (seen on libvirt 9.0 and 11.3), the gentlest outcome.
+# Pausing it for a resume is for a dead stream only.
+STALL_S = 150
 # A resume that fails is tried again at most this often; one that costs the destination its
 # libvirt daemon (it restarted meanwhile) is never repeated: each try would do the same.
 MAX_ATTEMPTS = 3

@@ -612,7 +612,7 @@ postcopy_split:
 postcopy_recovery:
   description:
     - What the task did about a post-copy whose stream broke (the guest split between the hosts). With libvirt 8.5
-      or newer on both hosts, once QEMU's own stream has made no progress for 90 seconds while the destination
+      or newer on both hosts, once QEMU's own stream has made no progress for 150 seconds while the destination
       answers, the task pauses it (C(VIR_DOMAIN_ABORT_JOB_POSTCOPY)) and resumes the migration on a new connection
       (C(migrateToURI3) with the original flags plus C(VIR_MIGRATE_POSTCOPY) and C(VIR_MIGRATE_POSTCOPY_RESUME)),
       up to three times, never again after a resume during which the destination's libvirt daemon restarted.

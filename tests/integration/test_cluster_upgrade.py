@@ -1,11 +1,11 @@
 """A cluster mid-upgrade (issue 16): the roles on the lab's real Debian machines as operators run
 them, migrations over qemu+tls and over a dedicated migration network, and migrations between the
 bookworm hosts (libvirt 9.0, QEMU 7.2) and the trixie hosts (libvirt 11.3, QEMU 10.0), each checked
-with the guest's heartbeat (support.invariant)."""
+with the guest's heartbeat (support.invariant). Post-copy recovery between the trixie hosts was
+tried on the lab and is not here: docs/lab.md, "Post-copy recovery on libvirt 11.3"."""
 import json
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
@@ -237,39 +237,3 @@ def same_boot_after_the_cold_boots(labh, name, host, snap):
     the migration."""
     dummy_host, hb = invariant.check(labh, name, expect_on=host, expect_reboot=True)
     assert hb["boot_id"] == snap.before["boot_id"] and hb["counter"] > snap.before["counter"], (hb, snap.before)
-
-
-# --- post-copy recovery ---------------------------------------------------------------------
-
-POSTCOPY_GUEST = ("--memory", "256", "--dirty", "48,20")
-POSTCOPY_MIGRATE = {"dest": "host-d", "bandwidth": 10, "postcopy_bandwidth": 4, "auto_converge": False,
-                    "allow_postcopy": True, "strategy": "adaptive", "timeout": 300,
-                    "policy": {"downtime_steps": 1, "stall_window": 2, "postcopy_after_stalled_passes": 1}}
-
-
-def test_postcopy_recovery_between_two_libvirt_11_hosts(labh, make_guest):
-    """host-c -> host-d (libvirt 11.3): the migration stream is broken during post-copy (the
-    destination rejects the migration ports with a TCP reset, so QEMU pauses the post-copy on
-    both sides); the ports open again; the module resumes with VIR_MIGRATE_POSTCOPY_RESUME and
-    the guest completes on host-d with its memory intact."""
-    name = make_guest("up-pcrec", "host-c", *POSTCOPY_GUEST)
-    snap = invariant.Snapshot(labh, name)
-    reject = ["nft", "insert", "rule", "inet", "firewalld", "filter_INPUT", "tcp", "dport", "49152-49215",
-              "reject", "with", "tcp", "reset"]
-    with invariant.RollbackWatch(labh, name):
-        with ThreadPoolExecutor(1) as pool:
-            running = pool.submit(run_module, "host-c", "virt_migrate", dict(POSTCOPY_MIGRATE, name=name))
-            deadline = time.monotonic() + 120
-            while labh.domain("host-c", name).state() != [3, 12]:
-                assert time.monotonic() < deadline and not running.done(), "post-copy never started"
-                time.sleep(0.3)
-            exec_on("host-d", *reject)
-            try:
-                time.sleep(15)
-            finally:
-                exec_on("host-d", "firewall-cmd", "--reload")  # firewalld's own rules again, without ours
-            res = running.result(timeout=900)
-    print(json.dumps(res.get("postcopy_recovery"), indent=1))
-    assert res.get("postcopy_recovery", {}).get("attempts"), res
-    assert not res.get("failed") and res["location"]["running_on"] == ["host-d"], res
-    invariant.check(labh, name, expect_on="host-d", snapshot=snap, timeout=180)
