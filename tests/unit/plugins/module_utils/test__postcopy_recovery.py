@@ -37,13 +37,13 @@ def test_libvirt_older_than_8_5_on_either_host_leaves_the_exact_report():
 
 
 @pytest.mark.parametrize('reachable,stalled,attempts,since,expected', [
-    (False, 100, 0, None, WAIT),          # the link is still down
+    (False, STALL_S + 50, 0, None, WAIT),  # the link is still down
     (True, 5, 0, None, WAIT),             # QEMU's own stream still moves: it may finish by itself
     (True, STALL_S, 0, None, RESUME),     # no progress for long enough, the destination answers
     (True, None, 0, None, RESUME),
-    (True, 100, 1, 3, WAIT),              # the last try failed just now
-    (True, 100, 1, 30, RESUME),
-    (True, 100, 3, 30, GIVE_UP),          # enough tries
+    (True, STALL_S + 50, 1, 3, WAIT),     # the last try failed just now
+    (True, STALL_S + 50, 1, 30, RESUME),
+    (True, STALL_S + 50, 3, 30, GIVE_UP),  # enough tries
 ])
 def test_the_decision(reachable, stalled, attempts, since, expected):
     assert decide(True, NEW, NEW, reachable, stalled, attempts, False, since)[0] == expected
