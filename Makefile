@@ -194,7 +194,7 @@ bench-smoke: $(STAMP) lab
 	cd tests && $(LAB_ENV) $(VENV_BIN)/python -m pytest -p no:cacheprovider -q -s $(PYTEST_ARGS) $(call junit,bench-smoke) bench
 
 molecule: $(STAMP) lab
-	$(LAB_ENV) $(VENV_BIN)/molecule test -s default
+	$(LAB_ENV) KVMOPS_LAB_INVENTORY=$(LAB_INVENTORY) $(VENV_BIN)/molecule test -s default
 
 # Every stage runs even if an earlier one failed, so one CI run shows every problem; the
 # closing line counts the tests of all stages and the exit code is non-zero if anything failed.

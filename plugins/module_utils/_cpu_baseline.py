@@ -15,6 +15,7 @@ Private to kvmops.migration: the API may change without notice.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -22,6 +23,9 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     DomainNotFoundError,
     InvalidInputError,
     KvmopsError,
+    is_libvirt_error,
+    libvirt_error_details,
+    translate_libvirt_error,
     translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._diff import DifferenceTracker
@@ -83,6 +87,30 @@ def validate_cpus(cpus, include_host):
             raise InvalidInputError('cpus[%d] is not a <cpu> definition' % index)
     if not cpus and not include_host:
         raise InvalidInputError('No CPU to compute a baseline from: give cpus or set include_host=true')
+
+
+def unknown_cpu_name(message):
+    """(``feature`` or ``model``, name) of libvirt's "Unknown CPU feature X" / "Unknown CPU model X"
+    (a CPU definition of a newer libvirt), or None."""
+    match = re.search(r'Unknown CPU (feature|model) (\S+)', message or '')
+    return (match.group(1), match.group(2)) if match else None
+
+
+def unknown_feature(message):
+    """The feature named by libvirt's "Unknown CPU feature X", or None."""
+    found = unknown_cpu_name(message)
+    return found[1] if found and found[0] == 'feature' else None
+
+
+def without_feature(cpu_xml, name):
+    """The <cpu> definition ``cpu_xml`` without the feature ``name`` (unchanged when it has none)."""
+    cpu = parse_xml(cpu_xml, 'A CPU definition')
+    dropped = [feature for feature in cpu.findall('feature') if feature.get('name') == name]
+    if not dropped:
+        return cpu_xml
+    for feature in dropped:
+        cpu.remove(feature)
+    return ET.tostring(cpu, encoding='unicode')
 
 
 def host_model_cpu(capabilities_xml, virt_type):
@@ -163,6 +191,29 @@ def _indented(element):
     return ET.tostring(copy, encoding='unicode')
 
 
+def baseline_cpu(conn, call_args, cpus, migratable=True):
+    """(baseline XML, features left out) of ``cpus`` computed by the libvirt behind ``conn``
+    (``call_args``: ``Hypervisor.call_args``). A CPU read by a newer libvirt can name features this
+    libvirt does not know (a cluster mid-upgrade): no guest of this host can use them, so they
+    cannot be part of a baseline this host runs; they are left out of the inputs and reported."""
+    flags = VIR_CONNECT_BASELINE_CPU_MIGRATABLE if migratable else 0
+    ignored = []
+    while True:
+        try:
+            return conn.baselineHypervisorCPU(*call_args, cpus, flags), ignored
+        except Exception as exc:  # pylint: disable=broad-except
+            if not is_libvirt_error(exc):
+                raise
+            name = unknown_feature(libvirt_error_details(exc)['libvirt_error_message'])
+            if name is None or name in ignored:
+                raise translate_libvirt_error(
+                    exc, 'Computing the hypervisor CPU baseline of %d CPU(s)' % len(cpus),
+                    remedy='Compute the baseline on the hypervisor with the oldest libvirt of the group '
+                           '(the cpu_baseline role does), with the virt_type its guests run with.') from exc
+            ignored.append(name)
+            cpus = [without_feature(cpu, name) for cpu in cpus]
+
+
 class CpuBaselineManager:
     """virt_cpu_baseline's run: baseline of the given CPUs (and this host's), checked here, given to guests."""
 
@@ -182,18 +233,20 @@ class CpuBaselineManager:
         own = host_model_cpu(capabilities, params['virt_type'])
         if params['include_host']:
             cpus.append(own)
-        flags = VIR_CONNECT_BASELINE_CPU_MIGRATABLE if params['migratable'] else 0
-        with translated('Computing the hypervisor CPU baseline of %d CPU(s)' % len(cpus)):
-            baseline_xml = conn.baselineHypervisorCPU(*self.hypervisor.call_args(), cpus, flags)
+        baseline_xml, ignored = self.baseline(conn, cpus)
         baseline = parse_xml(baseline_xml, 'The baseline CPU')
         model, vendor, features = describe_cpu(baseline)
         with translated('Comparing this hypervisor with the baseline CPU'):
             code = conn.compareHypervisorCPU(*self.hypervisor.call_args(), baseline_xml, 0)
         comparison = COMPARE_RESULTS.get(code, str(code))
         compatible = comparison in ('identical', 'superset')
+        with translated('Reading the libvirt version'):
+            libvirt_version = conn.getLibVersion()
         result = dict(changed=False, host_cpu=own, compatible=compatible, comparison=comparison, domains=[],
+                      libvirt_version=libvirt_version,
                       baseline=dict(xml=baseline_xml, model=model, vendor=vendor, cpu_count=len(cpus),
-                                    features=[dict(name=name, policy=policy) for policy, name in features]))
+                                    features=[dict(name=name, policy=policy) for policy, name in features],
+                                    ignored_features=ignored))
         if not compatible and params['require_compatible']:
             raise KvmopsError(
                 'This hypervisor cannot run the baseline CPU %s (comparison: %s)' % (model, comparison),
@@ -204,6 +257,10 @@ class CpuBaselineManager:
             result['domains'].append(entry)
             result['changed'] = result['changed'] or entry['changed']
         return self.diff.add_to(result, self.kvm.diff_mode)
+
+    def baseline(self, conn, cpus):
+        """(baseline XML, features left out): ``baseline_cpu`` for this module's hypervisor."""
+        return baseline_cpu(conn, self.hypervisor.call_args(), cpus, self.params['migratable'])
 
     def apply_to_domain(self, name, baseline):
         """Give the guest ``name`` the baseline CPU in its persistent definition; its entry of RV(domains)."""

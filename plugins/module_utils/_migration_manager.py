@@ -26,6 +26,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper i
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import ConvergenceEngine
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence_types import Policy
 from ansible_collections.kvmops.migration.plugins.module_utils._cold import ColdMigration, finish_interrupted
+from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import guest_compatibility
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import check_data_stream, parse_destination
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, run_detached
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import host_uuid, read_domain
@@ -61,6 +62,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._strategy_run imp
 from ansible_collections.kvmops.migration.plugins.module_utils._waiter import wait_until
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import DEFAULT_STATE_DIR, read_json, write_json
 from ansible_collections.kvmops.migration.plugins.module_utils._oplock import GuestLock
+from ansible_collections.kvmops.migration.plugins.module_utils._postcopy_recovery import PostcopyRecovery
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import (
     ensure_dest_pool,
     free_bytes_at,
@@ -315,6 +317,7 @@ class MigrationManager:
         guest = facts['name']
         checks = [check_interface(guest, iface, dest_network_facts(dst_conn, iface['network']))
                   for iface in facts['interfaces'] if iface['type'] == 'network']
+        checks.extend(guest_compatibility(dom, dst_conn, self.p['mode']))  # versions, machine type, CPU
         if self.domain_active and self.p['mode'] != 'offline':
             checks.append(check_memory(guest, facts['memory_kib'] or 0, dest_available_memory(dst_conn),
                                        self.p['memory_margin_mib']))
@@ -618,7 +621,7 @@ class MigrationManager:
         if job.postcopy_started and job.error is not None:
             # The rest of the overall timeout (at least a short grace) for QEMU to finish on its own.
             src_conn, dst_conn = self._wait_for_postcopy_to_settle(
-                uri, max(timeout_s - job.duration_s, POSTCOPY_SETTLE_MIN_S))
+                uri, max(timeout_s - job.duration_s, POSTCOPY_SETTLE_MIN_S), spec)
         else:
             dst_conn = self._reconnect(uri)
         sides = Sides(self.src_host, self.dst_host, src_conn, dst_conn)
@@ -669,17 +672,21 @@ class MigrationManager:
         except OperationTimeoutError:
             return None
 
-    def _wait_for_postcopy_to_settle(self, uri, timeout_s):
+    def _wait_for_postcopy_to_settle(self, uri, timeout_s, spec=None):
         """libvirt reported a failure during post-copy. QEMU's own stream may survive a short
         network outage and finish anyway (seen with libvirt 9.0 / QEMU 7.2): while the guest's
         memory is split between the hosts, destroying either half would lose it, so watch both
         hosts until the split resolves or the timeout passes; the caller then reports or repairs."""
+        recovery = PostcopyRecovery(self.uuid, uri, spec, self.result) if spec is not None else None  # (libvirt >= 8.5)
+
         def settled():
             src_conn = self.client.reopen_if_dead(self.client.uri)
             dst_conn = self.client.reopen_if_dead(uri)
             verdict = assess(read_view(src_conn, self.uuid, self.src_host),
                              read_view(dst_conn, self.uuid, self.dst_host),
                              Attempt(postcopy_started=True)).verdict
+            if recovery is not None:
+                recovery.step(src_conn, dst_conn, verdict)  # resumes a stalled post-copy (_postcopy_recovery)
             return (src_conn, dst_conn) if verdict not in ('postcopy_split', 'unknown', 'busy') else None
         try:
             return wait_until(settled, timeout_s, interval_s=2, description='post-copy to finish or fail')

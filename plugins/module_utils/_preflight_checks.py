@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from ansible_collections.kvmops.migration.plugins.module_utils._cpu_baseline import unknown_cpu_name
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import machine_family
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import (
     FAIL,
@@ -131,8 +132,9 @@ def check_version(component, src_version, dst_version):
                 'migrations to hosts of the same or a newer version.' % (label, format_version(src_version))))
 
 
-def check_machine_type(guest, dom, dest_caps):
-    """Architecture, virt type, machine type and emulator path offered by the destination."""
+def check_machine_type(guest, dom, dest_caps, versions=None):
+    """Architecture, virt type, machine type and emulator path offered by the destination.
+    ``versions``: (source QEMU, destination QEMU), to say when an older destination QEMU is why."""
     name = 'versions.machine_type'
     arch = dest_caps['archs'].get(dom['arch'])
     if arch is None:
@@ -145,20 +147,47 @@ def check_machine_type(guest, dom, dest_caps):
             dom['virt_type'], ', '.join(sorted(arch['domain_types'])) or 'none'))
         remedies.append("enable %s on the destination (for kvm: /dev/kvm and the kvm module)" % dom['virt_type'])
     if dom['machine'] and dom['machine'] not in arch['machines']:
-        family = machine_family(dom['machine'])
-        same = sorted(m for m in arch['machines'] if m.startswith(family))
-        problems.append("machine type '%s' is not offered" % dom['machine'])
-        remedies.append('keep the guest on a machine type both hosts offer (the destination has %s); a '
-                        'machine type change needs a guest restart' % (', '.join(same[-4:]) or 'none of that family'))
+        problem, remedy = _unknown_machine(dom['machine'], arch['machines'], versions)
+        problems.append(problem)
+        remedies.append(remedy)
     if dom['emulator'] and arch['emulators'] and dom['emulator'] not in arch['emulators']:
         problems.append("emulator %s does not exist there (it has %s); libvirt keeps the guest's emulator path" % (
             dom['emulator'], ', '.join(sorted(arch['emulators']))))
         remedies.append('install the same emulator path on the destination, or migrate with a destination XML '
                         'that names its emulator')
     if problems:
-        return check(name, FAIL, '; '.join(problems), remedy='; '.join(remedies).capitalize() + '.', guest=guest)
+        remedy = '; '.join(remedies)
+        return check(name, FAIL, '; '.join(problems), remedy=remedy[:1].upper() + remedy[1:] + '.', guest=guest)
     return check(name, OK, '%s/%s machine %s offered by destination' % (dom['virt_type'], dom['arch'], dom['machine']),
                  guest=guest)
+
+
+def _unknown_machine(machine, offered, versions):
+    """(problem, remedy) of a machine type the destination does not offer. A versioned type
+    (pc-i440fx-10.0) names the QEMU release that made it: a guest started on a newer QEMU cannot
+    move to an older one, which lacks that release's machine types."""
+    family = machine_family(machine)
+    same = sorted((m for m in offered if m.startswith(family)), key=_machine_order)
+    problem = "machine type '%s' is not offered" % machine
+    src_qemu, dst_qemu = versions or (None, None)
+    if src_qemu and dst_qemu and dst_qemu < src_qemu:
+        problem += (' (the destination runs QEMU %s, older than the source\'s QEMU %s that gave the guest this '
+                    'machine type: a guest started on a newer QEMU cannot move to an older one)' % (
+                        format_version(dst_qemu), format_version(src_qemu)))
+        remedy = ('move the guest to a host with QEMU %s or newer (upgrade this destination first), or restart it '
+                  'with a machine type both hosts offer (%s) and then migrate; to keep guests movable both ways '
+                  'while a cluster is upgraded, start them on the hosts with the older QEMU' % (
+                      format_version(src_qemu), same[-1] if same else 'none of that family here'))
+    else:
+        remedy = ('keep the guest on a machine type both hosts offer (the destination has %s); a machine type '
+                  'change needs a guest restart' % (', '.join(same[-4:]) or 'none of that family'))
+    return problem, remedy
+
+
+def _machine_order(machine):
+    """pc-i440fx-7.2 before pc-i440fx-10.0: versioned machine types by their version."""
+    version = machine.rsplit('-', 1)[-1]
+    return [int(part) if part.isdigit() else -1 for part in version.split('.')] if version[:1].isdigit() else [-1]
 
 
 def baseline_remedy(baseline_model):
@@ -205,6 +234,12 @@ def check_cpu(guest, cpu, compare, baseline_model=None, which='live'):
         return check(name, FAIL, 'persistent CPU %s needs %s which the destination lacks: the guest would not '
                      'start there after its next shutdown' % (label, what),
                      remedy=baseline_remedy(baseline_model), guest=guest)
+    unknown = unknown_cpu_name(compare.get('message'))
+    if unknown is not None:
+        # The CPU names a feature or model only a newer libvirt knows: the destination cannot give it.
+        detail = "destination's libvirt does not know the CPU %s '%s' of the guest's CPU %s%s (a newer libvirt's CPU)" % (
+            unknown[0], unknown[1], label, '' if which == 'live' else ' (persistent definition)')
+        return check(name, FAIL, detail, remedy=baseline_remedy(baseline_model), guest=guest)
     return check(name, WARN, 'could not compare CPU %s on the destination: %s' % (label, compare.get('message')),
                  remedy='Check the CPU definition with `virsh hypervisor-cpu-compare` on the destination.', guest=guest)
 

@@ -21,13 +21,13 @@ import threading
 import time
 
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import is_libvirt_error
-from ansible_collections.kvmops.migration.plugins.module_utils._destination import parse_destination
-from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import (
-    cpu_model_of,
-    host_model_cpu_xml,
-    parse_capabilities,
-    parse_domain,
+from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import (
+    CpuQuestions,
+    guest_checks,
+    version_checks,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._destination import parse_destination
+from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import parse_capabilities, parse_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._host_facts import (
     dest_available_memory,
     dest_network_facts,
@@ -42,15 +42,10 @@ from ansible_collections.kvmops.migration.plugins.module_utils._host_facts impor
     read_through_pool,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks import (
-    CPU_COMPARE_INCOMPATIBLE,
-    UNCOMPARABLE_CPU_MODES,
-    VIR_ERR_CPU_INCOMPATIBLE,
     check_bandwidth,
-    check_cpu,
     check_distinct_hosts,
     check_interface,
     check_libvirt_connection,
-    check_machine_type,
     check_memory,
     check_memory_total,
     check_migration_address,
@@ -58,7 +53,6 @@ from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks
     check_ssh,
     check_tcp_port,
     check_vcpus,
-    check_version,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import (
     FAIL,
@@ -78,7 +72,6 @@ from ansible_collections.kvmops.migration.plugins.module_utils._remote_probe imp
     tcp_connect_many,
 )
 
-VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE = 1
 VIR_CONNECT_LIST_DOMAINS_ACTIVE = 1
 VIR_DOMAIN_XML_INACTIVE = 2
 VIR_ERR_NO_DOMAIN = 42
@@ -325,12 +318,10 @@ class PreflightRunner:
         libvirtd_conf = parse_conf(conf.get('/etc/libvirt/libvirtd.conf'))
         dconn, dst = observed.dest_conn, observed.destination
         if dconn is not None:
-            self.add(check_version('libvirt', observed.source['libvirt'], dst['libvirt']))
-            self.add(check_version('qemu', observed.source['qemu'], dst['qemu']))
-            baseline_cache = {}
+            self.checks.extend(version_checks(observed.source, dst))
+            cpus = CpuQuestions(self.client.conn, dconn)
             for g in observed.guests:
-                self.add(check_machine_type(g['name'], g, dst['caps']))
-                self._cpu_checks(g, dconn, baseline_cache)
+                self.checks.extend(guest_checks(g, observed.source, dst, cpus))
         else:
             self.skipped.append('versions, cpu, network (libvirt networks), capacity, storage copy space: '
                                 'no libvirt connection to the destination')
@@ -431,55 +422,6 @@ class PreflightRunner:
         if self.dirty_rates.error:
             view['error'] = self.dirty_rates.error
         return view
-
-    def _cpu_checks(self, g, dconn, baseline_cache):
-        def compare(cpu):
-            try:
-                return {'result': dconn.compareHypervisorCPU(g['emulator'], g['arch'], g['machine'], g['virt_type'],
-                                                             cpu['xml'], VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE)}
-            except Exception as exc:  # pylint: disable=broad-except
-                if not is_libvirt_error(exc):
-                    raise
-                return {'error_code': lv_code(exc), 'message': lv_message(exc)}
-
-        def needs_baseline(result):
-            return result is not None and (result.get('result') == CPU_COMPARE_INCOMPATIBLE or
-                                           result.get('error_code') == VIR_ERR_CPU_INCOMPATIBLE)
-
-        live = compare(g['cpu']) if g['cpu'] and g['cpu']['mode'] not in UNCOMPARABLE_CPU_MODES else None
-        persistent = None
-        inactive = g.get('inactive_cpu')
-        if inactive and inactive['mode'] not in UNCOMPARABLE_CPU_MODES and (
-                not g['cpu'] or inactive['xml'] != g['cpu']['xml']):
-            persistent = compare(inactive)
-        baseline = None
-        if needs_baseline(live) or needs_baseline(persistent) or (
-                g['cpu'] and g['cpu']['mode'] in UNCOMPARABLE_CPU_MODES):
-            baseline = self._baseline(g, dconn, baseline_cache)
-        self.add(check_cpu(g['name'], g['cpu'], live, baseline, 'live'))
-        if persistent is not None:
-            self.add(check_cpu(g['name'], inactive, persistent, baseline, 'persistent'))
-
-    def _baseline(self, g, dconn, cache):
-        key = (g['emulator'], g['arch'], g['machine'], g['virt_type'])
-        if key in cache:
-            return cache[key]
-        model = None
-        try:
-            cpus = []
-            for conn in (self.client.conn, dconn):
-                xml = host_model_cpu_xml(conn.getDomainCapabilities(g['emulator'], g['arch'], g['machine'],
-                                                                    g['virt_type'], 0))
-                if xml:
-                    cpus.append(xml)
-            if len(cpus) == 2:
-                model = cpu_model_of(dconn.baselineHypervisorCPU(g['emulator'], g['arch'], g['machine'],
-                                                                 g['virt_type'], cpus, 0))
-        except Exception as exc:  # pylint: disable=broad-except
-            if not is_libvirt_error(exc):
-                raise
-        cache[key] = model
-        return model
 
     def _disk_check(self, g, disk, observed, mounts):
         path = self._file_path(disk)

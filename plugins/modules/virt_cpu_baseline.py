@@ -17,6 +17,9 @@ description:
   - Computes, with libvirt's hypervisor CPU baseline (C(virConnectBaselineHypervisorCPU)),
     the most capable CPU model compatible with every CPU given in O(cpus) (plus this
     hypervisor's own CPU when O(include_host=true)) that this hypervisor can provide.
+  - Features of O(cpus) this hypervisor's libvirt does not know (a CPU read by a newer libvirt)
+    are left out of the baseline and reported in RV(baseline.ignored_features). Compute the
+    baseline of a mixed group on the hypervisor with the oldest libvirt.
   - Compares the baseline with this hypervisor (C(virConnectCompareHypervisorCPU)) and fails
     when the hypervisor cannot run it, unless O(require_compatible=false).
   - Optionally writes the baseline (C(mode='custom') C(match='exact'), model with
@@ -160,6 +163,21 @@ baseline:
       description: Number of CPU definitions the baseline was computed from.
       type: int
       sample: 3
+    ignored_features:
+      description:
+        - Features of the given CPUs that this hypervisor's libvirt does not know (CPUs read by a
+          newer libvirt, in a cluster mid-upgrade). No guest of this hypervisor can use them, so
+          they were left out before the baseline was computed.
+      type: list
+      elements: str
+      sample: [fdp-excptn-only]
+libvirt_version:
+  description:
+    - This hypervisor's libvirt version as libvirt encodes it (major * 1000000 + minor * 1000 + release).
+    - The cpu_baseline role computes the group's baseline on the hypervisor with the oldest libvirt.
+  returned: always
+  type: int
+  sample: 9000000
 compatible:
   description: Whether this hypervisor can run the baseline.
   returned: always

@@ -296,7 +296,11 @@ options:
       - Before anything is touched, check that the destination can take the guest now, with the same verdicts as
         M(kvmops.migration.virt_migrate_preflight) - every libvirt network (C(<interface type='network'>)) of the
         guest exists and is active there; its free memory (free plus reclaimable cache) covers a guest that will
-        run there plus O(memory_margin_mib); each directory that receives copied disks has room for them.
+        run there plus O(memory_margin_mib); each directory that receives copied disks has room for them; the
+        destination offers the guest's machine type, domain type and emulator, and can provide its CPU (the live
+        definition and the one it boots with next); libvirt's and QEMU's versions on both hosts (an older
+        destination is a warning; what the guest needs of it fails the machine type or CPU check, naming both
+        versions). A cold migration judges the definition the guest boots with there, an offline one none of these.
       - A failed check fails the task, naming the check and its remedy (result C(checks)), and changes nothing; these
         are the failures that libvirt would otherwise report half-way (or, for memory, the destination's OOM killer).
       - V(false) skips them and lets libvirt decide.
@@ -605,6 +609,26 @@ postcopy_split:
     as_of_ms:
       description: Time of that sample, in ms since the job started.
       type: int
+postcopy_recovery:
+  description:
+    - What the task did about a post-copy whose stream broke (the guest split between the hosts). With libvirt 8.5
+      or newer on both hosts, once QEMU's own stream has made no progress for 150 seconds while the destination
+      answers, the task pauses it (C(VIR_DOMAIN_ABORT_JOB_POSTCOPY)) and resumes the migration on a new connection
+      (C(migrateToURI3) with the original flags plus C(VIR_MIGRATE_POSTCOPY) and C(VIR_MIGRATE_POSTCOPY_RESUME)),
+      up to three times, never again after a resume during which the destination's libvirt daemon restarted.
+  returned: when a post-copy failed during the task
+  type: dict
+  contains:
+    action:
+      description: The last decision - V(wait), V(resume), V(give_up) or V(nothing).
+      type: str
+    why:
+      description: Why.
+      type: str
+    attempts:
+      description: Each resume tried - C(at_s) (seconds after the failure was seen), C(flags), and C(result) or C(error).
+      type: list
+      elements: dict
 waited_for_postcopy:
   description:
     - True when the task found the guest split by an earlier interrupted post-copy and waited (up to O(timeout))

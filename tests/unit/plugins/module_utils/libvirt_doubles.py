@@ -124,6 +124,8 @@ class FakeConn:
         self.baseline = None
         self.comparison = 2
         self.baseline_args = None
+        self.known_features = None  # baselineHypervisorCPU refuses other features (an older libvirt)
+        self.lib_version = 9000000
 
     def log(self, *call):
         self.calls.append(call)
@@ -202,7 +204,14 @@ class FakeConn:
 
     def baselineHypervisorCPU(self, emulator, arch, machine, virt_type, cpus, flags):  # noqa: N802
         self.baseline_args = dict(cpus=list(cpus), flags=flags, virt_type=virt_type)
+        for cpu in cpus if self.known_features is not None else ():
+            for feature in ET.fromstring(cpu).findall('feature'):
+                if feature.get('name') not in self.known_features:
+                    raise FakeLibvirtError('internal error: Unknown CPU feature %s' % feature.get('name'), 1)
         return self.baseline
+
+    def getLibVersion(self):  # noqa: N802
+        return self.lib_version
 
     def compareHypervisorCPU(self, emulator, arch, machine, virt_type, xml, flags):  # noqa: N802
         return self.comparison

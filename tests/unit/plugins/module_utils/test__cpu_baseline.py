@@ -26,10 +26,12 @@ from ansible_collections.kvmops.migration.plugins.module_utils._cpu_baseline imp
     describe_cpu,
     guest_cpu,
     host_model_cpu,
+    unknown_feature,
     validate_cpus,
     with_guest_cpu,
+    without_feature,
 )
-from libvirt_doubles import FakeConn, FakeKvm
+from libvirt_doubles import FakeConn, FakeKvm, FakeLibvirtError
 
 CAPS = ("<domainCapabilities><cpu><mode name='host-passthrough' supported='yes'/>"
         "<mode name='host-model' supported='{supported}'><model fallback='forbid'>EPYC</model>"
@@ -123,6 +125,36 @@ def test_the_baseline_of_this_host_and_given_cpus():
     assert result['baseline']['features'] == [dict(name='invtsc', policy='disable'), dict(name='vmx', policy='require')]
     assert result['compatible'] and result['comparison'] == 'superset' and not result['changed']
     assert 'diff' not in result
+
+
+def test_unknown_feature_and_without_feature():
+    assert unknown_feature('internal error: Unknown CPU feature fdp-excptn-only') == 'fdp-excptn-only'
+    assert unknown_feature('internal error: Unknown CPU model Foo') is None
+    assert 'vmx' not in without_feature(BASELINE, 'vmx') and 'invtsc' in without_feature(BASELINE, 'vmx')
+    assert without_feature(BASELINE, 'nothing') == BASELINE
+
+
+def test_features_an_older_libvirt_does_not_know_are_left_out_and_reported():
+    # A trixie host's CPU (libvirt 11.3) names features bookworm's libvirt 9.0 does not know.
+    conn = lab()
+    conn.known_features = {'x2apic', 'vmx', 'invtsc'}
+    newer = ("<cpu mode='custom' match='exact'><model>EPYC</model><feature policy='require' name='x2apic'/>"
+             "<feature policy='require' name='fdp-excptn-only'/><feature policy='require' name='new2'/></cpu>")
+    result = CpuBaselineManager(FakeKvm(conn, params(cpus=[newer]))).run()
+    assert result['baseline']['ignored_features'] == ['fdp-excptn-only', 'new2']
+    assert 'fdp-excptn-only' not in conn.baseline_args['cpus'][0] and 'x2apic' in conn.baseline_args['cpus'][0]
+    assert result['libvirt_version'] == 9000000
+
+
+def test_another_baseline_error_names_the_remedy():
+    conn = lab()
+
+    def refuse(*dummy_args):
+        raise FakeLibvirtError('internal error: Unknown CPU model Zen9', 1)
+    conn.baselineHypervisorCPU = refuse
+    with pytest.raises(KvmopsError) as refused:
+        CpuBaselineManager(FakeKvm(conn, params())).run()
+    assert 'Unknown CPU model Zen9' in refused.value.msg and 'oldest libvirt' in refused.value.remedy
 
 
 def test_an_incompatible_host_fails_unless_allowed():

@@ -88,9 +88,11 @@ class FakeKvm:
         self.check_mode = False
 
 
-def manager(monkeypatch, free_disk_mib=4096, active=True, **params):
+def manager(monkeypatch, free_disk_mib=4096, active=True, compat=(), **params):
     from ansible_collections.kvmops.migration.plugins.module_utils import _migration_manager as mm
     monkeypatch.setattr(mm, 'free_bytes_at', lambda conn, directory, host: free_disk_mib * 1024 ** 2)
+    # Versions, machine type and CPU (_compat_checks, tested in test__compat_checks): given here.
+    monkeypatch.setattr(mm, 'guest_compatibility', lambda dom, dst_conn, mode: list(compat))
     mgr = mm.MigrationManager(FakeKvm(**params))
     mgr.domain_active = active
     mgr.dst_host = 'host-b'
@@ -118,6 +120,17 @@ def test_a_failed_precheck_refuses_naming_check_and_remedy(monkeypatch, conn, fr
     assert err.value.msg.startswith('web1 cannot go to host-b: ') and words in err.value.msg
     assert 'precheck: false' in err.value.remedy
     assert [c for c in err.value.details['checks'] if c['status'] == 'fail']
+
+
+def test_a_machine_type_the_destination_lacks_refuses_before_anything_moves(monkeypatch):
+    from ansible_collections.kvmops.migration.plugins.module_utils._errors import MigrationError
+    from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import check
+    compat = [check('versions.qemu', 'warn', 'destination QEMU 7.2.0 is older than the source QEMU 10.0.0', remedy='upgrade'),
+              check('versions.machine_type', 'fail', "machine type 'pc-i440fx-10.0' is not offered", remedy='Move it.')]
+    with pytest.raises(MigrationError) as err:
+        manager(monkeypatch, compat=compat)._destination_checks(FakeDom(), read_domain(GUEST_XML), FakeDestConn(), COPY)
+    assert "machine type 'pc-i440fx-10.0' is not offered" in err.value.msg and 'Move it.' in err.value.remedy
+    assert 'upgrade' not in err.value.remedy, 'a warning does not refuse and adds no remedy'
 
 
 def test_memory_is_not_checked_for_a_guest_that_will_not_run_there(monkeypatch):

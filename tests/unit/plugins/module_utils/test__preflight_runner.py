@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ansible_collections.kvmops.migration.plugins.module_utils import _host_facts, _preflight_runner
+from ansible_collections.kvmops.migration.plugins.module_utils import _compat_checks, _host_facts, _preflight_runner
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import parse_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import should_fail
 from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.preflight_data import CAPS_XML, DOMCAPS_XML, MIB, dom_xml
@@ -34,7 +34,7 @@ class FakeLvError(Exception):
 
 @pytest.fixture
 def fake_lv_errors(monkeypatch):
-    for module in (_preflight_runner, _host_facts):
+    for module in (_preflight_runner, _host_facts, _compat_checks):
         monkeypatch.setattr(module, 'is_libvirt_error', lambda exc: isinstance(exc, FakeLvError))
 
 
