@@ -106,7 +106,7 @@ class StrategyRun:
             return self._checked(dom, dst_host, params)
         report = measure_dirty_rates([dom], seconds=params['dirty_rate_seconds'])
         measured = report.result(dom.name())
-        if measured is not None and measured.status != 'measured':
+        if measured is not None and measured.status not in ('measured', 'paused'):  # paused: dirties nothing
             self.ctx.warn('The dirty rate of %s was not measured (%s): %s' % (
                 dom.name(), measured.status, measured.message or 'no reason given'))
         load = guest_load(memory, measured, history, resident_bytes=resident_bytes(dom))

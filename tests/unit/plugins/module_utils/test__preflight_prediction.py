@@ -61,9 +61,13 @@ class TestEstimates:
         assert estimate['prediction']['dirty_rate_source'] == 'history' and estimate['strategy'] == 'precopy_steps'
 
     def test_nothing_known_is_unknown_with_the_lower_bound(self):
-        estimate = guest_estimates([guest()], report(DirtyRateResult('web1', 'paused')), 100.0)[0]
+        estimate = guest_estimates([guest()], report(DirtyRateResult('web1', 'timeout')), 100.0)[0]
         assert (estimate['strategy'], estimate['seconds']) == ('unknown', 2.6)
         assert estimate['sentence'].startswith('No prediction: the dirty rate is unknown')
+
+    def test_a_paused_guest_moves_in_one_pass(self):
+        estimate = guest_estimates([guest()], report(DirtyRateResult('web1', 'paused')), 100.0)[0]
+        assert estimate['strategy'] == 'precopy_steps' and estimate['prediction']['dirty_rate_bps'] == 0.0
 
 
 class TestProbe:

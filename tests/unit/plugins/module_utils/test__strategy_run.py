@@ -153,14 +153,20 @@ class TestBeforeTheJob:
 
     def test_an_unreadable_history_and_an_unmeasured_guest_are_warnings(self, libvirt_error, measures):
         ctx = Ctx()
-        measures.given[0] = DirtyRateResult('web1', 'paused', message='paused: a paused guest dirties nothing')
+        measures.given[0] = DirtyRateResult('web1', 'timeout', message='no result within 3 s')
         run, dummy = prepare(FakeDom(libvirt_error, metadata_error=libvirt_error('connection reset', 38)), ctx,
                              bandwidth=10)
         assert len(ctx.warnings) == 2
         assert ctx.warnings[0].startswith('The migration history of web1 could not be read')
-        assert ctx.warnings[1] == ('The dirty rate of web1 was not measured (paused): paused: a paused guest '
-                                   'dirties nothing')
+        assert ctx.warnings[1] == 'The dirty rate of web1 was not measured (timeout): no result within 3 s'
         assert run.choice.strategy == 'adaptive' and run.report()['decision']['known'] is False
+
+    def test_a_paused_guest_is_predicted_without_a_warning(self, libvirt_error, measures):
+        ctx = Ctx()
+        measures.given[0] = DirtyRateResult('web1', 'paused', message='paused: a paused guest dirties nothing')
+        run, dummy = prepare(FakeDom(libvirt_error), ctx, bandwidth=10)
+        assert ctx.warnings == []
+        assert run.report()['decision']['known'] is True and run.choice.prediction.dirty_rate_bps == 0.0
 
     def test_a_storage_copy_is_not_predicted(self, libvirt_error, measures):
         copy = [{'target': 'vda', 'path': '/var/lib/libvirt/local/web1.qcow2', 'action': 'copy (all)'}]
