@@ -40,7 +40,8 @@ def parser():
     gc.add_argument("name")
     gc.add_argument("--on", required=True, metavar="HOST")
     gc.add_argument("--memory", type=int, default=128, metavar="MiB")
-    gc.add_argument("--dirty", metavar="MiB[,MiBps]", help="run the memory dirtier in the guest")
+    gc.add_argument("--dirty", metavar="MiB[,MiBps[,after_s,MiBps]]",
+                    help="run the memory dirtier in the guest (a second rate: the load changes after after_s)")
     gc.add_argument("--fill", type=int, default=0, metavar="MiB",
                     help="write this much guest memory once and keep it (a used, idle guest); before the first "
                          "heartbeat")

@@ -229,8 +229,8 @@ def create(lab, name, on, memory=128, dirty=None, storage="shared", cpu_model=No
     hv = lab.host(on, hypervisor=True)
     if memory < 64 or memory > 16384:
         raise LabError(on, "guest create", "--memory %d MiB is out of range (64-16384)" % memory)
-    if dirty and not re.match(r"^\d+(,\d+(\.\d+)?)?$", dirty):
-        raise LabError(on, "guest create", "--dirty takes MiB[,MiBps], e.g. 96,20")
+    if dirty and not re.match(r"^\d+(,\d+(\.\d+)?(,\d+,\d+(\.\d+)?)?)?$", dirty):
+        raise LabError(on, "guest create", "--dirty takes MiB[,MiBps[,after_s,MiBps]], e.g. 96,20 or 96,5,10,40")
     if dirty and int(dirty.split(",")[0]) >= memory - 48:
         raise LabError(on, "guest create", "--dirty working set must leave 48 MiB of the guest's %d MiB" % memory)
     # The guest's kernel and its unpacked initramfs need about 100 MiB beside a fill (a 384 MiB

@@ -385,6 +385,7 @@ class MigrationManager:
         except DomainNotFoundError:
             return source
         source['found'] = (dom, None)
+        self.strategy.start_measuring(dom, self.p)  # its sample overlaps the connect and the checks
         xml = dom.XMLDesc(0)
         self.source_xml = (dom.UUIDString(), xml)
         self.disk_targets = [disk.target for disk in read_domain(xml).disks if disk.target]
@@ -670,7 +671,7 @@ class MigrationManager:
             dst_conn = self._reconnect(uri)
         sides = Sides(self.src_host, self.dst_host, src_conn, dst_conn, self.disk_targets)
         outcome = verify_and_repair(sides, self.uuid, self._attempt(postcopy_started=job.postcopy_started), created)
-        self.clock.mark('verify')
+        self.clock.mark('outcome_check')
         return self._live_result(dom, sides, job, engine, outcome, timeout_s, storage, adopt)
 
     def _live_result(self, dom, sides, job, engine, outcome, timeout_s, storage, adopt):
