@@ -34,6 +34,8 @@ def missing_figures(data):
     for tool in ("evacuate", "virsh_loop"):
         if (drain.get(tool) or {}).get("lost"):
             problems.append("drain %s: a guest was not on exactly one host" % tool)
+        if (drain.get(tool) or {}).get("crashed"):
+            problems.append("drain %s: a guest's kernel died (oops or no heartbeat)" % tool)
     return problems
 
 

@@ -29,18 +29,18 @@ def breakdown_lines(breakdown):
         lines += ["### %s: virt_migrate / virsh = **%s**" % (title, figures["ratio"]), "",
                   "| virsh | s | virt_migrate | s |", "|---|---|---|---|",
                   "| Ansible (controller, SSH, the command module) | %s | Ansible and the module's detach | %s |" % (
-                      _s(v["ansible_s"]), _s(m["ansible_and_detach_s"])),
-                  "| | | module start (Python, AnsiballZ, imports) | %s |" % _s(m["module_start_s"]),
+                      _s(v.get("ansible_s")), _s(m.get("ansible_and_detach_s"))),
+                  "| | | module start (Python, AnsiballZ, imports) | %s |" % _s(m.get("module_start_s")),
                   "| virsh outside the job (its connection, the job's start and end) | %s | connect (destination, "
-                  "overlapped with the source reads) | %s |" % (_s(v["virsh_outside_job_s"]), _s(m["connect"])),
-                  "| | | checks | %s |" % _s(m["checks"]),
-                  "| | | prediction (history, dirty-rate sample, decision) | %s |" % _s(m["prediction"]),
-                  "| libvirt's migration job | %s | the migration job | %s |" % (_s(v["job_s"]), _s(m["job"])),
+                  "overlapped with the source reads) | %s |" % (_s(v.get("virsh_outside_job_s")), _s(m.get("connect"))),
+                  "| | | checks | %s |" % _s(m.get("checks")),
+                  "| | | prediction (history, dirty-rate sample, decision) | %s |" % _s(m.get("prediction")),
+                  "| libvirt's migration job | %s | the migration job | %s |" % (_s(v.get("job_s")), _s(m.get("job"))),
                   "| (of which the guest paused) | %s | (of which the guest paused) | %s |" % (
-                      _s(v["downtime_s"], 3), _s(m["downtime_s"], 3)),
-                  "| | | outcome check on both hosts (at once) | %s |" % _s(m["outcome_check"]),
-                  "| | | report, history record | %s |" % _s(m["report"]),
-                  "| **wall** | **%s** | **wall** | **%s** |" % (_s(v["wall_s"]), _s(m["wall_s"])), ""]
+                      _s(v.get("downtime_s"), 3), _s(m.get("downtime_s"), 3)),
+                  "| | | outcome check on both hosts (at once) | %s |" % _s(m.get("outcome_check")),
+                  "| | | report, history record | %s |" % _s(m.get("report")),
+                  "| **wall** | **%s** | **wall** | **%s** |" % (_s(v.get("wall_s")), _s(m.get("wall_s"))), ""]
     return lines
 
 
@@ -107,7 +107,8 @@ def drain_lines(drain):
     guests = drain["guests"]
     kinds = ", ".join("%s (%d MiB%s%s%s%s)" % (
         g["name"], g["memory_mib"], ", %d MiB used" % g["fill_mib"] if g["fill_mib"] else "",
-        ", busy: %d MiB rewritten as fast as it can" % g["busy_working_set_mib"] if g["busy_working_set_mib"] else "",
+        ", busy: %d MiB rewritten at %s MiB/s" % (g["busy_working_set_mib"], g.get("busy_rate_mibps", "?"))
+        if g["busy_working_set_mib"] else "",
         ", local disk %d MiB" % g["local_disk_mib"] if g["local_disk_mib"] else "",
         ", paused by its user" if g["paused"] else "") for g in guests)
     lines = ["## Data-bound drain", "",
@@ -120,13 +121,14 @@ def drain_lines(drain):
              "not dirty; for the busy ones the same base, %s MiB per guest, plus their memory in use) / the cap = "
              "**%s s**." % (drain["cap_mib_s"], len(guests), kinds, drain.get("bytes_to_move_mib", "-"),
                            drain.get("base_mib_per_guest", "-"), drain.get("bound_s", "-")), "",
-             "| tool | moved | left on host-a | lost | time s (median, min-max) | time / bound |",
-             "|---|---|---|---|---|---|"]
+             "| tool | moved | left on host-a | lost | guest kernel died | time s (median, min-max) | time / bound |",
+             "|---|---|---|---|---|---|---|"]
     for tool, title in (("evacuate", "evacuate.yml (defaults)"), ("virsh_loop", "serial virsh loop")):
         t = drain.get(tool)
         if t:
-            lines.append("| %s | %d/%d | %d | %d | %s (%s-%s) | **%s** |" % (
-                title, t["moved"], t["of"], t["left"], t["lost"], t["time_s"]["median"], t["time_s"]["min"],
+            lines.append("| %s | %d/%d | %d | %d | %s | %s (%s-%s) | **%s** |" % (
+                title, t["moved"], t["of"], t["left"], t["lost"], t.get("crashed", "-"), t["time_s"]["median"],
+                t["time_s"]["min"],
                 t["time_s"]["max"], t["ratio_vs_bound"]))
     loop = drain.get("virsh_loop") or {}
     if loop.get("downtime_ms"):

@@ -83,7 +83,7 @@ def earlier_results(sections):
 
 def main():
     sections = selected_sections()
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     virtlab("up", "--firewall")
     labh = LabReads()
     data = earlier_results(sections)
