@@ -42,6 +42,9 @@ from ansible_collections.kvmops.migration.plugins.module_utils._fixed_cost impor
 VIR_ERR_NO_DOMAIN = 42
 VIR_ERR_OPERATION_UNSUPPORTED = 84
 VIR_DOMAIN_JOB_STATS_COMPLETED = 1
+# Reading a completed job's statistics without this flag deletes them: the result's stats and the
+# history record (its zero pages) both read them.
+VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED = 2
 VIR_DOMAIN_JOB_NONE = 0
 VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION = 20
 VIR_DOMAIN_XML_SECURE = 1
@@ -423,7 +426,7 @@ def completed_stats(dom):
     if dom is None:
         return {}
     try:
-        return dict(dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED))
+        return dict(dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED))
     except Exception:  # not kept by this libvirt, or the domain is gone
         return {}
 
