@@ -36,6 +36,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration import
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import read_history, record_migration
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction import predict
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import (
+    JOB_SETUP_S,
     MigrationPath,
     PredictionInputError,
     limits_from_options,
@@ -142,7 +143,7 @@ class StrategyRun:
             self.ctx.warn('The dirty rate of %s was not measured (%s): %s' % (
                 dom.name(), measured.status, measured.message or 'no reason given'))
         load = guest_load(memory, measured, history, resident_bytes=resident_bytes(dom))
-        prediction = predict(load, MigrationPath(bandwidth_bps=None), limits)
+        prediction = predict(load, MigrationPath(bandwidth_bps=None, setup_s=JOB_SETUP_S), limits)
         self.choice = choice_for(requested, params, prediction=prediction, limits=limits, load=load,
                                  measurement=report.as_dict())
         return self._checked(dom, dst_host, params)
