@@ -11,6 +11,12 @@ BENCH_SECTIONS=idle,blockcopy re-measures only those figures (planner, idle, con
 breakdown, prediction, postcopy, preflight, blockcopy, evacuation, drain); the others keep the figures of the last run in the output
 directory, and the report says which figures were measured again, and when.
 BENCH_NOTE="..." is printed at the top of the report (and kept by later partial runs).
+BENCH_BREAKDOWN_RUNS (default 6, smoke 2) idle migrations per tool and variant in `breakdown`;
+BENCH_PREDICTION_FIXED_RUNS (default 1) runs of each fixed strategy per cell in `prediction`.
+VIRTLAB_INSTANCE: the bench drives that lab instance (its inventory; virsh runs inside its hosts).
+Sections added for issues 18 and 20: `breakdown` (bench/breakdown.py), `prediction`
+(bench/prediction.py) and `drain` (bench/drain.py); their report sections are in
+bench/report_sections.py.
 BENCH_PROFILE=smoke runs one small case of each (a few minutes; `make test` runs it through
 tests/bench/test_bench_smoke.py); full is the default. BENCH_OUT chooses the output directory.
 The run exits non-zero when a required figure is missing or the exactly-one-host invariant
