@@ -169,9 +169,11 @@ def bring_back(labh, guests, dead=()):
         if active and active[0] != SRC:
             if guest.local_disk_mib:  # the source's old image (left by the copy out) makes room for the copy back
                 virsh_on(SRC, ["vol-delete", "--pool", "local", "%s.qcow2" % guest.name])
-            res = run_module(active[0], "virt_migrate", {"name": guest.name, "dest": SRC,
-                                                         "copy_storage": "all" if guest.local_disk_mib else "none",
-                                                         "remove_source_storage": bool(guest.local_disk_mib)})
+            args = {"name": guest.name, "dest": SRC, "copy_storage": "all" if guest.local_disk_mib else "none",
+                    "remove_source_storage": bool(guest.local_disk_mib)}
+            if guest.busy_ws:  # beyond the cap: pre-copy cannot bring it back, post-copy does in bounded time
+                args.update(strategy="postcopy", allow_postcopy=True)
+            res = run_module(active[0], "virt_migrate", args)
             if res.get("failed"):
                 raise RuntimeError("could not bring %s back to %s: %s" % (guest.name, SRC, res.get("msg")))
 
