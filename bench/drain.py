@@ -33,7 +33,6 @@ from bench.measure import (
     evacuation_bars,
     fresh_guest,
     log,
-    on_host,
     playbook,
     rotated,
     run_module,

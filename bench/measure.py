@@ -21,7 +21,6 @@ SRC, DST = "host-a", "host-b"
 VIR_DOMAIN_JOB_STATS_COMPLETED = 1
 
 
-
 class Cell:
     """One cell of the convergence matrix: the dirtier's working set (MiB) and rate (MiB/s), the
     bandwidth cap (MiB/s), the guest's memory (MiB); ``fill``: memory written once besides (MiB, a

@@ -169,6 +169,10 @@ def cell_summary(cell, runs):
     })
 
 
+def cell_label(cell):
+    return "%s %d/%d/%d" % (cell["kind"], cell["working_set_mib"], cell["dirty_rate_mibps"], cell["bandwidth_mibps"])
+
+
 def prediction_summary(cells):
     """The targets' figures over every cell (pure)."""
     judged = [c for c in cells if c["verdict_right"] is not None]
@@ -178,8 +182,7 @@ def prediction_summary(cells):
         "cells": len(cells),
         "verdict_right_share": round(sum(1 for c in judged if c["verdict_right"]) / float(len(judged)), 3)
         if judged else None,
-        "verdict_wrong_cells": [c["kind"] + " %d/%d/%d" % (c["working_set_mib"], c["dirty_rate_mibps"],
-                                                          c["bandwidth_mibps"]) for c in judged if not c["verdict_right"]],
+        "verdict_wrong_cells": [cell_label(c) for c in judged if not c["verdict_right"]],
         "duration_error_median": round(statistics.median(errors), 3) if errors else None,
         "duration_error_max": max(errors) if errors else None,
         "auto_vs_best_fixed_max": max(ratios) if ratios else None,

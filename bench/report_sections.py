@@ -120,7 +120,7 @@ def drain_lines(drain):
              "that had to move once (%s MiB: the normal pages and disk data virsh moved for every guest that does "
              "not dirty; for the busy ones the same base, %s MiB per guest, plus their memory in use) / the cap = "
              "**%s s**." % (drain["cap_mib_s"], len(guests), kinds, drain.get("bytes_to_move_mib", "-"),
-                           drain.get("base_mib_per_guest", "-"), drain.get("bound_s", "-")), "",
+                            drain.get("base_mib_per_guest", "-"), drain.get("bound_s", "-")), "",
              "| tool | moved | left on host-a | lost | guest kernel died | time s (median, min-max) | time / bound |",
              "|---|---|---|---|---|---|---|"]
     for tool, title in (("evacuate", "evacuate.yml (defaults)"), ("virsh_loop", "serial virsh loop")):
