@@ -113,7 +113,9 @@ def drain_lines(drain):
         ", paused by its user" if g["paused"] else "") for g in guests)
     lines = ["## Data-bound drain", "",
              "host-a's uplink capped at %d MiB/s (netem rate, both directions) for every tool; %d guests: %s. "
-             "Each guest moved out and back once before (uncapped), so it has a history. `evacuate.yml -l host-a` "
+             "Each guest that is neither busy nor paused moved out and back once before, so it has a history (busy "
+             "guests are left out: a busy guest can die with a kernel oops after a migration under TCG, docs/lab.md; "
+             "a guest whose kernel died is counted and made anew). `evacuate.yml -l host-a` "
              "with its defaults vs a serial loop of `virsh migrate --live --p2p --persistent --undefinesource` on "
              "host-a (`--copy-storage-all --migrate-disks vda` for the local disk, `--timeout` per guest: 3 x its "
              "size at the cap, at least 30 s, after which virsh suspends the guest to finish). The bound: the bytes "
