@@ -25,7 +25,8 @@ Predicted durations can be that far off: a fresh guest's zero pages are unknown 
 migration (its QEMU's resident memory bounds them on KVM, but under TCG it includes QEMU's code
 cache), and one second of page sampling on a small guest is noisy (a guest writing 2 MiB/s read 0
 and 6 MiB/s in two measurements a minute apart on the lab). The timeout still bounds the job:
-starting costs at most the timeout, refusing loses a migration that would have made it.  The course check (``_course``) uses the same margin before aborting early.
+starting costs at most the timeout, refusing loses a migration that would have made it.  The
+course check (``_course``) uses the same margin before aborting early.
 
 The measuring and the history are in ``_strategy_run`` (libvirt); this file is unit-tested alone.
 """

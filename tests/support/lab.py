@@ -98,15 +98,16 @@ class LabHandle(LabReads):
                 continue
             try:
                 dom = self.domain(host, name)
-                hmp = lambda command: libvirt_qemu.qemuMonitorCommand(  # noqa: E731
-                    dom, command, libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
+
+                def hmp(command, dom=dom):
+                    return libvirt_qemu.qemuMonitorCommand(dom, command, libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP)
                 lines.append("%s: %s" % (host, hmp("info status").strip()))
                 for dummy_sample in range(3):
                     regs = hmp("info registers")
                     rip = re.search(r"RIP=([0-9a-f]+) RFL=([0-9a-f]+).*HLT=(\d)", regs)
                     if rip:
-                        lines.append("%s: RIP=%s IF=%d HLT=%s" % (host, rip.group(1), (int(rip.group(2), 16) >> 9) & 1,
-                                                                 rip.group(3)))
+                        interrupts = (int(rip.group(2), 16) >> 9) & 1
+                        lines.append("%s: RIP=%s IF=%d HLT=%s" % (host, rip.group(1), interrupts, rip.group(3)))
                     time.sleep(0.3)
             except Exception as exc:  # pylint: disable=broad-except
                 lines.append("%s: no diagnosis (%s)" % (host, exc))
