@@ -43,12 +43,14 @@ from bench.measure import (
 
 MIB = 1048576
 # The uplink cap (MiB/s): netem rate on host-a's link, both directions, for every tool alike.
-DRAIN_CAP_MIBPS = 50 if PROFILE == "full" else 40
+DRAIN_CAP_MIBPS = 50 if PROFILE == "full" else 20
 DESTINATIONS = ("host-b", "host-c")
 # The busy guests' dirtier: above the cap however QEMU's dirty tracking slows it (plain pre-copy
-# at a 50 MiB/s cap ran 23 passes in 40 s without converging), and rate-limited: a dirtier at the
-# vCPU's full speed died with a kernel oops after a migration under TCG on the lab.
-BUSY_RATE_MIBPS = 64
+# at a 50 MiB/s cap ran 23 passes in 40 s without converging at 64 MiB/s; the convergence
+# matrix's 96 MiB / 30 MiB/s guest never converges at 20 MiB/s). Busy TCG guests can die with a
+# kernel oops after a migration, more often the faster they write (docs/lab.md): the smoke profile
+# (part of make test) uses the gentler pair.
+BUSY_RATE_MIBPS = 64 if PROFILE == "full" else 32
 
 
 class DrainGuest:
