@@ -44,7 +44,15 @@ from bench.measure import (
 MIB = 1048576
 # The uplink cap (MiB/s): netem rate on host-a's link, both directions, for every tool alike.
 DRAIN_CAP_MIBPS = 50 if PROFILE == "full" else 20
-DESTINATIONS = ("host-b", "host-c")
+# Where the guests may go, for both tools: BENCH_DRAIN_DESTINATIONS="host-b,host-c" restricts
+# evacuate.yml (evacuation_destinations) and the virsh loop (round robin) alike; by default
+# evacuate.yml chooses among every other hypervisor, as its defaults do, and the virsh loop goes
+# round robin over the same three. (On the lab, host-c and host-d run QEMU 10 and host-a QEMU 7.2:
+# a guest crashed once after such a cross-release move, docs/lab.md.)
+CHOSEN_DESTINATIONS = [h.strip() for h in os.environ.get("BENCH_DRAIN_DESTINATIONS", "").split(",") if h.strip()]
+if not CHOSEN_DESTINATIONS and PROFILE != "full":
+    CHOSEN_DESTINATIONS = ["host-b"]  # make test's smoke run: host-a's own release only (docs/lab.md)
+DESTINATIONS = tuple(CHOSEN_DESTINATIONS) or ("host-b", "host-c", "host-d")
 # The busy guests' dirtier: above the cap however QEMU's dirty tracking slows it (plain pre-copy
 # at a 50 MiB/s cap ran 23 passes in 40 s without converging at 64 MiB/s; the convergence
 # matrix's 96 MiB / 30 MiB/s guest never converges at 20 MiB/s). Busy TCG guests can die with a
@@ -117,17 +125,26 @@ def where(labh, guest):
     return [h for h, s, _p in found if s in ("running", "paused")], [h for h, _s, p in found if p]
 
 
-def crashed(labh, guests, stale_s=5.0):
-    """The guests whose kernel died (an oops in their console, or no heartbeat for ``stale_s``
-    although running): libvirt still says running. Paused guests write no heartbeat."""
-    dead = []
+def crash_reasons(labh, guests, stale_s=5.0):
+    """{guest: why} for the guests whose kernel died (an oops in their console, a second boot, or
+    no heartbeat for ``stale_s`` although running): libvirt still says running. Paused guests
+    write no heartbeat."""
+    dead = {}
     for guest in guests:
         if guest.paused:
             continue
         beat = labh.heartbeat(guest.name)
-        if beat.get("oops") or len(beat.get("boots") or []) > 1 or (beat.get("age_s") or 0) > stale_s:
-            dead.append(guest.name)
+        if beat.get("oops"):
+            dead[guest.name] = (beat.get("oops_lines") or ["oops"])[0]
+        elif len(beat.get("boots") or []) > 1:
+            dead[guest.name] = "rebooted"
+        elif (beat.get("age_s") or 0) > stale_s:
+            dead[guest.name] = "no heartbeat for %.0f s (on %s)" % (beat["age_s"], beat.get("host"))
     return dead
+
+
+def crashed(labh, guests):
+    return sorted(crash_reasons(labh, guests))
 
 
 def tally(labh, guests, settle_s=30):
@@ -232,10 +249,15 @@ def virsh_loop(labh, guests):
     return {"time_s": round(time.monotonic() - started, 1), "per_guest": per_guest}
 
 
+def destination_vars():
+    """evacuate.yml's extra vars for BENCH_DRAIN_DESTINATIONS (none: its defaults)."""
+    return ["-e", json.dumps({"evacuation_destinations": CHOSEN_DESTINATIONS})] if CHOSEN_DESTINATIONS else []
+
+
 def evacuate(labh, guests):
     """evacuate.yml -l host-a with its defaults, under the cap: {time_s, ok, gantt, tail}."""
     started = time.monotonic()
-    res = playbook("playbooks/evacuate.yml", "-l", SRC, timeout=EVACUATE_WALL_S)
+    res = playbook("playbooks/evacuate.yml", "-l", SRC, *destination_vars(), timeout=EVACUATE_WALL_S)
     took = time.monotonic() - started
     return {"time_s": round(took, 1), "playbook_ok": res.returncode == 0, "gantt": evacuation_bars(res.stdout),
             "tail": res.stdout[-1500:] if res.returncode else ""}
@@ -260,7 +282,8 @@ def forecast_with_uplink(labh):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as extra:
         json.dump({"evacuation_preflight_results": [dict((k, v) for k, v in pre.items() if not k.startswith("_"))]},
                   extra)
-    res = playbook("playbooks/evacuate.yml", "-l", SRC, "--check", "-e", "@" + extra.name, timeout=600)
+    res = playbook("playbooks/evacuate.yml", "-l", SRC, "--check", "-e", "@" + extra.name, *destination_vars(),
+                   timeout=600)
     os.unlink(extra.name)
     m = re.search(r'"msg": "([^"]*move live in about[^"]*)"', res.stdout)
     window_s, lower_bound = forecast_window(res.stdout)
@@ -306,10 +329,12 @@ def bench_drain(labh):
             for tool in rotated(("evacuate", "virsh_loop"), run):
                 result = evacuate(labh, DRAIN_GUESTS) if tool == "evacuate" else virsh_loop(labh, DRAIN_GUESTS)
                 moved, left, lost = tally(labh, DRAIN_GUESTS)
-                result.update(moved=moved, left=left, lost=lost, crashed=crashed(labh, DRAIN_GUESTS))
+                reasons = crash_reasons(labh, DRAIN_GUESTS)
+                result.update(moved=moved, left=left, lost=lost, crashed=sorted(reasons), crash_reasons=reasons)
                 runs[tool].append(result)
-                log("drain run %d %s: %d moved, %d left, %d lost, %d crashed in %.1fs" % (
-                    run + 1, tool, len(moved), len(left), len(lost), len(result["crashed"]), result["time_s"]))
+                log("drain run %d %s: %d moved, %d left, %d lost, %d crashed in %.1fs%s" % (
+                    run + 1, tool, len(moved), len(left), len(lost), len(result["crashed"]), result["time_s"],
+                    "".join(" [%s: %s]" % item for item in sorted(reasons.items()))))
                 if lost:
                     raise RuntimeError("drain %s: %s not on exactly one host (%s)" % (
                         tool, ", ".join(lost), "; ".join("%s: %s" % (n, labh.locate(n)) for n in lost)))
@@ -331,6 +356,7 @@ def drain_summary(runs):
     totals = [sum(need.values()) for need, _base in needs if need]
     bound_s = round(statistics.median(totals) / (DRAIN_CAP_MIBPS * MIB), 1) if totals else None
     summary = {"guests": [g.as_dict() for g in DRAIN_GUESTS], "cap_mib_s": DRAIN_CAP_MIBPS,
+               "destinations": list(DESTINATIONS), "destinations_restricted": bool(CHOSEN_DESTINATIONS),
                "bytes_to_move_mib": round(statistics.median(totals) / MIB) if totals else None,
                "base_mib_per_guest": round(statistics.median([b for _n, b in needs if b is not None]) / MIB, 1)
                if any(b is not None for _n, b in needs) else None,

@@ -111,18 +111,24 @@ def drain_lines(drain):
         if g["busy_working_set_mib"] else "",
         ", local disk %d MiB" % g["local_disk_mib"] if g["local_disk_mib"] else "",
         ", paused by its user" if g["paused"] else "") for g in guests)
-    lines = ["## Data-bound drain", "",
-             "host-a's uplink capped at %d MiB/s (netem rate, both directions) for every tool; %d guests: %s. "
-             "Each guest that is neither busy nor paused moved out and back once before, so it has a history (busy "
-             "guests are left out: a busy guest can die with a kernel oops after a migration under TCG, docs/lab.md; "
-             "a guest whose kernel died is counted and made anew). `evacuate.yml -l host-a` "
-             "with its defaults vs a serial loop of `virsh migrate --live --p2p --persistent --undefinesource` on "
-             "host-a (`--copy-storage-all --migrate-disks vda` for the local disk, `--timeout` per guest: 3 x its "
-             "size at the cap, at least 30 s, after which virsh suspends the guest to finish). The bound: the bytes "
-             "that had to move once (%s MiB: the normal pages and disk data virsh moved for every guest that does "
-             "not dirty; for the busy ones the same base, %s MiB per guest, plus their memory in use) / the cap = "
-             "**%s s**." % (drain["cap_mib_s"], len(guests), kinds, drain.get("bytes_to_move_mib", "-"),
-                            drain.get("base_mib_per_guest", "-"), drain.get("bound_s", "-")), "",
+    where = (" Both tools limited to those destinations (BENCH_DRAIN_DESTINATIONS; the smoke profile: host-b, host-a's release)."
+             if drain.get("destinations_restricted") else
+             " evacuate.yml chooses among every other hypervisor, as its defaults do.")
+    text = (
+        "host-a's uplink capped at {cap} MiB/s (netem rate, both directions) for every tool; {count} guests: "
+        "{kinds}. Each guest that is neither busy nor paused moved out and back once before, so it has a history "
+        "(busy guests are left out: a busy guest can die with a kernel oops after a migration under TCG, "
+        "docs/lab.md; a guest whose kernel died is counted and made anew). `evacuate.yml -l host-a` with its "
+        "defaults vs a serial loop of `virsh migrate --live --p2p --persistent --undefinesource` on host-a, round "
+        "robin to {destinations} (`--copy-storage-all --migrate-disks vda` for the local disk, `--timeout` per "
+        "guest: 3 x its size at the cap, at least 30 s, after which virsh suspends the guest to finish).{where} "
+        "The bound: the bytes that had to move once ({need} MiB: the normal pages and disk data virsh moved for "
+        "every guest that does not dirty; for the busy ones the same base, {base} MiB per guest, plus their "
+        "memory in use) / the cap = **{bound} s**.").format(
+            cap=drain["cap_mib_s"], count=len(guests), kinds=kinds, destinations=", ".join(drain.get("destinations") or []),
+            where=where, need=drain.get("bytes_to_move_mib", "-"), base=drain.get("base_mib_per_guest", "-"),
+            bound=drain.get("bound_s", "-"))
+    lines = ["## Data-bound drain", "", text, "",
              "| tool | moved | left on host-a | lost | guest kernel died | time s (median, min-max) | time / bound |",
              "|---|---|---|---|---|---|---|"]
     for tool, title in (("evacuate", "evacuate.yml (defaults)"), ("virsh_loop", "serial virsh loop")):
