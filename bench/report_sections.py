@@ -143,6 +143,10 @@ def drain_lines(drain):
         lines += ["", "virsh's downtime per guest (ms, median): " + ", ".join(
             "%s %s" % (name, _med(figure, 0)) for name, figure in sorted(loop["downtime_ms"].items())) +
             " (a guest suspended by `--timeout` is paused for the rest of its copy)."]
+    if (drain.get("evacuate") or {}).get("return_failed"):
+        lines += ["", "return.yml after evacuate.yml (untimed) did not bring everything back: " + "; ".join(
+            "`%s`" % line for line in drain["evacuate"]["return_failed"][:4]) + " (docs/lab.md: QEMU 7.2 and a guest "
+            "that came in paused)."]
     lines += ["", "Targets: evacuate.yml moves every guest with 0 lost, in <= 1.15 x the bound.", "",
               "![drain Gantt](drain.png)", ""]
     return lines
