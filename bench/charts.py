@@ -24,7 +24,7 @@ def chart_timeline(timeline, path):
     fig.savefig(path, dpi=110)
 
 
-def chart_gantt(bars, path):
+def chart_gantt(bars, path, title="evacuate.yml -l host-a: one bar per guest, coloured by destination"):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -42,6 +42,43 @@ def chart_gantt(bars, path):
     ax.legend(unique.values(), ["to %s" % label for label in unique], loc="lower right")
     ax.set_yticks([])
     ax.set_xlabel("seconds since the first migration started (progress lines, 1 s resolution)")
-    ax.set_title("evacuate.yml -l host-a: one bar per guest, coloured by destination")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def chart_prediction(cells, drain, path):
+    """Predicted vs measured duration of every cell (strategy: auto's chosen strategy, the job's
+    time), the drain's evacuation window as a square; the diagonal and the +-20 % band."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 6))
+    points = []
+    for cell in cells:
+        if not (cell.get("predicted_s") and cell.get("measured_job_s")):
+            continue
+        x, y = cell["measured_job_s"]["median"], cell["predicted_s"]["median"]
+        right = cell.get("verdict_right")
+        ax.scatter([x], [y], marker="o" if right else "x", color="tab:blue" if right else "tab:red", zorder=3)
+        ax.annotate("%s %d/%d/%d" % (cell["kind"][0], cell["working_set_mib"], cell["dirty_rate_mibps"],
+                                     cell["bandwidth_mibps"]), (x, y), xytext=(4, 2), textcoords="offset points",
+                    fontsize=7)
+        points += [x, y]
+    forecast = (drain.get("forecast") or {}).get("window_s")
+    measured = (drain.get("evacuate") or {}).get("window_s")
+    if forecast and measured:
+        ax.scatter([measured], [forecast], marker="s", color="tab:green", zorder=3, label="evacuation window")
+        points += [measured, forecast]
+    top = max(points or [10]) * 1.15
+    ax.plot([0, top], [0, top], color="grey", linewidth=1, label="predicted = measured")
+    ax.fill_between([0, top], [0, top * 0.8], [0, top * 1.2], color="grey", alpha=0.12, label="+-20 %")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("measured (s): migration job; evacuation: first start to last end")
+    ax.set_ylabel("predicted before the job (s)")
+    ax.set_title("virt_migrate strategy: auto - predicted vs measured\n(o: verdict right, x: wrong; "
+                 "s/m/c: steady, mixed, changing load; ws/rate/cap)", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -13,17 +13,51 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "lab"))
 
-from vlab.control import ansible_bin, collections_path, run_module, virtlab  # noqa: E402
+from vlab.control import INVENTORY, ansible_bin, collections_path, run_module, virtlab  # noqa: E402
 
 PROFILE = os.environ.get("BENCH_PROFILE", "full")
 RUNS = int(os.environ.get("BENCH_RUNS", "1" if PROFILE == "smoke" else "3"))
 SRC, DST = "host-a", "host-b"
 VIR_DOMAIN_JOB_STATS_COMPLETED = 1
 
-# (working set MiB, dirty rate MiB/s, bandwidth cap MiB/s, guest memory MiB)
-CELLS_FULL = [(16, 4, 50, 192), (32, 8, 20, 192), (64, 10, 20, 256), (64, 20, 40, 256),
-              (96, 20, 10, 256), (96, 30, 20, 256)]
-CELLS_SMOKE = [(16, 4, 50, 192)]
+
+class Cell:
+    """One cell of the convergence matrix: the dirtier's working set (MiB) and rate (MiB/s), the
+    bandwidth cap (MiB/s), the guest's memory (MiB); ``fill``: memory written once besides (MiB, a
+    mixed load: a used idle part and a busy part); ``later``: (after_s, rate) the dirtier changes
+    to, counted from the guest's boot (a changing load). Unpacks as (ws, rate, bw, memory)."""
+
+    def __init__(self, ws, rate, bw, memory, fill=0, later=None):
+        self.ws, self.rate, self.bw, self.memory, self.fill, self.later = ws, rate, bw, memory, fill, later
+
+    def __iter__(self):
+        return iter((self.ws, self.rate, self.bw, self.memory))
+
+    @property
+    def kind(self):
+        return "changing" if self.later else ("mixed" if self.fill else "steady")
+
+    @property
+    def dirty(self):
+        return "%d,%d" % (self.ws, self.rate) + (",%d,%d" % self.later if self.later else "")
+
+    @property
+    def create_args(self):
+        return ["--fill", str(self.fill)] if self.fill else []
+
+    def as_dict(self):
+        return {"working_set_mib": self.ws, "dirty_rate_mibps": self.rate, "bandwidth_mibps": self.bw,
+                "memory_mib": self.memory, "fill_mib": self.fill, "kind": self.kind,
+                "later": list(self.later) if self.later else None}
+
+
+# Steady loads, then mixed (memory used once beside the busy set) and changing ones (quiet while
+# measured, busy from 20 s after boot, i.e. during the migration; and the reverse).
+CELLS_FULL = [Cell(16, 4, 50, 192), Cell(32, 8, 20, 192), Cell(64, 10, 20, 256), Cell(64, 20, 40, 256),
+              Cell(96, 20, 10, 256), Cell(96, 30, 20, 256),
+              Cell(48, 10, 20, 384, fill=160), Cell(96, 25, 20, 384, fill=128), Cell(8, 2, 30, 512, fill=320),
+              Cell(96, 4, 20, 256, later=(20, 40)), Cell(96, 40, 20, 256, later=(20, 4))]
+CELLS_SMOKE = [Cell(16, 4, 50, 192)]
 # Idle migrations per tool: even, so each tool runs equally often in each direction.
 IDLE_RUNS = 2 if PROFILE == "smoke" else 8
 CELL_TIMEOUT_S = 150 if PROFILE == "full" else 120
@@ -32,7 +66,7 @@ CELL_TIMEOUT_S = 150 if PROFILE == "full" else 120
 def convergence_cells():
     """The convergence cells of this profile; BENCH_CELLS="ws,rate,bw,mem;..." overrides them."""
     if os.environ.get("BENCH_CELLS"):
-        return [tuple(int(x) for x in cell.split(",")) for cell in os.environ["BENCH_CELLS"].split(";") if cell]
+        return [Cell(*(int(x) for x in cell.split(",")[:4])) for cell in os.environ["BENCH_CELLS"].split(";") if cell]
     return CELLS_SMOKE if PROFILE == "smoke" else CELLS_FULL
 
 
@@ -48,18 +82,28 @@ def spread(values):
             "max": round(max(values), 3), "runs": len(values)}
 
 
-def fresh_guest(name, memory=128, dirty=None):
+def fresh_guest(name, memory=128, dirty=None, extra=(), on=SRC):
+    """A new heartbeat guest on the source (``extra``: more `guest create` options, e.g. --fill)."""
     virtlab("guest", "rm", name, check=False)
-    args = ["guest", "create", name, "--on", SRC, "--memory", str(memory)]
+    args = ["guest", "create", name, "--on", on, "--memory", str(memory)]
     if dirty:
         args += ["--dirty", dirty]
-    virtlab(*args)
+    virtlab(*(args + list(extra)))
+
+
+def virsh_on(host, args, timeout=None):
+    """`virsh ARGS` run inside lab host ``host`` (its own libvirtd, qemu:///system), as an operator
+    logged in on the source runs it; the lab instance's hosts, whichever instance this is (the
+    control node's ssh config only knows the default instance's). CompletedProcess; a run past
+    ``timeout`` raises subprocess.TimeoutExpired (the virsh process is killed)."""
+    return subprocess.run([str(REPO / "lab" / "virtlab"), "exec", host, "--", "virsh"] + list(args),
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def ansible_adhoc(host, module, args):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
                ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-    cmd = [ansible_bin("ansible"), host, "-i", str(REPO / ".lab" / "inventory.yml"), "-m", module, "-a", args]
+    cmd = [ansible_bin("ansible"), host, "-i", INVENTORY, "-m", module, "-a", args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=str(REPO), check=False)
 
 
@@ -103,12 +147,11 @@ def bench_idle(labh):
 # --- convergence matrix -------------------------------------------------------------------
 def run_virsh(labh, name, bandwidth, extra_flags=()):
     """Plain `virsh migrate --live --p2p` with a bandwidth cap and ``extra_flags`` (e.g. --auto-converge)."""
-    cmd = ["virsh", "-c", "qemu+ssh://%s/system" % SRC, "migrate", "--live", "--p2p", "--persistent",
-           "--undefinesource", "--bandwidth", str(bandwidth)] + list(extra_flags)
-    cmd += [name, "qemu+ssh://%s/system" % DST]
+    cmd = ["migrate", "--live", "--p2p", "--persistent", "--undefinesource", "--bandwidth", str(bandwidth)]
+    cmd += list(extra_flags) + [name, "qemu+ssh://%s/system" % DST]
     started = time.monotonic()
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=CELL_TIMEOUT_S, check=False)
+        res = virsh_on(SRC, cmd, timeout=CELL_TIMEOUT_S)
         completed = res.returncode == 0
     except subprocess.TimeoutExpired:
         completed = False
@@ -148,11 +191,11 @@ def run_cell(labh, name, cell, tools, measure):
     ``measure(tool, name)`` migrates it and returns the result; the exactly-one-host invariant
     is checked here after every run. The order of the tools rotates from run to run, so no
     tool always goes first after a quiet lab or last after a busy one."""
-    ws, rate, bw, memory = cell
+    ws, rate, bw, dummy_memory = cell
     runs = dict((tool, []) for tool in tools)
     for run in range(RUNS):
         for tool in rotated(tools, run):
-            fresh_guest(name, memory, "%d,%d" % (ws, rate))
+            fresh_guest(name, cell.memory, cell.dirty, cell.create_args)
             time.sleep(3)  # let the dirtier reach its pace
             result = measure(tool, name)
             # THE invariant, after every run: the guest runs on exactly one host.
@@ -167,7 +210,8 @@ def run_cell(labh, name, cell, tools, measure):
 def bench_convergence(labh):
     cells = []
     timeline = None
-    for ws, rate, bw, memory in convergence_cells():
+    for cell in convergence_cells():
+        ws, rate, bw, memory = cell
         max_downtime = 500
         # Physically reachable with pre-copy alone when the link outruns the dirtying with room
         # for the final copy to fit in max_downtime (no throttling assumed).
@@ -181,11 +225,9 @@ def bench_convergence(labh):
             if timeline is None or (ws, rate, bw) == (96, 20, 10):
                 timeline = dict(cell=[ws, rate, bw], actions=result["actions"], progress=result["progress"])
             return result
-        runs = run_cell(labh, "bench-conv", (ws, rate, bw, memory), ("virsh", "virsh_autoconverge", "virt_migrate"),
-                        measure)
+        runs = run_cell(labh, "bench-conv", cell, ("virsh", "virsh_autoconverge", "virt_migrate"), measure)
         virt = runs["virt_migrate"]
-        cells.append({
-            "working_set_mib": ws, "dirty_rate_mibps": rate, "bandwidth_mibps": bw, "memory_mib": memory,
+        cells.append(dict(cell.as_dict(), **{
             "max_downtime_ms": max_downtime, "precopy_reachable_without_throttle": reachable,
             "virsh_completed": all(r["completed"] for r in runs["virsh"]),
             "virsh_autoconverge_completed": all(r["completed"] for r in runs["virsh_autoconverge"]),
@@ -197,7 +239,7 @@ def bench_convergence(labh):
             "virt_migrate_aborted_cleanly": all(r["completed"] or r["running_on"] == [SRC] for r in virt),
             "invariant_held": all(r["exactly_one_host"] for rs in runs.values() for r in rs),
             "virt_migrate_advice": next((r["advice"] for r in virt if r["advice"]), None),
-        })
+        }))
     virtlab("guest", "rm", "bench-conv", check=False)
     return cells, timeline
 
@@ -229,7 +271,8 @@ def bench_postcopy(labh):
     decides when to switch) vs virsh --postcopy --postcopy-after-precopy (always after pass 1).
     Target: every cell finishes, virt_migrate no slower than virsh."""
     cells = []
-    for ws, rate, bw, memory in convergence_cells():
+    for cell in convergence_cells():
+        ws, rate, bw, memory = cell
 
         def measure(tool, name):
             if tool == "virsh_postcopy":
@@ -239,27 +282,28 @@ def bench_postcopy(labh):
             result["switched"] = any(a.get("kind") == "start_postcopy" for a in result.pop("actions"))
             result.pop("progress")
             return result
-        runs = run_cell(labh, "bench-pc", (ws, rate, bw, memory), ("virsh_postcopy", "virt_migrate_postcopy"), measure)
+        runs = run_cell(labh, "bench-pc", cell, ("virsh_postcopy", "virt_migrate_postcopy"), measure)
         virsh_s = spread([r["total_s"] for r in runs["virsh_postcopy"] if r["completed"]])
         virt_s = spread([r["total_s"] for r in runs["virt_migrate_postcopy"] if r["completed"]])
-        cells.append({
-            "working_set_mib": ws, "dirty_rate_mibps": rate, "bandwidth_mibps": bw, "memory_mib": memory,
+        cells.append(dict(cell.as_dict(), **{
             "virsh_completed": all(r["completed"] for r in runs["virsh_postcopy"]),
             "virt_migrate_completed": all(r["completed"] for r in runs["virt_migrate_postcopy"]),
             "virt_migrate_switched_runs": sum(1 for r in runs["virt_migrate_postcopy"] if r["switched"]),
             "virsh_total_s": virsh_s, "virt_migrate_total_s": virt_s,
             "ratio": round(virt_s["median"] / virsh_s["median"], 3) if virsh_s and virt_s else None,
             "invariant_held": all(r["exactly_one_host"] for rs in runs.values() for r in rs),
-        })
+            "virt_migrate_downtime_ms": spread([r["downtime_ms"] for r in runs["virt_migrate_postcopy"]
+                                                if r["switched"] and r["completed"]]),
+        }))
     virtlab("guest", "rm", "bench-pc", check=False)
     return cells
 
 
 # --- evacuation ---------------------------------------------------------------------------
-def playbook(*args):
+def playbook(*args, timeout=None):
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections_path(), ANSIBLE_NOCOLOR="1")
-    return subprocess.run([ansible_bin("ansible-playbook"), "-i", str(REPO / ".lab" / "inventory.yml")] + list(args),
-                          capture_output=True, text=True, env=env, cwd=str(REPO), check=False)
+    return subprocess.run([ansible_bin("ansible-playbook"), "-i", INVENTORY] + list(args),
+                          capture_output=True, text=True, env=env, cwd=str(REPO), check=False, timeout=timeout)
 
 
 def on_host(labh, host, names):
@@ -305,8 +349,10 @@ def bench_evacuation(labh, count):
         for index, name in enumerate(names):
             dest = "host-b" if index % 2 == 0 else "host-c"
             one = time.monotonic()
-            subprocess.run(["virsh", "-c", "qemu+ssh://%s/system" % SRC, "migrate", "--live", "--p2p", "--persistent",
-                            "--undefinesource", name, "qemu+ssh://%s/system" % dest], check=True, capture_output=True)
+            done = virsh_on(SRC, ["migrate", "--live", "--p2p", "--persistent", "--undefinesource", name,
+                                  "qemu+ssh://%s/system" % dest])
+            if done.returncode != 0:
+                raise RuntimeError("virsh migrate %s -> %s failed: %s" % (name, dest, done.stderr.strip()))
             busy_s += time.monotonic() - one
             stats = labh.domain(dest, name).jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED)
             moved_bytes += stats.get("data_processed") or 0

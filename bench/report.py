@@ -1,8 +1,10 @@
 """The benchmark's report: .bench/report.md from the figures in latest.json, and what a run lacks
 (missing figures, invariant failures: the run's exit status)."""
 
+from bench.report_sections import breakdown_lines, drain_lines, prediction_lines
+
 REQUIRED_KEYS = ("idle_overhead_ratio", "convergence", "postcopy", "evacuation", "blockcopy_ratio", "preflight_pair_s",
-                 "planner_1000_hosts_s")
+                 "planner_1000_hosts_s", "breakdown", "prediction", "drain")
 CELL_KEYS = ("working_set_mib", "dirty_rate_mibps", "bandwidth_mibps", "virsh_completed",
              "virsh_autoconverge_completed", "virt_migrate_completed", "virt_migrate_downtime_ms", "max_downtime_ms",
              "virt_migrate_total_s")
@@ -24,6 +26,16 @@ def missing_figures(data):
     for cell in data.get("postcopy") or []:
         if not cell.get("invariant_held"):
             problems.append("post-copy cell %s: a guest was not on exactly one host" % cell)
+    for cell in (data.get("prediction") or {}).get("cells") or []:
+        if not cell.get("invariant_held"):
+            problems.append("prediction cell %s: a guest was not on exactly one host" % cell)
+    drain = data.get("drain") or {}
+    problems += ["drain lacks %s" % key for key in ("bound_s", "evacuate", "virsh_loop") if drain and not drain.get(key)]
+    for tool in ("evacuate", "virsh_loop"):
+        if (drain.get(tool) or {}).get("lost"):
+            problems.append("drain %s: a guest was not on exactly one host" % tool)
+        if (drain.get(tool) or {}).get("crashed"):
+            problems.append("drain %s: a guest's kernel died (oops or no heartbeat)" % tool)
     return problems
 
 
@@ -51,6 +63,8 @@ def report(data):
                   "| virsh | %(median)s | %(min)s-%(max)s |" % idle["virsh_via_ansible_s"],
                   "| virt_migrate | %(median)s | %(min)s-%(max)s |" % idle["virt_migrate_s"],
                   "", "`idle_overhead_ratio` = **%s** (target <= 1.05)." % data["idle_overhead_ratio"], ""]
+    if data.get("breakdown"):
+        lines += breakdown_lines(data["breakdown"])
     if data.get("convergence"):
         lines += ["## Convergence matrix", "",
                   "| hot set MiB | dirty MiB/s | cap MiB/s | virsh | virsh --auto-converge | virt_migrate "
@@ -65,6 +79,8 @@ def report(data):
                 "yes" if c["virt_migrate_completed"] else ("clean abort" if c["virt_migrate_aborted_cleanly"] else "NO"),
                 dt["median"] if dt else "-", tot["median"] if tot else "-", "yes" if c["invariant_held"] else "NO"))
         lines += ["", "![timeline](timeline.png)", ""]
+    if data.get("prediction"):
+        lines += prediction_lines(data["prediction"], data.get("drain"))
     if data.get("postcopy"):
         lines += ["## Post-copy allowed", "",
                   "The same cells with post-copy allowed: `virt_migrate allow_postcopy: true` (default "
@@ -105,6 +121,8 @@ def report(data):
                                                       raised["ratio_vs_serial"], raised["ratio_vs_bound"]), ""]
         if ev.get("gantt"):
             lines += ["![evacuation Gantt](evacuation.png)", ""]
+    if data.get("drain"):
+        lines += drain_lines(data["drain"])
     bc = data.get("blockcopy")
     if bc:
         lines += ["## Block copy", "", "virt_blockcopy %s MiB/s vs qemu-img convert %s MiB/s (medians): "

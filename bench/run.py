@@ -8,9 +8,15 @@ wall-clock figure; the report states the targets and whether they were met.
 
 BENCH_CELLS="ws,rate,bw,mem;..." replaces the profile's convergence cells.
 BENCH_SECTIONS=idle,blockcopy re-measures only those figures (planner, idle, convergence,
-postcopy, preflight, blockcopy, evacuation); the others keep the figures of the last run in the output
+breakdown, prediction, postcopy, preflight, blockcopy, evacuation, drain); the others keep the figures of the last run in the output
 directory, and the report says which figures were measured again, and when.
 BENCH_NOTE="..." is printed at the top of the report (and kept by later partial runs).
+BENCH_BREAKDOWN_RUNS (default 6, smoke 2) idle migrations per tool and variant in `breakdown`;
+BENCH_PREDICTION_FIXED_RUNS (default 1) runs of each fixed strategy per cell in `prediction`.
+VIRTLAB_INSTANCE: the bench drives that lab instance (its inventory; virsh runs inside its hosts).
+Sections added for issues 18 and 20: `breakdown` (bench/breakdown.py), `prediction`
+(bench/prediction.py) and `drain` (bench/drain.py); their report sections are in
+bench/report_sections.py.
 BENCH_PROFILE=smoke runs one small case of each (a few minutes; `make test` runs it through
 tests/bench/test_bench_smoke.py); full is the default. BENCH_OUT chooses the output directory.
 The run exits non-zero when a required figure is missing or the exactly-one-host invariant
@@ -30,7 +36,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "lab"))
 
-from bench.charts import chart_gantt, chart_timeline  # noqa: E402
+from bench.breakdown import bench_breakdown  # noqa: E402
+from bench.charts import chart_gantt, chart_prediction, chart_timeline  # noqa: E402
+from bench.drain import bench_drain, drain_json  # noqa: E402
+from bench.prediction import bench_prediction  # noqa: E402
 from bench.measure import (  # noqa: E402
     PROFILE,
     RUNS,
@@ -56,7 +65,8 @@ __all__ = ["CELL_KEYS", "OUT", "PROFILE", "SECTIONS", "earlier_results", "evacua
 OUT = Path(os.environ.get("BENCH_OUT") or REPO / ".bench")
 
 
-SECTIONS = ("planner", "idle", "convergence", "postcopy", "preflight", "blockcopy", "evacuation")
+SECTIONS = ("planner", "idle", "breakdown", "convergence", "prediction", "postcopy", "preflight", "blockcopy",
+            "evacuation", "drain")
 
 
 def selected_sections():
@@ -79,7 +89,7 @@ def earlier_results(sections):
 
 def main():
     sections = selected_sections()
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     virtlab("up", "--firewall")
     labh = LabReads()
     data = earlier_results(sections)
@@ -116,11 +126,15 @@ def main():
         section("idle overhead", lambda: bench_idle(labh), "idle")
         if data["idle"]:
             data["idle_overhead_ratio"] = data["idle"]["ratio"]
+    if "breakdown" in sections:
+        section("where the seconds of one idle migration go", lambda: bench_breakdown(labh), "breakdown")
     timeline = None
     if "convergence" in sections:
         convergence = section("convergence matrix", lambda: bench_convergence(labh))
         if convergence:
             data["convergence"], timeline = convergence
+    if "prediction" in sections:
+        section("prediction vs measurement", lambda: bench_prediction(labh), "prediction")
     if "postcopy" in sections:
         section("post-copy cells", lambda: bench_postcopy(labh), "postcopy")
     if "preflight" in sections:
@@ -133,6 +147,16 @@ def main():
             data["blockcopy_ratio"] = data["blockcopy"]["ratio"]
     if "evacuation" in sections:
         section("evacuation", lambda: bench_evacuation(labh, 8 if PROFILE == "full" else 2), "evacuation")
+    if "drain" in sections:
+        drain = section("data-bound drain", lambda: bench_drain(labh))
+        if drain:
+            data["drain"] = drain_json(drain)
+            data["drain_runs"] = drain["runs"]
+            if drain["evacuate"].get("gantt"):
+                chart_gantt(drain["evacuate"]["gantt"], OUT / "drain.png",
+                            title="evacuate.yml -l host-a, uplink capped at %d MiB/s" % drain["cap_mib_s"])
+    if data.get("prediction"):
+        chart_prediction(data["prediction"]["cells"], (data.get("drain") or {}), OUT / "prediction.png")
     if timeline and timeline["progress"]:
         chart_timeline(timeline, OUT / "timeline.png")
     if "evacuation" in sections and data["evacuation"] and data["evacuation"].get("gantt"):

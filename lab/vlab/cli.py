@@ -40,7 +40,11 @@ def parser():
     gc.add_argument("name")
     gc.add_argument("--on", required=True, metavar="HOST")
     gc.add_argument("--memory", type=int, default=128, metavar="MiB")
-    gc.add_argument("--dirty", metavar="MiB[,MiBps]", help="run the memory dirtier in the guest")
+    gc.add_argument("--dirty", metavar="MiB[,MiBps[,after_s,MiBps]]",
+                    help="run the memory dirtier in the guest (a second rate: the load changes after after_s)")
+    gc.add_argument("--fill", type=int, default=0, metavar="MiB",
+                    help="write this much guest memory once and keep it (a used, idle guest); before the first "
+                         "heartbeat")
     gc.add_argument("--storage", choices=("shared", "local"), default="shared")
     gc.add_argument("--cpu-model", metavar="MODEL")
     gc.add_argument("--network", action="append", default=[], metavar="NET",
@@ -175,7 +179,7 @@ def cmd_guest(args):
     if args.gcmd == "create":
         lab.lock()
         guests.create(lab, args.name, args.on, args.memory, args.dirty, args.storage, args.cpu_model,
-                      args.network, args.disk_mib, args.disk_fill, wait=not args.no_wait)
+                      args.network, args.disk_mib, args.disk_fill, fill_mib=args.fill, wait=not args.no_wait)
         print("%s running on %s" % (args.name, args.on))
     elif args.gcmd == "rm":
         lab.lock()

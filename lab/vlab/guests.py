@@ -187,8 +187,9 @@ def check_name(name):
         raise LabError("lab", "guest name", "%r is not a valid guest name (letters, digits, . _ -)" % name)
 
 
-def domain_xml(name, memory, dirty, storage, cpu_model, networks=()):
-    extra = "vl.dirty=%s" % dirty if dirty else ""
+def domain_xml(name, memory, dirty, storage, cpu_model, networks=(), fill_mib=0):
+    extra = " ".join(arg for arg in ("vl.dirty=%s" % dirty if dirty else "",
+                                     "vl.fill=%d" % fill_mib if fill_mib else "") if arg)
     cpu = ""
     if cpu_model:
         cpu = ("<cpu mode='custom' match='exact' check='full'><model fallback='forbid'>%s</model></cpu>"
@@ -223,15 +224,20 @@ STATE_NAMES = {0: "nostate", 1: "running", 2: "blocked", 3: "paused", 4: "shutdo
 
 
 def create(lab, name, on, memory=128, dirty=None, storage="shared", cpu_model=None,
-           networks=(), disk_mib=64, disk_fill_mib=0, wait=True):
+           networks=(), disk_mib=64, disk_fill_mib=0, fill_mib=0, wait=True):
     check_name(name)
     hv = lab.host(on, hypervisor=True)
     if memory < 64 or memory > 16384:
         raise LabError(on, "guest create", "--memory %d MiB is out of range (64-16384)" % memory)
-    if dirty and not re.match(r"^\d+(,\d+(\.\d+)?)?$", dirty):
-        raise LabError(on, "guest create", "--dirty takes MiB[,MiBps], e.g. 96,20")
+    if dirty and not re.match(r"^\d+(,\d+(\.\d+)?(,\d+,\d+(\.\d+)?)?)?$", dirty):
+        raise LabError(on, "guest create", "--dirty takes MiB[,MiBps[,after_s,MiBps]], e.g. 96,20 or 96,5,10,40")
     if dirty and int(dirty.split(",")[0]) >= memory - 48:
         raise LabError(on, "guest create", "--dirty working set must leave 48 MiB of the guest's %d MiB" % memory)
+    # The guest's kernel and its unpacked initramfs need about 100 MiB beside a fill (a 384 MiB
+    # guest filling 300 MiB was killed by its OOM killer).
+    if fill_mib and (fill_mib < 0 or (int(dirty.split(",")[0]) if dirty else 0) + fill_mib > memory - 128):
+        raise LabError(on, "guest create", "--fill plus the --dirty working set must leave 128 MiB of the guest's "
+                       "%d MiB" % memory)
     if not 0 <= disk_fill_mib <= disk_mib:
         raise LabError(on, "guest create", "--disk-fill takes 0 to --disk-mib (%d) MiB" % disk_mib)
     if locate(lab, name):
@@ -251,7 +257,7 @@ def create(lab, name, on, memory=128, dirty=None, storage="shared", cpu_model=No
         hv.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 %dM" % disk_fill_mib, disk], step="fill guest disk")
     dom = None
     try:
-        dom = conn.defineXML(domain_xml(name, memory, dirty, storage, cpu_model, networks))
+        dom = conn.defineXML(domain_xml(name, memory, dirty, storage, cpu_model, networks, fill_mib))
         dom.create()
     except Exception as exc:
         if dom is not None:

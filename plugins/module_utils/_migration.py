@@ -34,10 +34,14 @@ from ansible_collections.kvmops.migration.plugins.module_utils._location import 
     assess,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
+from ansible_collections.kvmops.migration.plugins.module_utils._fixed_cost import at_once
 
 VIR_ERR_NO_DOMAIN = 42
 VIR_ERR_OPERATION_UNSUPPORTED = 84
 VIR_DOMAIN_JOB_STATS_COMPLETED = 1
+# Reading a completed job's statistics without this flag deletes them: the result's stats and the
+# history record (its zero pages) both read them.
+VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED = 2
 VIR_DOMAIN_JOB_NONE = 0
 VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION = 20
 VIR_DOMAIN_XML_SECURE = 1
@@ -87,8 +91,9 @@ def job_of(dom, disks=None):
     return None
 
 
-def read_view(conn, uuid, host):
-    """What `host`'s libvirtd says about the domain with this UUID (never raises)."""
+def read_view(conn, uuid, host, disks=None):
+    """What `host`'s libvirtd says about the domain with this UUID (never raises). ``disks``: the
+    guest's disk targets when known (job_of reads the XML for them otherwise)."""
     if conn is None:
         return HostView(host, reachable=False)
     try:
@@ -102,18 +107,19 @@ def read_view(conn, uuid, host):
         persistent = bool(dom.isPersistent())
     except Exception:  # the domain vanished between lookup and state (migrated away)
         return HostView(host, exists=False)
-    job = job_of(dom) if state not in (SHUTOFF,) else None
+    job = job_of(dom, disks) if state not in (SHUTOFF,) else None
     return HostView(host, exists=True, state=state, reason=reason, persistent=persistent, job=job)
 
 
 class Sides:
     """The two hosts of one migration: their names and connections (None when unreachable)."""
 
-    def __init__(self, src_host, dst_host, src_conn, dst_conn):
+    def __init__(self, src_host, dst_host, src_conn, dst_conn, disk_targets=None):
         self.src_host = src_host
         self.dst_host = dst_host
         self.src_conn = src_conn
         self.dst_conn = dst_conn
+        self.disk_targets = disk_targets  # known disk targets spare each view an XML read
 
     def conn(self, side):
         return self.src_conn if side == SOURCE else self.dst_conn
@@ -122,7 +128,10 @@ class Sides:
         return self.src_host if side == SOURCE else self.dst_host
 
     def views(self, uuid):
-        return read_view(self.src_conn, uuid, self.src_host), read_view(self.dst_conn, uuid, self.dst_host)
+        """Both hosts' views, read at once (_fixed_cost): the outcome check waits for the slower only."""
+        src_view, dst_view = at_once(lambda: read_view(self.src_conn, uuid, self.src_host, self.disk_targets),
+                                     lambda: read_view(self.dst_conn, uuid, self.dst_host, self.disk_targets))
+        return src_view, dst_view
 
 
 class Outcome:
@@ -414,7 +423,7 @@ def completed_stats(dom):
     if dom is None:
         return {}
     try:
-        return dict(dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED))
+        return dict(dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED))
     except Exception:  # not kept by this libvirt, or the domain is gone
         return {}
 

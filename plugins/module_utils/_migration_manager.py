@@ -30,6 +30,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks im
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import check_data_stream, parse_destination
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, run_detached
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import host_uuid, read_domain
+from ansible_collections.kvmops.migration.plugins.module_utils._fixed_cost import PhaseClock, at_once, process_age_s
 from ansible_collections.kvmops.migration.plugins.module_utils._location import (
     PAUSED,
     PAUSED_USER,
@@ -177,9 +178,14 @@ class MigrationManager:
         self.domain_persistent = None
         self.dest_defined_before = True  # until read: a definition found there is never ours to remove
         self.strategy = StrategyRun(ctx)  # strategy: measure, predict and decide before the job (_strategy_run)
+        self.clock = PhaseClock()  # where this run's seconds go: result 'timings' (_fixed_cost)
+        self.source_xml = None  # (uuid, the source domain's XML) read once, at connect time
+        self.disk_targets = None  # the guest's disk targets, for the job reads on both hosts
 
     # -- steps -----------------------------------------------------------------------
     def run(self):
+        if getattr(self.ctx, 'can_detach', False):  # a module's own process (not an evacuation's thread)
+            self.clock.extra['module_start_s'] = process_age_s()
         dest_uri(self.p['dest'], self.p['transport'])
         self._check_numbers()
         self._check_options()
@@ -208,25 +214,32 @@ class MigrationManager:
         destination = parse_destination(self.p['dest'], self.p['transport'])
         uri = destination.uri
         src_conn = self.client.conn
-        self.src_host = src_conn.getHostname()
+        # The destination's SSH handshake overlaps the source-side reads (_fixed_cost); a failure to
+        # connect is raised only after the checks that come first.
+        source, (dst_conn, dst_error) = at_once(lambda: self._read_source(src_conn),
+                                                lambda: self._open_destination(uri))
+        self.src_host = source['host']
         self.result['source'] = self.src_host
         if destination.host.split('.')[0] in (self.src_host.split('.')[0], 'localhost'):
             raise InvalidInputError('dest=%s is the source host itself' % self.p['dest'],
                                     remedy='Name another hypervisor as dest.')
-        dst_conn = self.client.open_peer(uri)
+        if dst_error is not None:
+            raise dst_error
         self.dst_host = dst_conn.getHostname()
         self.result['destination'] = {'host': self.dst_host, 'uri': uri}
-        if self._host_uuid(src_conn) == self._host_uuid(dst_conn):
+        if source['host_uuid'] == self._host_uuid(dst_conn):
             raise InvalidInputError('dest %s is the same host as the source (same libvirt host UUID)' % uri,
                                     remedy='Name another hypervisor as dest; if it is another machine, give it '
                                            'a distinct host_uuid in libvirtd.conf.')
-        dom, dest_dom = self._find_domain(src_conn, dst_conn)
+        self.clock.mark('connect')
+        dom, dest_dom = source['found'] or self._find_domain(src_conn, dst_conn)
         self.uuid = (dom or dest_dom).UUIDString()
         self.result['uuid'] = self.uuid
         if self._wait_for_detached_run(self.uuid):
             dom, dest_dom = self._find_domain(src_conn, dst_conn)
         if self.ctx.check_mode:
-            return self._run_guest(uri, Sides(self.src_host, self.dst_host, src_conn, dst_conn), dom, dest_dom)
+            return self._run_guest(uri, Sides(self.src_host, self.dst_host, src_conn, dst_conn, self.disk_targets),
+                                   dom, dest_dom)
         lock = GuestLock(self.p['state_dir'], self.uuid, (dom or dest_dom).name(),
                          'migrate %s to %s' % ((dom or dest_dom).name(), self.dst_host), self.p['lock_timeout'],
                          describe={'operation': 'migrate', 'source': self.src_host, 'destination': self.dst_host,
@@ -234,8 +247,10 @@ class MigrationManager:
         with lock:
             self.result['lock_waited_s'] = lock.waited_s
             if lock.waited_s:  # the holder may have moved it meanwhile
+                self.source_xml = None
                 dom, dest_dom = self._find_domain(src_conn, dst_conn)
-            return self._run_guest(uri, Sides(self.src_host, self.dst_host, src_conn, dst_conn), dom, dest_dom)
+            return self._run_guest(uri, Sides(self.src_host, self.dst_host, src_conn, dst_conn, self.disk_targets),
+                                   dom, dest_dom)
 
     def _run_guest(self, uri, sides, dom, dest_dom):
         """Everything after the guest was found, under its lock (outside it in check mode)."""
@@ -255,7 +270,7 @@ class MigrationManager:
         self.domain_active = bool(dom.isActive())
         self.domain_persistent = bool(dom.isPersistent())
         self._check_persistence(dom)
-        domain = read_domain(dom.XMLDesc(0))
+        domain = read_domain(self._xml_of(dom))
         disks = domain.local_disks()
         storage = self._storage_plan(sides, disks)
         spec = self._spec(storage)
@@ -273,9 +288,11 @@ class MigrationManager:
                     dom.name(), self.src_host, self.dst_host, leftover.location.problem or leftover.location.verdict),
                     remedy='Decide which copy is the guest and destroy the other before migrating again.',
                     details={'location': leftover.as_dict()})
+        self.clock.mark('checks')
         self.p = self.strategy.prepare(dom, self.p, self.dst_host, storage,
                                        self.p['timeout'] or default_timeout_s(dom.info()[2] * 1024))
         self.result.update(self.strategy.report())
+        self.clock.mark('prediction')
         spec = self._spec(storage)  # the chosen strategy's flags
         plan = {'dest_uri': uri, 'flags': spec.flag_names, 'params': spec.params, 'notes': spec.notes,
                 'storage': storage, 'max_downtime_ms': spec.max_downtime_ms, 'checks': checks}
@@ -359,6 +376,34 @@ class MigrationManager:
     @staticmethod
     def _host_uuid(conn):
         return host_uuid(conn.getCapabilities())
+
+    def _read_source(self, src_conn):
+        """What the run needs of the source before the destination answers: its name, its host
+        UUID, the guest if it is there ({'found': (dom, None)}, else None) and its XML, read once."""
+        source = {'host': src_conn.getHostname(), 'host_uuid': self._host_uuid(src_conn), 'found': None}
+        try:
+            dom = self._lookup(src_conn)
+        except DomainNotFoundError:
+            return source
+        source['found'] = (dom, None)
+        self.strategy.start_measuring(dom, self.p)  # its sample overlaps the connect and the checks
+        xml = dom.XMLDesc(0)
+        self.source_xml = (dom.UUIDString(), xml)
+        self.disk_targets = [disk.target for disk in read_domain(xml).disks if disk.target]
+        return source
+
+    def _open_destination(self, uri):
+        """(connection, None) or (None, the typed error): raised by the caller in its turn."""
+        try:
+            return self.client.open_peer(uri), None
+        except KvmopsError as exc:
+            return None, exc
+
+    def _xml_of(self, dom):
+        """The domain's XML: the one read at connect time if it is this domain's, else read now."""
+        if self.source_xml is not None and self.source_xml[0] == dom.UUIDString():
+            return self.source_xml[1]
+        return dom.XMLDesc(0)
 
     def _lookup(self, conn):
         return self.client.lookup_domain(name=self.p['name'], uuid=self.p['uuid'], conn=conn)
@@ -614,6 +659,7 @@ class MigrationManager:
         job = LiveJob(dom, uri, spec, engine, poll_interval=self.p['poll_interval'], hard_timeout_s=timeout_s + 60,
                       on_sample=on_sample, adopt=adopt)
         job.run()
+        self.clock.mark('job')
         # A libvirtd restarted during the job closed our connection to it: look again with a
         # new one (waiting a little for a daemon that is coming back), or the outcome check
         # could not see where the guest went.
@@ -624,8 +670,9 @@ class MigrationManager:
                 uri, max(timeout_s - job.duration_s, POSTCOPY_SETTLE_MIN_S), spec)
         else:
             dst_conn = self._reconnect(uri)
-        sides = Sides(self.src_host, self.dst_host, src_conn, dst_conn)
+        sides = Sides(self.src_host, self.dst_host, src_conn, dst_conn, self.disk_targets)
         outcome = verify_and_repair(sides, self.uuid, self._attempt(postcopy_started=job.postcopy_started), created)
+        self.clock.mark('outcome_check')
         return self._live_result(dom, sides, job, engine, outcome, timeout_s, storage, adopt)
 
     def _live_result(self, dom, sides, job, engine, outcome, timeout_s, storage, adopt):
@@ -640,6 +687,8 @@ class MigrationManager:
                            progress=thinned(job.samples),
                            policy_summary=engine.summary(), location=outcome.as_dict(), timeout_s=timeout_s)
         self.result.update(self.strategy.after_job(sides, self.uuid, outcome, job, stats, self.p))
+        self.clock.mark('report')
+        self.result['timings'] = self.clock.as_dict()
         if job.action_errors:
             self.result['policy_action_errors'] = job.action_errors
         moved = outcome.location.verdict == 'destination'

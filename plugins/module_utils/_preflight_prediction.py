@@ -24,7 +24,11 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration_manage
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks import estimate_seconds
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import mib
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction import choose_strategy, predict
-from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import MigrationPath, limits_from_options
+from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import (
+    JOB_SETUP_S,
+    MigrationPath,
+    limits_from_options,
+)
 from ansible_collections.kvmops.migration.plugins.module_utils._strategy import guest_load, prediction_view
 
 # Beyond the measurement's own budget, how long the preflight waits for the measuring thread.
@@ -80,7 +84,7 @@ def guest_estimates(guests, report, mib_s, options=None):
         limits = limits_from_options(options, options.get('timeout') or default_timeout_s(memory, copy))
         measured = report.result(g['name']) if report is not None else None
         prediction = predict(guest_load(memory, measured, g.get('history') or ()),
-                             MigrationPath(bandwidth_bps=mib_s * MIB), limits)
+                             MigrationPath(bandwidth_bps=mib_s * MIB, setup_s=JOB_SETUP_S), limits)
         decision = choose_strategy(prediction, limits)
         if decision.strategy is not None:
             entry['seconds'] = round(decision.outcome.total_s + copy / (mib_s * MIB), 1)

@@ -137,14 +137,17 @@ MAX_ZERO_SHARE_FROM_RSS = 0.95
 
 def guest_load(memory_bytes, measurement=None, history=(), resident_bytes=None) -> GuestLoad:
     """The model's view of the guest from a ``_dirtyrate.DirtyRateResult`` (None or not measured:
-    history alone) and its ``HistoryEntry`` list.  The measured vCPU busy share bounds the share
-    the writer needs (a guest busy 5 % of the time cannot need more to dirty what it dirties).
+    history alone; ``paused``: it dirties nothing) and its ``HistoryEntry`` list.  The measured vCPU
+    busy share bounds the share the writer needs (a guest busy 5 % of the time cannot need more to
+    dirty what it dirties).
     ``resident_bytes``: the QEMU process's resident memory (libvirt's ``rss``). Guest memory the guest
     never touched is not resident, and QEMU sends it as zero pages at almost no cost: the first pass
     moves at most what is resident (QEMU's own memory included, so the estimate errs on the slow side)."""
     rate = share = None
     if measurement is not None and measurement.status == 'measured':
         rate, share = measurement.dirty_rate_bps, measurement.vcpu_busy_share
+    elif measurement is not None and measurement.status == 'paused':
+        rate = 0.0  # nothing runs in a paused guest, and a live migration keeps it paused: known, not unknown
     writer = 1.0 if share is None else min(1.0, max(MIN_WRITER_SHARE, share))
     zero_share = None
     if resident_bytes and memory_bytes:

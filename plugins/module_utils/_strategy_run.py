@@ -21,6 +21,7 @@ is not predicted either: the model covers memory only.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, KvmopsError, translated
@@ -31,6 +32,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration import
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import read_history, record_migration
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction import predict
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import (
+    JOB_SETUP_S,
     MigrationPath,
     PredictionInputError,
     limits_from_options,
@@ -72,6 +74,37 @@ class StrategyRun:
         self.ctx = ctx
         self.choice = None
         self.check = None
+        self._histories = {}  # UUID -> history, read once per run
+        self._early = None  # (UUID, thread, [report]) of a sample started by start_measuring
+
+    # -- as early as the guest is known ------------------------------------------
+    def start_measuring(self, dom, params):
+        """Start the dirty-rate sample of ``dom`` now, in a thread, when :meth:`prepare` will want
+        it (a live migration whose strategy is decided and whose bandwidth is known, no storage
+        copy asked for): its second then passes while the destination's connection and the checks
+        run (_fixed_cost).  The sample only reads the guest; unused, it costs nothing else."""
+        if (params['mode'] != 'live' or (params.get('strategy') or AUTO) == ADAPTIVE
+                or params.get('copy_storage') not in (None, 'none')):
+            return
+        cap = (params.get('bandwidth') or 0) * MIB or None
+        if resolve_bandwidth(MigrationPath(bandwidth_bps=None), self._history(dom), cap)[0] is None:
+            return
+        box = []
+        seconds = params['dirty_rate_seconds']
+        thread = threading.Thread(target=lambda: box.append(measure_dirty_rates([dom], seconds=seconds)),
+                                  name='kvmops-dirty-rate', daemon=True)
+        thread.start()
+        self._early = (dom.UUIDString(), thread, box)
+
+    def _measured(self, dom, seconds):
+        """The early sample of ``dom`` if one was started (waiting for its end), else one taken now."""
+        if self._early is not None and self._early[0] == dom.UUIDString():
+            dummy_uuid, thread, box = self._early
+            self._early = None
+            thread.join()
+            if box:
+                return box[0]
+        return measure_dirty_rates([dom], seconds=seconds)
 
     # -- before the job --------------------------------------------------------
     def prepare(self, dom, params, dst_host, storage, timeout_s):
@@ -100,13 +133,13 @@ class StrategyRun:
                                                                            MigrationPath(bandwidth_bps=None), limits),
                                      limits=limits, note=NO_BANDWIDTH)
             return self._checked(dom, dst_host, params)
-        report = measure_dirty_rates([dom], seconds=params['dirty_rate_seconds'])
+        report = self._measured(dom, params['dirty_rate_seconds'])
         measured = report.result(dom.name())
-        if measured is not None and measured.status != 'measured':
+        if measured is not None and measured.status not in ('measured', 'paused'):  # paused: dirties nothing
             self.ctx.warn('The dirty rate of %s was not measured (%s): %s' % (
                 dom.name(), measured.status, measured.message or 'no reason given'))
         load = guest_load(memory, measured, history, resident_bytes=resident_bytes(dom))
-        prediction = predict(load, MigrationPath(bandwidth_bps=None), limits)
+        prediction = predict(load, MigrationPath(bandwidth_bps=None, setup_s=JOB_SETUP_S), limits)
         self.choice = choice_for(requested, params, prediction=prediction, limits=limits, load=load,
                                  measurement=report.as_dict())
         return self._checked(dom, dst_host, params)
@@ -118,12 +151,15 @@ class StrategyRun:
         return self.choice.options
 
     def _history(self, dom):
-        try:
-            return read_history(dom)
-        except KvmopsError as exc:
-            self.ctx.warn('The migration history of %s could not be read (%s); predicting without it' % (
-                dom.name(), exc))
-            return ()
+        uuid = dom.UUIDString()
+        if uuid not in self._histories:
+            try:
+                self._histories[uuid] = read_history(dom)
+            except KvmopsError as exc:
+                self.ctx.warn('The migration history of %s could not be read (%s); predicting without it' % (
+                    dom.name(), exc))
+                self._histories[uuid] = ()
+        return self._histories[uuid]
 
     def report(self):
         """Result keys for the run: ``strategy``, ``prediction``, ``decision``, ``dirty_rate``."""

@@ -657,6 +657,19 @@ adopted_job:
   description: True when the run found the guest's migration job running with nothing driving it and saw it through.
   returned: when it did
   type: bool
+timings:
+  description:
+    - Where the seconds of a live migration went, phase by phase, in the order they ended.
+    - C(module_start_s) (the module's process before its work began - Python, the AnsiballZ payload, imports;
+      absent when the process age is unknown), C(connect) (the destination's connection, overlapped with the
+      source-side reads), C(checks) (storage plan, destination checks, leftovers), C(prediction) (history,
+      dirty-rate sample, decision), C(job) (the migration job), C(outcome_check) (the outcome check on both
+      hosts, read at once, and any repair), C(report) (statistics, history record) and C(total_s) (from the manager's
+      start to the last phase).
+  returned: after a live or paused migration job
+  type: dict
+  sample: {module_start_s: 0.41, connect: 0.3, checks: 0.02, prediction: 0.01, job: 1.1, outcome_check: 0.05, report: 0.02,
+           total_s: 1.5}
 lock_waited_s:
   description: Seconds the run waited for another operation on the guest to release its lock.
   returned: when a run took the lock

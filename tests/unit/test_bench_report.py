@@ -44,8 +44,13 @@ def test_missing_figures_names_what_is_missing_and_invariant_failures():
     cell = dict((key, 1) for key in bench.CELL_KEYS)
     good = {"idle_overhead_ratio": 1.0, "blockcopy_ratio": 1.0, "preflight_pair_s": 1.0, "planner_1000_hosts_s": 0.1,
             "convergence": [dict(cell, invariant_held=True)], "postcopy": [{"invariant_held": True}],
-            "evacuation": {"guests": 2, "serial_s": 1, "evacuate_s": 1, "bound_s": 1}}
+            "evacuation": {"guests": 2, "serial_s": 1, "evacuate_s": 1, "bound_s": 1},
+            "breakdown": {"as_is": {}}, "prediction": {"cells": [{"invariant_held": True}]},
+            "drain": {"bound_s": 50, "evacuate": {"lost": 0}, "virsh_loop": {"lost": 0}}}
     assert bench.missing_figures(good) == []
+    assert bench.missing_figures(dict(good, drain={"bound_s": 50, "evacuate": {"lost": 1}, "virsh_loop": {"lost": 0}})) \
+        == ["drain evacuate: a guest was not on exactly one host"]
+    assert any("prediction cell" in p for p in bench.missing_figures(dict(good, prediction={"cells": [{}]})))
     bad = dict(good, blockcopy_ratio=None, convergence=[dict(cell, invariant_held=False)], evacuation={"guests": 2})
     problems = bench.missing_figures(bad)
     assert "missing blockcopy_ratio" in problems

@@ -168,3 +168,22 @@ def test_other_failures_keep_the_engine_advice():
                                        src_host='host-a', dst_host='host-b')
     assert error.msg == 'Migration failed: aborted. The guest now runs on host-a.'
     assert error.remedy == 'raise the bandwidth'
+
+
+class _CompletedJob:
+    """libvirt's rule: reading a completed job's statistics deletes them unless asked to keep them."""
+
+    def __init__(self):
+        self.stats = {'memory_constant': 100, 'memory_total': 4096 * 1000, 'downtime': 30}
+
+    def jobStats(self, flags):  # noqa: N802
+        stats, keep = dict(self.stats), flags & 2
+        if not keep:
+            self.stats = {}
+        return stats
+
+
+def test_completed_stats_can_be_read_twice():
+    # The result's stats and the history record (its zero pages) both read them.
+    dom = _CompletedJob()
+    assert _migration.completed_stats(dom) == _migration.completed_stats(dom) == dom.stats and dom.stats['downtime'] == 30

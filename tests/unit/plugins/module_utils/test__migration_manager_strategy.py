@@ -133,3 +133,36 @@ def test_strategy_contradictions_are_refused_before_connecting(monkeypatch, tmp_
     ctx = Ctx(NoClient(), state_dir=str(tmp_path), strategy='postcopy')
     with pytest.raises(InvalidInputError, match='strategy=postcopy needs allow_postcopy: true'):
         MigrationManager(ctx).run()
+
+
+# --- the fixed cost (issue 20): overlapped connect, the XML read once -----------------------
+
+def test_the_source_xml_is_read_once(hosts):
+    run, calls, dummy = hosts
+    run(bandwidth=100)
+    # Once, at connect time: the storage plan, the checks and both hosts' views use it.
+    assert [call for call in calls if call[0] == 'host-a' and call[1].startswith('XMLDesc')] == [
+        ('host-a', 'XMLDesc(0)', 'g1')]
+
+
+class Unreachable(Client):
+    def open_peer(self, uri):
+        from ansible_collections.kvmops.migration.plugins.module_utils._client import LibvirtConnectionError
+        raise LibvirtConnectionError('Connecting to libvirt at %s failed: no route to host' % uri)
+
+
+@pytest.mark.parametrize('dest,error', [('host-a', InvalidInputError), ('host-b', Exception)])
+def test_a_destination_that_does_not_answer_fails_after_the_same_host_check(monkeypatch, tmp_path, dest, error):
+    calls = []
+    a, b = Host('host-a', 'aaaaaaaa-0000-0000-0000-000000000001', calls), Host('host-b', 'bbbbbbbb-0000-0000-0000-000000000002', calls)
+    a.define(UUID, 'g1')
+    monkeypatch.setattr(_strategy_run, 'read_history', lambda dom: ())
+    ctx = Ctx(Unreachable(a, b), state_dir=str(tmp_path))
+    ctx.params['dest'] = dest
+    with pytest.raises(error) as err:
+        MigrationManager(ctx).run()
+    if dest == 'host-a':
+        assert 'is the source host itself' in err.value.msg
+    else:
+        assert 'no route to host' in str(err.value)
+    assert changes(calls) == []

@@ -118,7 +118,7 @@ class Spec:
 def lv_errors(monkeypatch):
     for module in (_postcopy_recovery, _migration):
         monkeypatch.setattr(module, 'is_libvirt_error', lambda exc: isinstance(exc, LvError))
-    monkeypatch.setattr(_migration, 'job_of', lambda dom: None)
+    monkeypatch.setattr(_migration, 'job_of', lambda dom, disks=None: None)
 
 
 def recovery(clock):

@@ -14,6 +14,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils import _preflight
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import DirtyRateReport, DirtyRateResult
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_prediction import DirtyRateProbe, guest_estimates
+from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import JOB_SETUP_S
 
 from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.preflight_data import dom_xml
 from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.test__preflight_runner import (  # noqa: F401 pylint: disable=unused-import
@@ -38,7 +39,8 @@ class TestEstimates:
     def test_an_idle_guest_moves_with_precopy_in_about_its_memory_time(self):
         estimate = guest_estimates([guest()], report(DirtyRateResult('web1', 'measured', dirty_rate_bps=0.1 * MIB)),
                                    100.0)[0]
-        assert estimate['strategy'] == 'precopy_steps' and 2.56 <= estimate['seconds'] <= 2.7
+        # 256 MiB at 100 MiB/s, plus the job's fixed part (JOB_SETUP_S)
+        assert estimate['strategy'] == 'precopy_steps' and 2.56 + JOB_SETUP_S <= estimate['seconds'] <= 2.7 + JOB_SETUP_S
         assert estimate['sentence'].startswith('Plain pre-copy converges') and estimate['remedies'] == []
         assert estimate['prediction']['dirty_rate_source'] == 'measured'
         assert (estimate['memory_mib'], estimate['copy_storage_mib']) == (256.0, 0.0)
@@ -61,9 +63,13 @@ class TestEstimates:
         assert estimate['prediction']['dirty_rate_source'] == 'history' and estimate['strategy'] == 'precopy_steps'
 
     def test_nothing_known_is_unknown_with_the_lower_bound(self):
-        estimate = guest_estimates([guest()], report(DirtyRateResult('web1', 'paused')), 100.0)[0]
+        estimate = guest_estimates([guest()], report(DirtyRateResult('web1', 'timeout')), 100.0)[0]
         assert (estimate['strategy'], estimate['seconds']) == ('unknown', 2.6)
         assert estimate['sentence'].startswith('No prediction: the dirty rate is unknown')
+
+    def test_a_paused_guest_moves_in_one_pass(self):
+        estimate = guest_estimates([guest()], report(DirtyRateResult('web1', 'paused')), 100.0)[0]
+        assert estimate['strategy'] == 'precopy_steps' and estimate['prediction']['dirty_rate_bps'] == 0.0
 
 
 class TestProbe:

@@ -130,11 +130,15 @@ class TestGuestLoad:
         load = guest_load(256 * MIB, result, (HistoryEntry(at='x', strategy='precopy'),))
         assert (load.dirty_rate_bps, load.writer_cpu_share, len(load.history)) == (30 * MIB, 0.2, 1)
 
-    @pytest.mark.parametrize('result', [None, DirtyRateResult('g', 'paused', message='paused'),
-                                        DirtyRateResult('g', 'timeout')])
+    @pytest.mark.parametrize('result', [None, DirtyRateResult('g', 'timeout'), DirtyRateResult('g', 'error')])
     def test_nothing_measured_leaves_history_alone(self, result):
         load = guest_load(256 * MIB, result)
         assert (load.dirty_rate_bps, load.writer_cpu_share) == (None, 1.0)
+
+    def test_a_paused_guest_dirties_nothing(self):
+        # Known, not unknown: an evacuation's forecast has its time (no lower bound for it).
+        load = guest_load(256 * MIB, DirtyRateResult('g', 'paused', message='paused'))
+        assert (load.dirty_rate_bps, load.writer_cpu_share) == (0.0, 1.0)
 
     def test_an_idle_guest_share_stays_valid(self):
         load = guest_load(256 * MIB, DirtyRateResult('g', 'measured', dirty_rate_bps=0.0, vcpu_busy_share=0.0))

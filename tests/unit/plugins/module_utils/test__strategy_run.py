@@ -103,6 +103,31 @@ def prepare(dom, ctx=None, storage=SHARED, **given):
     return run, run.prepare(dom, params(**given), 'host-b', storage, 135)
 
 
+class TestEarlySample:
+    def test_the_sample_started_early_is_the_one_prepare_uses(self, libvirt_error, measures):
+        ctx, dom = Ctx(), FakeDom(libvirt_error)
+        run = StrategyRun(ctx)
+        run.start_measuring(dom, params(bandwidth=100))
+        options = run.prepare(dom, params(bandwidth=100), 'host-b', SHARED, 135)
+        assert measures.calls == [(['web1'], 1)] and run.report()['decision']['known'] is True
+        assert options['name'] == 'web1' and ctx.warnings == []
+
+    @pytest.mark.parametrize('given', [{'strategy': 'adaptive', 'bandwidth': 10}, {'mode': 'paused', 'bandwidth': 10},
+                                       {'copy_storage': 'all', 'bandwidth': 10}, {}])
+    def test_nothing_is_started_when_prepare_would_not_measure(self, libvirt_error, measures, given):
+        # {}: no cap and no history, so no bandwidth: nothing to predict with
+        run = StrategyRun(Ctx())
+        run.start_measuring(FakeDom(libvirt_error), params(**given))
+        assert run._early is None and measures.calls == []
+
+    def test_the_history_is_read_once(self, libvirt_error, measures):
+        ctx, dom = Ctx(), FakeDom(libvirt_error, metadata_error=libvirt_error('connection reset', 38))
+        run = StrategyRun(ctx)
+        run.start_measuring(dom, params(bandwidth=100))
+        run.prepare(dom, params(bandwidth=100), 'host-b', SHARED, 135)
+        assert len([w for w in ctx.warnings if 'history' in w]) == 1
+
+
 class TestBeforeTheJob:
     def test_refuses_before_anything_moves_with_what_would_work(self, libvirt_error, measures):
         with pytest.raises(MigrationError) as err:
@@ -153,14 +178,20 @@ class TestBeforeTheJob:
 
     def test_an_unreadable_history_and_an_unmeasured_guest_are_warnings(self, libvirt_error, measures):
         ctx = Ctx()
-        measures.given[0] = DirtyRateResult('web1', 'paused', message='paused: a paused guest dirties nothing')
+        measures.given[0] = DirtyRateResult('web1', 'timeout', message='no result within 3 s')
         run, dummy = prepare(FakeDom(libvirt_error, metadata_error=libvirt_error('connection reset', 38)), ctx,
                              bandwidth=10)
         assert len(ctx.warnings) == 2
         assert ctx.warnings[0].startswith('The migration history of web1 could not be read')
-        assert ctx.warnings[1] == ('The dirty rate of web1 was not measured (paused): paused: a paused guest '
-                                   'dirties nothing')
+        assert ctx.warnings[1] == 'The dirty rate of web1 was not measured (timeout): no result within 3 s'
         assert run.choice.strategy == 'adaptive' and run.report()['decision']['known'] is False
+
+    def test_a_paused_guest_is_predicted_without_a_warning(self, libvirt_error, measures):
+        ctx = Ctx()
+        measures.given[0] = DirtyRateResult('web1', 'paused', message='paused: a paused guest dirties nothing')
+        run, dummy = prepare(FakeDom(libvirt_error), ctx, bandwidth=10)
+        assert ctx.warnings == []
+        assert run.report()['decision']['known'] is True and run.choice.prediction.dirty_rate_bps == 0.0
 
     def test_a_storage_copy_is_not_predicted(self, libvirt_error, measures):
         copy = [{'target': 'vda', 'path': '/var/lib/libvirt/local/web1.qcow2', 'action': 'copy (all)'}]
