@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from . import faults, guests, images, layout
+from . import faults, guests, images, layout, upgrade_repo
 from .lab import Lab
 from .proc import LabError
 
@@ -28,6 +28,10 @@ def parser():
                     help="libvirtd also listens on TCP 16509 (SSH is the default transport)")
     sub.add_parser("down", help="remove everything the lab made (the cached host images stay)")
     sub.add_parser("images", help="the cached host images: release, versions, size")
+    sub.add_parser("reset", help="make hosts again from their image (their own layer and guests are lost)"
+                   ).add_argument("hosts", nargs="+")
+    sub.add_parser("upgrade-repo", help="the flat apt repository of RELEASE-backports' libvirt and QEMU "
+                   "(built once, cached); prints its directory").add_argument("release", nargs="?", default="bookworm")
     sub.add_parser("reboot", help="reboot a host (systemctl reboot inside) and wait until it is back").add_argument("host")
     st = sub.add_parser("status", help="health of every host; exit 1 if anything is unhealthy")
     st.add_argument("--json", action="store_true")
@@ -157,6 +161,19 @@ def cmd_images(args):
     return 0
 
 
+def cmd_reset(args):
+    lab = Lab()
+    started = time.monotonic()
+    lab.reset(args.hosts)
+    print("%s made again in %.0fs" % (", ".join(args.hosts), time.monotonic() - started))
+    return 0
+
+
+def cmd_upgrade_repo(args):
+    print(upgrade_repo.ensure(args.release, log=lambda text: print(text, file=sys.stderr)))
+    return 0
+
+
 def cmd_reboot(args):
     lab = Lab()
     lab.lock()
@@ -237,4 +254,5 @@ def cmd_fault(args):
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "exec": cmd_exec, "images": cmd_images,
-            "reboot": cmd_reboot, "guest": cmd_guest, "fault": cmd_fault}
+            "reboot": cmd_reboot, "reset": cmd_reset, "upgrade-repo": cmd_upgrade_repo, "guest": cmd_guest,
+            "fault": cmd_fault}

@@ -261,6 +261,20 @@ class Lab:
         return changed
 
     # --- down -------------------------------------------------------------------------
+    def reset(self, names):
+        """Hosts made again from their image: their own layer (packages installed, files
+        written, an upgrade) is thrown away. Their guests are gone with it."""
+        if os.geteuid() != 0:
+            raise LabError("lab", "reset", "must run as root")
+        self.lock()
+        for name in names:
+            self.host(name)   # refuses a name that is not a host of this lab
+        for name in names:
+            self.log("%s: reset to its image" % name)
+            self._remove_host(self._host(name))
+        self.save()
+        return self.up()
+
     def _remove_host(self, h):
         self.drop_libvirt(h)
         h.teardown()  # empties h.record in place

@@ -7,10 +7,11 @@ lab, so they do not use the `labh` fixture (its `virtlab up` repairs hosts); `ma
 brings the lab up first.
 """
 import json
+import os
 import secrets
 import subprocess
 
-from support.lab import run_playbook
+from support.lab import run_playbook, virtlab
 
 HOST = "host-c"
 
@@ -68,19 +69,19 @@ def key_chunks(pem):
     return [line[:40] for line in body[1:-1]]
 
 
-def test_libvirt_host_provided_tls_key_not_in_output(tmp_path, monkeypatch):
+def test_libvirt_host_provided_tls_key_not_in_output(tmp_path, monkeypatch, request):
     pki = make_pki(tmp_path)
     chunks = key_chunks(pki["key"])
     assert len(chunks) >= 20 and len(set(chunks)) == len(chunks)  # a 2048-bit key: ~25 distinct lines
 
-    # In check mode the role skips the key copy when the key's directory does not exist yet;
-    # host-c shares this machine's /tmp, so directories made here with the modes the role wants
-    # let the copy run in check mode and show its diff, the place a key would leak.
-    dirs = {"ca": 0o755, "libvirt": 0o755, "libvirt/private": 0o750, "qemu": 0o750}
+    # In check mode the role skips the key copy when the key's directory does not exist yet:
+    # directories made inside host-c with the modes the role wants let the copy run in check mode
+    # and show its diff, the place a key would leak.
+    pki_dir = "/tmp/kvmops-no-secrets-test/pki"
+    dirs = {"ca": "0755", "libvirt": "0755", "libvirt/private": "0750", "qemu": "0750"}
     for sub, mode in dirs.items():
-        (tmp_path / "pki" / sub).mkdir(parents=True)
-        (tmp_path / "pki" / sub).chmod(mode)
-    pki_dir = str(tmp_path / "pki")
+        virtlab("exec", HOST, "--", "install", "-d", "-m", mode, "%s/%s" % (pki_dir, sub))
+    request.addfinalizer(lambda: virtlab("exec", HOST, "--", "rm", "-rf", os.path.dirname(pki_dir), check=False))
     play = write_playbook(tmp_path, {"roles": [{"role": "kvmops.migration.libvirt_host", "vars": {
         "libvirt_host_listen_mode": "tls",  # a TLS listener: the key goes to libvirtd, the client and QEMU
         "libvirt_host_tls_pki_source": "provided",
@@ -94,9 +95,8 @@ def test_libvirt_host_provided_tls_key_not_in_output(tmp_path, monkeypatch):
         "libvirt_host_pki_client_key": pki_dir + "/libvirt/private/clientkey.pem",
         "libvirt_host_qemu_tls_dir": pki_dir + "/qemu",
         "libvirt_host_qemu_group": "root",  # the directories above are root's
-        # As in molecule/default: the lab's hosts share one dpkg database and have no systemd.
+        # Only the PKI is under test here: no package changes to plan.
         "libvirt_host_manage_packages": False,
-        "libvirt_host_restart_method": "none",
     }}]})
     text = play.read_text()
     assert all(chunk in text for chunk in chunks)  # the chunks are really what the play gets

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -23,9 +24,10 @@ FILES = Path(__file__).resolve().parent / "files"
 TEST_MAINTENANCE = str(FILES / "rolling_maintenance_test.yml")
 UPGRADE_MAINTENANCE = str(FILES / "rolling_upgrade_from_lab_cache.yml")
 STATE_DIR = "/var/lib/libvirt/kvmops"
-# The flat apt repository of bookworm-backports' libvirt 11.3 / QEMU 10.0 (and what they need) that the lab
-# keeps, as the bookworm hosts see it.
-LAB_APT_CACHE = os.environ.get("VIRTLAB_APT_CACHE", "file:/var/cache/virtlab/apt")
+# Where the upgrade test puts the lab's flat apt repository of bookworm-backports' libvirt 11.3 / QEMU 10.0 (and
+# what they need; `lab/virtlab upgrade-repo` builds it once) inside the host, and its apt URI there.
+UPGRADE_REPO_IN_HOST = "/var/tmp/kvmops-upgrade-repo"
+LAB_APT_CACHE = "file:" + UPGRADE_REPO_IN_HOST
 REBOOT_MARKER = "/run/kvmops-rolling-test-booted-before"
 ROUND_FILES = ("rolling.json", "maintenance.json", "evacuation.json", "test-maintenance.log")
 
@@ -120,7 +122,23 @@ def watching(labh, names):
         yield stack.enter_context(HopWatcher(labh, names))
 
 
-def test_a_bookworm_host_is_really_upgraded_and_rebooted_and_gets_its_guests_back(labh, make_guest, round_name):
+@pytest.fixture
+def host_b_upgradable(labh):
+    """host-b with the upgrade repository in its file system; afterwards host-b is made again from its
+    bookworm image (the upgrade must not outlive the test: the other tests and the next runs expect the
+    lab's releases), which happens after the test's guests were checked and removed (fixture order)."""
+    res = virtlab("upgrade-repo", "bookworm", timeout=1800)
+    repo = res.stdout.strip().splitlines()[-1]
+    target = labh.host_path("host-b", UPGRADE_REPO_IN_HOST)
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(repo, target)
+    yield
+    virtlab("reset", "host-b", timeout=900)
+    labh.refresh()
+
+
+def test_a_bookworm_host_is_really_upgraded_and_rebooted_and_gets_its_guests_back(labh, host_b_upgradable,
+                                                                                   make_guest, round_name):
     name = make_guest("rm-up1", "host-b")
     snap = invariant.Snapshot(labh, name)
     # /run is a tmpfs of the host's own: a file there is gone once the host has rebooted.
