@@ -137,8 +137,8 @@ def host_b_upgradable(labh):
     labh.refresh()
 
 
-def test_a_bookworm_host_is_really_upgraded_and_rebooted_and_gets_its_guests_back(labh, host_b_upgradable,
-                                                                                   make_guest, round_name):
+def test_a_bookworm_host_is_really_upgraded_and_rebooted_and_gets_its_guests_back(
+        labh, host_b_upgradable, make_guest, round_name):
     name = make_guest("rm-up1", "host-b")
     snap = invariant.Snapshot(labh, name)
     # /run is a tmpfs of the host's own: a file there is gone once the host has rebooted.
