@@ -185,6 +185,9 @@ class Lab:
             # A host of the lab before issue 16 (namespaces, daemons started by the lab): its
             # processes would hold the address and ports the machine needs.
             remake = "a host of the namespace lab: removed, made again as a machine"
+        elif h.record.get("image") and h.record.get("layer_generation") != config.LAYER_GENERATION:
+            remake = "its layer is of an older lab (generation %s, now %d): the host is made again" % (
+                h.record.get("layer_generation", 1), config.LAYER_GENERATION)
         elif h.record.get("image") and h.record["image"] != str(image):
             remake = "moving to image %s (was %s): the host is made again" % (
                 image.name, os.path.basename(h.record["image"]))
@@ -196,6 +199,7 @@ class Lab:
             h = self._host(h.name)
             changes.append("%s made again" % h.name)
         h.record["image"] = str(image)
+        h.record["layer_generation"] = config.LAYER_GENERATION
         h.record["release"] = self.state["releases"][h.name]
         if not net.netns_exists(h.name):
             if h.running():

@@ -362,12 +362,27 @@ def test_apt_inside_a_host_reaches_the_mirror_and_what_it_installs_stays(labh):
     try:
         res = virtlab("exec", host, "--", "sh", "-c", "apt-get update -q && DEBIAN_FRONTEND=noninteractive "
                       "apt-get install -y -q --no-install-recommends %s" % package, check=False, timeout=300)
-        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:] + apt_path_report(labh, host)
         virtlab("reboot", host)
         assert "install ok installed" in virtlab("exec", host, "--", "dpkg-query", "-W", "-f", "${Status}",
                                                  package).stdout
     finally:
         virtlab("exec", host, "--", "apt-get", "purge", "-y", "-q", package, check=False)
+
+
+def apt_path_report(labh, host):
+    """What a failed apt run needs explained: is the lab's proxy alive, does its port answer from
+    the host, what did it log."""
+    probe = virtlab("exec", host, "--", "python3", "-c",
+                    "import socket; socket.create_connection(('%s', %d), timeout=5); print('answers')"
+                    % (lab_config.GATEWAY, lab_config.APT_PROXY_PORT), check=False)
+    try:
+        with open(lab_config.STATE_ROOT / "apt-proxy.log", errors="replace") as handle:
+            log_tail = handle.read()[-1500:]
+    except OSError as exc:
+        log_tail = str(exc)
+    return "\n--- apt proxy: alive %s; its port from %s: %s; its log:\n%s" % (
+        alive(labh.lab.state.get("apt_proxy")), host, (probe.stdout + probe.stderr).strip()[-300:], log_tail)
 
 
 def test_reboot_command_waits_until_the_host_is_whole(labh):
