@@ -28,7 +28,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import is
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import MIB
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import measure_dirty_rates
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import history_from_domain_xml
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import default_timeout_s
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import default_timeout_s
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import (
     JOB_SETUP_S,
     MigrationPath,

@@ -30,7 +30,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation impor
     metadata_of,
     progress_line,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import MigrationManager, option_defaults
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import MigrationManager
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import option_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_scheduler import schedule
 from ansible_collections.kvmops.migration.plugins.module_utils._placement import HostInfo
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import is_shared

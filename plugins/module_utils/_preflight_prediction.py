@@ -20,7 +20,7 @@ import threading
 
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import MIB
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import DEFAULT_GRACE_S, measure_dirty_rates
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import default_timeout_s, option_defaults
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import default_timeout_s, option_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks import estimate_seconds
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec import mib
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction import choose_strategy, predict

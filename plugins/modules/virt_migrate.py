@@ -717,10 +717,8 @@ msg:
 '''
 
 from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import (
-    ARGUMENT_SPEC,
-    MigrationManager,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import MigrationManager
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import ARGUMENT_SPEC
 
 
 def run_module(kvm):

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from ansible.parsing.mod_args import BUILTIN_TASKS, RAW_PARAM_MODULES
 
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import ARGUMENT_SPEC as MIGRATE_SPEC
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import ARGUMENT_SPEC as MIGRATE_SPEC
 from ansible_collections.kvmops.migration.plugins.modules.virt_blockcopy import ARGUMENT_SPEC as BLOCKCOPY_SPEC
 from ansible_collections.kvmops.migration.plugins.modules.virt_evacuate import ARGUMENT_SPEC as EVACUATE_SPEC
 

@@ -20,7 +20,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_forec
     uplink_bandwidth,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry, history_to_xml
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import option_defaults
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import option_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils._placement import Assignment, Plan
 from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.test__evacuation_manager import (  # noqa: F401 pylint: disable=unused-import
     lab,

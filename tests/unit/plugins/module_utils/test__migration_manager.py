@@ -9,11 +9,8 @@ import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import (
-    default_timeout_s,
-    dest_uri,
-    postcopy_halves,
-)
+from ansible_collections.kvmops.migration.plugins.module_utils._live_migration import postcopy_halves
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import default_timeout_s, dest_uri
 
 
 @pytest.mark.parametrize('dest,transport,uri', [
@@ -82,7 +79,7 @@ class FakeDestConn:
 
 class FakeKvm:
     def __init__(self, **params):
-        from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import option_defaults
+        from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import option_defaults
         self.params = dict(option_defaults(), name='web1', dest='host-b', **params)
         self.client = None
         self.check_mode = False
@@ -162,7 +159,7 @@ def test_a_run_waits_for_a_detached_run_of_the_same_guest_and_takes_its_result_o
     import subprocess
     import threading
     from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json, write_json
-    from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import outcome_path
+    from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import outcome_path
     mgr = manager(monkeypatch, state_dir=str(tmp_path), timeout=30)
     path = outcome_path(str(tmp_path), 'u-1')
     assert mgr._wait_for_detached_run('u-1') is False  # none: nothing to wait for
@@ -186,7 +183,7 @@ def test_a_run_waits_for_a_detached_run_of_the_same_guest_and_takes_its_result_o
 
 def test_a_detached_run_whose_process_died_without_a_result_is_reported(monkeypatch, tmp_path):
     from ansible_collections.kvmops.migration.plugins.module_utils._statefile import write_json
-    from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import outcome_path
+    from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import outcome_path
     write_json(outcome_path(str(tmp_path), 'u-2'), {'name': 'web1', 'running': True, 'pid': 2 ** 22 + 9})
     mgr = manager(monkeypatch, state_dir=str(tmp_path))
     assert mgr._wait_for_detached_run('u-2') is True

@@ -14,7 +14,8 @@ import pytest
 from ansible_collections.kvmops.migration.plugins.module_utils import _strategy_run
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, MigrationError
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import DirtyRateReport, DirtyRateResult
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import MigrationManager, option_defaults
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import MigrationManager
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import option_defaults
 
 from fake_hosts import FakeHost
 

@@ -14,7 +14,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import In
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import DirtyRateResult
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import build_migration
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import option_defaults
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import option_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction import predict
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import (
     GuestLoad,

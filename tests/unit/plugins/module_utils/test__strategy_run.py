@@ -21,7 +21,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration_histor
     history_from_xml,
     history_to_xml,
 )
-from ansible_collections.kvmops.migration.plugins.module_utils._migration_manager import option_defaults
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import option_defaults
 from ansible_collections.kvmops.migration.plugins.module_utils import _strategy_run
 from ansible_collections.kvmops.migration.plugins.module_utils._strategy_run import StrategyRun
 
