@@ -38,6 +38,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     is_libvirt_error,
     libvirt_error_details,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._host_facts import library_version
 from ansible_collections.kvmops.migration.plugins.module_utils._waiter import Waiter
 
 MIB = 1024 * 1024
@@ -175,15 +176,6 @@ def _stats_by_name(conn, doms):
     return dict((dom.name(), stats) for dom, stats in conn.domainListGetStats(doms, STATS))
 
 
-def _library_version(conn):
-    try:
-        return conn.getLibVersion()
-    except Exception as exc:  # pylint: disable=broad-except
-        if not is_libvirt_error(exc):
-            raise
-        return None
-
-
 def measure_dirty_rates(domains, seconds=DEFAULT_SECONDS, conn=None, grace_s=DEFAULT_GRACE_S,
                         clock=time.monotonic, wall_clock=time.time, sleep=time.sleep) -> DirtyRateReport:
     """Measure the dirty rate of every ``virDomain`` in ``domains`` at once, for ``seconds``.
@@ -205,7 +197,7 @@ def measure_dirty_rates(domains, seconds=DEFAULT_SECONDS, conn=None, grace_s=DEF
     if not domains:
         return report()
     conn = conn or domains[0].connect()
-    version = _library_version(conn)
+    version = library_version(conn)
     if version is not None and version < LIBVIRT_MIN_VERSION:
         for dom in domains:
             results[dom.name()] = DirtyRateResult(dom.name(), 'unsupported', message=(

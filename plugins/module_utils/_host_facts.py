@@ -201,6 +201,19 @@ def read_through_pool(dconn, directory, path, limit):
 # libvirt errors as text
 # ---------------------------------------------------------------------------
 
+def library_version(conn):
+    """The libvirt version of the daemon behind `conn` (an int, e.g. 9000000), or None when there is
+    no connection or the daemon does not answer (the caller then treats the version as unknown)."""
+    if conn is None:
+        return None
+    try:
+        return conn.getLibVersion()
+    except Exception as exc:  # pylint: disable=broad-except
+        if not is_libvirt_error(exc):
+            raise
+        return None
+
+
 def lv_message(exc):
     """The message of a libvirt (or kvmops) error, without the exception's decoration."""
     if is_libvirt_error(exc) or hasattr(exc, 'get_error_message'):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import is_libvirt_error
-from ansible_collections.kvmops.migration.plugins.module_utils._host_facts import lv_message
+from ansible_collections.kvmops.migration.plugins.module_utils._host_facts import library_version, lv_message
 from ansible_collections.kvmops.migration.plugins.module_utils._location import PAUSED, PAUSED_POSTCOPY_FAILED, RUNNING
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import read_view
 
@@ -128,7 +128,7 @@ class PostcopyRecovery:
         if self.resume_conn is not None and not _alive(self.resume_conn):
             # The destination's daemon restarted since the resume was tried (our connection died).
             self.daemon_lost = True
-        action, why = decide(is_split(src_view, dst_view), _lib_version(src_conn), _lib_version(dst_conn),
+        action, why = decide(is_split(src_view, dst_view), library_version(src_conn), library_version(dst_conn),
                              dst_view.reachable, stalled_s, len(self.report['attempts']), self.daemon_lost,
                              None if self.last_attempt is None else now - self.last_attempt)
         self.report.update(action=action, why=why)
@@ -169,17 +169,6 @@ class PostcopyRecovery:
             if not is_libvirt_error(exc):
                 raise
             attempt['error'] = lv_message(exc)
-
-
-def _lib_version(conn):
-    if conn is None:
-        return None
-    try:
-        return conn.getLibVersion()
-    except Exception as exc:  # pylint: disable=broad-except
-        if not is_libvirt_error(exc):
-            raise
-        return None
 
 
 def _alive(conn):
