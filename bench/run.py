@@ -69,13 +69,23 @@ SECTIONS = ("planner", "idle", "breakdown", "convergence", "prediction", "postco
             "evacuation", "drain")
 
 
+# The smoke profile (`make test`) leaves out the data-bound drain: it is the longest section (5-6 minutes
+# for its two tools and the return), and its busy and storage-copied TCG guests die now and then whatever the
+# tool (docs/lab.md), which must be a finding of `make bench`, not a coin flip in CI. BENCH_SECTIONS=drain
+# still runs it in the smoke profile.
+NOT_IN_SMOKE = ("drain",)
+
+
 def selected_sections():
-    """BENCH_SECTIONS=idle,blockcopy re-measures only those figures (default: all)."""
+    """BENCH_SECTIONS=idle,blockcopy re-measures only those figures (default: all; the smoke profile: all
+    but NOT_IN_SMOKE)."""
     wanted = [name.strip() for name in os.environ.get("BENCH_SECTIONS", "").split(",") if name.strip()]
     unknown = sorted(set(wanted) - set(SECTIONS))
     if unknown:
         raise SystemExit("BENCH_SECTIONS: unknown %s (choose from %s)" % (", ".join(unknown), ", ".join(SECTIONS)))
-    return wanted or list(SECTIONS)
+    if wanted:
+        return wanted
+    return [name for name in SECTIONS if not (PROFILE == "smoke" and name in NOT_IN_SMOKE)]
 
 
 def earlier_results(sections):
@@ -99,6 +109,7 @@ def main():
     else:
         data["measured_at"] = stamp
     data.update({"profile": PROFILE, "runs": RUNS, "errors": []})
+    data["not_measured"] = [name for name in SECTIONS if name not in sections and name not in data]
     if os.environ.get("BENCH_NOTE"):  # e.g. what changed in the lab between the sections' runs
         data["note"] = os.environ["BENCH_NOTE"]
 

@@ -1,5 +1,5 @@
 """`make test` runs the benchmark's smoke profile (issues 8, 18, 20): one small case of each figure, on
-the lab, side by side with the tools users would otherwise run. Figures are reported, never
+the lab, side by side with the tools users would otherwise run (the data-bound drain only in `make bench`). Figures are reported, never
 asserted (2 noisy cores); what must hold is that every figure is produced, the charts are
 drawn, and no run left a guest on other than exactly one host (bench/run.py exits non-zero)."""
 import json
@@ -28,20 +28,14 @@ def test_bench_smoke_produces_every_figure_and_chart():
     for variant in ("as_is", "connection_sharing"):
         figures = data["breakdown"][variant]
         assert figures["virsh"]["job_s"] > 0 and figures["virt_migrate"]["job"] > 0 and figures["ratio"] > 0, figures
-    # Issue 20: the data-bound drain, one guest of each kind, both tools; nothing lost, no guest died.
-    drain = data["drain"]
-    assert drain["bound_s"] > 0 and {g["name"] for g in drain["guests"]} >= {"drain-paused", "drain-local"}
-    for tool in ("evacuate", "virsh_loop"):
-        assert drain[tool]["lost"] == 0 and drain[tool]["crashed"] == 0, (tool, drain[tool])
-        assert drain[tool]["moved"] + drain[tool]["left"] == drain[tool]["of"]
-    # Issue 18: predicted vs measured for the smoke cell, and the evacuation's forecast window.
+    # The data-bound drain (issue 20) is left to `make bench` in this profile (bench/run.py NOT_IN_SMOKE).
+    assert data["not_measured"] == ["drain"] and "drain" not in data, data.get("not_measured")
+    # Issue 18: predicted vs measured for the smoke cell.
     cell = data["prediction"]["cells"][0]
     assert cell["predicted_s"] and cell["measured_job_s"] and cell["verdict_right"] is not None, cell
-    assert drain["forecast"]["window_s"] and drain["evacuate"]["window_s"]
     report = (OUT / "report.md").read_text()
-    for heading in ("## Where the seconds of one idle migration go", "## Prediction vs measurement",
-                    "## Data-bound drain"):
+    for heading in ("## Where the seconds of one idle migration go", "## Prediction vs measurement"):
         assert heading in report
-    for chart in ("timeline.png", "evacuation.png", "drain.png", "prediction.png"):
+    for chart in ("timeline.png", "evacuation.png", "prediction.png"):
         assert (OUT / chart).stat().st_size > 10000, chart
         assert "(%s)" % chart in report

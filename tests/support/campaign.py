@@ -36,7 +36,9 @@ POSTCOPY_GUEST = ("--memory", "256", "--dirty", "48,20")
 PRECOPY_ARGS = {"dest": "host-b", "bandwidth": 10, "timeout": 120}
 # The engine's own policy (strategy: adaptive) switches to post-copy after the first pass here; the
 # prediction (strategy: auto) may rightly finish such a guest in pre-copy, which would miss the phase.
-POSTCOPY_ARGS = {"dest": "host-b", "bandwidth": 10, "postcopy_bandwidth": 4, "auto_converge": False, "strategy": "adaptive",
+# postcopy_bandwidth 2 MiB/s: the post-copy phase must outlast the cell's delay and the fault's own start
+# (a CI run saw 18 MiB left at the switch finish in under 3 s at 4 MiB/s, before the fault came).
+POSTCOPY_ARGS = {"dest": "host-b", "bandwidth": 10, "postcopy_bandwidth": 2, "auto_converge": False, "strategy": "adaptive",
                  "allow_postcopy": True, "timeout": 240,
                  "policy": {"downtime_steps": 1, "stall_window": 2, "postcopy_after_stalled_passes": 1}}
 
@@ -94,6 +96,10 @@ def wait_phase(labh, name, phase, running, timeout=150, delay_s=1.5, src="host-a
                 return
             if phase == "postcopy" and state and state[0] == PAUSED and state[1] in PAUSED_POSTCOPY:
                 time.sleep(delay_s)
+                state, stats = _source_job(labh, name, src)
+                if not (stats and state and state[0] == PAUSED and state[1] in PAUSED_POSTCOPY):
+                    raise PhaseMissed("post-copy of %s ended within the cell's %.1f s delay: the fault would "
+                                      "hit a finished migration" % (name, delay_s))
                 return
             if phase == "switchover" and state and state[0] == PAUSED:
                 return
