@@ -38,6 +38,7 @@ RECONNECT_TIMEOUT_S = 30
 # finish by itself, even when the overall timeout is already spent.
 POSTCOPY_SETTLE_MIN_S = 30
 
+
 class LiveMigrationSteps:
     """What MigrationManager does for mode live (and paused): needs its p, result, client, clock,
     strategy, detached, uuid, src_host, dst_host, disk_targets, paused_by_user and _attempt()."""
@@ -97,7 +98,8 @@ class LiveMigrationSteps:
         self.result.update(stats=stats, policy_actions=[a.as_dict() for a in engine.actions],
                            progress=thinned(job.samples),
                            policy_summary=engine.summary(), location=outcome.as_dict(), timeout_s=timeout_s)
-        self.result.update(self.strategy.after_job(sides, self.uuid, outcome, job, stats, self.p))
+        self.result.update(self.strategy.after_job(
+            sides, self.uuid, outcome, job, stats, self.p, guest_paused=self.paused_by_user))
         self.clock.mark('report')
         self.result['timings'] = self.clock.as_dict()
         if job.action_errors:
@@ -178,6 +180,7 @@ class LiveMigrationSteps:
                     disk['path'], self.dst_host), remedy='Remove the stale volume on the destination first.')
             created.append(disk['path'])
         return created
+
 
 def postcopy_halves(src_host, dst_host, samples):
     """Fault case 5's report: which host holds what of a guest whose post-copy was interrupted,

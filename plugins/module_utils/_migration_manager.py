@@ -22,7 +22,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._cold import ColdMigration, finish_interrupted
-from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import guest_compatibility
+from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import guest_compatibility, paused_arrival_hazard
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import check_data_stream, parse_destination
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive, run_detached
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import host_uuid, read_domain
@@ -168,6 +168,7 @@ class MigrationManager(LiveMigrationSteps):
             return self._already_there(sides, dest_dom)
         state, reason = dom.state(0)
         self.paused_by_user = state == PAUSED and reason == PAUSED_USER
+        self._check_paused_arrival(dom, state, sides.src_conn)
         self.domain_active = bool(dom.isActive())
         self.domain_persistent = bool(dom.isPersistent())
         self._check_persistence(dom)
@@ -206,6 +207,22 @@ class MigrationManager(LiveMigrationSteps):
         if self.p['mode'] in ('live', 'paused'):
             return self._live(dom, sides, uri, spec, storage)
         return self._cold_or_offline(dom, sides, uri, storage)
+
+    def _check_paused_arrival(self, dom, state, src_conn):
+        """Refuse, before anything changes, a paused guest that QEMU here would lose (_compat_checks)."""
+        if self.p['mode'] not in ('live', 'paused'):
+            return
+        try:
+            qemu_version = src_conn.getVersion()
+        except Exception:  # pylint: disable=broad-except  # unknown: not refused for it
+            qemu_version = None
+        why = paused_arrival_hazard(state == PAUSED, self.strategy.history(dom) if state == PAUSED else (),
+                                    qemu_version)
+        if why:
+            raise InvalidInputError(
+                'Refusing to migrate %s from %s: %s' % (dom.name(), self.src_host, why),
+                remedy='Resume the guest and migrate it running, or move it with mode: cold (shut down, '
+                       'copied, started). Nothing was changed.')
 
     def _check_persistence(self, dom):
         if self.domain_persistent is False and self.p['mode'] == 'cold' and self.domain_active:

@@ -321,9 +321,10 @@ def prediction_view(prediction) -> dict:
     return rounded(view)
 
 
-def strategy_ran(mode, chosen, postcopy_started, throttle_percent):
-    """What a finished job really ran (the history's ``strategy``), whatever was chosen."""
-    if mode == 'paused':
+def strategy_ran(mode, chosen, postcopy_started, throttle_percent, guest_paused=False):
+    """What a finished job really ran (the history's ``strategy``), whatever was chosen: ``paused`` for
+    a guest that was paused (by its user) or left paused (mode paused), so it arrived paused."""
+    if mode == 'paused' or guest_paused:
         return Strategy.PAUSED
     if postcopy_started:
         return Strategy.POSTCOPY

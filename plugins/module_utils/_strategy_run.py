@@ -150,6 +150,10 @@ class StrategyRun:
             raise refusal(dom.name(), dst_host, self.choice)
         return self.choice.options
 
+    def history(self, dom):
+        """The guest's migration history, newest first (read once per run; empty when unreadable)."""
+        return self._history(dom)
+
     def _history(self, dom):
         uuid = dom.UUIDString()
         if uuid not in self._histories:
@@ -178,7 +182,7 @@ class StrategyRun:
         return self.check
 
     # -- after the outcome check --------------------------------------------------
-    def after_job(self, sides, uuid, outcome, job, stats, params):
+    def after_job(self, sides, uuid, outcome, job, stats, params, guest_paused=False):
         """Record the job's figures in the guest's history where it runs now; result keys
         ``course`` (the course check's records) and ``history`` (where it was recorded, or why not)."""
         result = {}
@@ -195,7 +199,8 @@ class StrategyRun:
         try:
             with translated("Looking up the domain on %s to record its migration history" % host):
                 dom = conn.lookupByUUIDString(uuid)
-            entry = history_entry(stats, job.samples, strategy_ran(params['mode'], chosen, job.postcopy_started, throttle),
+            ran = strategy_ran(params['mode'], chosen, job.postcopy_started, throttle, guest_paused)
+            entry = history_entry(stats, job.samples, ran,
                                   moved, cap_bps=(params.get('bandwidth') or 0) * MIB or None,
                                   completed_job=completed_stats(dom) if moved else None)
             entries = record_migration(dom, entry)

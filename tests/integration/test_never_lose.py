@@ -3,7 +3,8 @@ pre-copy (those are the fault matrix, test_fault_matrix.py), each on the lab, ju
 the guest's serial logs and its heartbeat disk.
 
 - the invariant itself catches a copy resumed from older memory (proved by making it fail);
-- a user-paused guest moves and stays paused (success); a transient guest moves transient; cold
+- a user-paused guest moves and stays paused (success), and is refused a second move before it ran
+  (QEMU 7.2 would abort and lose it); a transient guest moves transient; cold
   mode refuses a transient guest;
 - cold mode failing at each step after the shutdown (copy onto a full disk, a cut link, a refused
   definition, a refused start) rolls back: the guest runs again on the source, nothing is left on the
@@ -71,8 +72,18 @@ def test_a_user_paused_guest_moves_and_stays_paused(labh, make_guest):
     assert res["location"]["verdict"] == "destination" and res["location"]["running_on"] == ["host-b"], res
     assert "stays paused" in res["msg"], res["msg"]
     invariant.check(labh, name, expect_on="host-b", expect_paused=True)
+    # It arrived paused: migrated again from QEMU 7.2 before it ran, QEMU would abort and the guest's running
+    # state would be lost (docs/operations.md, "Known limit"). Refused before anything changes.
+    back = run_module("host-b", "virt_migrate", {"name": name, "dest": "host-a"})
+    assert back.get("failed") and not back.get("changed"), back
+    assert "arrived paused" in back["msg"] and "mode: cold" in back.get("remedy", ""), back
+    invariant.check(labh, name, expect_on="host-b", expect_paused=True)
     labh.domain("host-b", name).resume()
     invariant.check(labh, name, expect_on="host-b")
+    # Once it ran, it moves back (running).
+    back = run_module("host-b", "virt_migrate", {"name": name, "dest": "host-a"})
+    assert not back.get("failed"), back
+    invariant.check(labh, name, expect_on="host-a")
 
 
 def test_a_transient_guest_moves_transient_and_cold_mode_refuses_it(labh, make_guest):

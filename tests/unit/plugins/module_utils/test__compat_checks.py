@@ -161,3 +161,32 @@ def test_a_live_guest_with_another_persistent_cpu_gets_both_verdicts():
     checks = by_name(guest_compatibility(Dom(src, dom_xml(), inactive=dom_xml(cpu=other)), dst))
     assert checks['cpu.model']['status'] == 'ok' and checks['cpu.persistent']['status'] == 'ok'
     assert len(dst.compared) == 2
+
+
+# A guest that arrived paused, migrated again from QEMU 7.2: refused (docs/operations.md "Known limit").
+def _entry(strategy, completed=True):
+    from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry
+    return HistoryEntry(at='2026-12-06T00:00:00Z', strategy=strategy, completed=completed)
+
+
+def test_a_guest_that_arrived_paused_is_refused_on_qemu_7_2():
+    from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import paused_arrival_hazard
+    why = paused_arrival_hazard(True, (_entry('paused'), _entry('precopy')), 7002019)
+    assert 'arrived paused' in why and 'QEMU 7.2' in why
+
+
+@pytest.mark.parametrize('paused_now,history,qemu', [
+    (False, ('paused',), 7002019),                 # running now: its disks were taken over when it ran
+    (True, (), 7002019),                           # no migration on record: paused where it ran
+    (True, ('precopy', 'paused'), 7002019),        # the newest move was of a running guest
+    (True, ('paused',), 10000013),                 # QEMU 10.0
+    (True, ('paused',), None),                     # QEMU version unknown: not refused for it
+])
+def test_paused_guests_that_may_move(paused_now, history, qemu):
+    from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import paused_arrival_hazard
+    assert paused_arrival_hazard(paused_now, tuple(_entry(s) for s in history), qemu) is None
+
+
+def test_a_failed_paused_attempt_does_not_count():
+    from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import paused_arrival_hazard
+    assert paused_arrival_hazard(True, (_entry('paused', completed=False),), 7002019) is None

@@ -292,3 +292,11 @@ def test_an_explicit_refusal_names_the_strategy():
     assert error.msg.startswith('Not migrating web1 to host-b: nothing was started. strategy=precopy does not meet '
                                 'the limits (it does not finish')
     assert error.remedy.startswith('What would work: strategy: auto would run auto_converge')
+
+
+def test_a_paused_guests_migration_is_recorded_as_paused():
+    """It arrived paused: the next migration's check (_compat_checks.paused_arrival_hazard) reads this."""
+    from ansible_collections.kvmops.migration.plugins.module_utils._strategy import strategy_ran
+    assert strategy_ran('live', 'precopy', False, 0, guest_paused=True) == 'paused'
+    assert strategy_ran('paused', 'precopy', False, 0) == 'paused'
+    assert strategy_ran('live', 'precopy', False, 0) != 'paused'
