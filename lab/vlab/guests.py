@@ -18,6 +18,28 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 HEARTBEAT_RE = re.compile(r"VLHB (\d+) ([0-9a-f-]{36}) ([0-9.]+)")
 # The oops itself plus the lines that say where it happened (RIP, call-trace frames).
 OOPS_RE = re.compile(r"(Oops|BUG:|Kernel panic|general protection fault|Call Trace:|RIP:|\+0x[0-9a-f]+/0x)")
+OOPS_HEADER_RE = re.compile(r"(Oops|BUG:|Kernel panic|general protection fault|WARNING: CPU:)")
+# An RCU stall report: the guest kernel saw that a CPU was not scheduled for 21 s or more, and dumps
+# where it was (RIP, call trace, like an oops). It is the guest's view of a pause (e.g. its vCPU waited
+# for post-copy pages across a cut link) and the kernel goes on; whether a pause was acceptable is for
+# the heartbeat to judge, so its frames are not an oops. Anything that is an oops header ends it.
+STALL_RE = re.compile(r"rcu: INFO: rcu_\w+ (self-)?detected (expedited )?stalls?|rcu: rcu_\w+ kthread (starved|timer)")
+
+
+def kernel_reports(lines):
+    """(oops lines, stall lines) in a guest's console lines: trace frames belong to the report they
+    follow (a stall report's frames are not an oops)."""
+    oops, stalls = [], []
+    in_stall = False
+    for line in lines:
+        if HEARTBEAT_RE.search(line) or OOPS_HEADER_RE.search(line):
+            in_stall = False
+        if STALL_RE.search(line):
+            in_stall = True
+            stalls.append(line.strip())
+        elif OOPS_RE.search(line) or OOPS_HEADER_RE.search(line):
+            (stalls if in_stall else oops).append(line.strip())
+    return oops, stalls
 
 DOMAIN_XML = """<domain type='qemu'>
   <name>{name}</name>
@@ -313,7 +335,7 @@ def remove(lab, name):
 def heartbeat(lab, name):
     """The guest's last heartbeat across all hypervisors' serial logs.
 
-    Returns {counter, host, boot_id, uptime, boots, oops, oops_lines, age_s}: `boots` lists the
+    Returns {counter, host, boot_id, uptime, boots, oops, oops_lines, stall_lines, age_s}: `boots` lists the
     distinct boot ids seen (more than one means the guest rebooted), `host` is where the newest
     line was written (the host it runs on), `age_s` how long ago that file was last written.
     """
@@ -321,6 +343,7 @@ def heartbeat(lab, name):
     best = None
     boots = []
     oops = []
+    stalls = []
     for hv in lab.hypervisors():
         path = hv.file("%s/%s.log" % (config.HEARTBEAT_DIR, name))
         try:
@@ -329,21 +352,25 @@ def heartbeat(lab, name):
         except OSError:
             continue
         last = None
-        for line in data.splitlines():
+        lines = data.splitlines()
+        for line in lines:
             m = HEARTBEAT_RE.search(line)
             if m:
                 last = (int(m.group(1)), m.group(2), float(m.group(3)))
                 if m.group(2) not in boots:
                     boots.append(m.group(2))
-            elif OOPS_RE.search(line):
-                oops.append("%s: %s" % (hv.name, line.strip()))
+        host_oops, host_stalls = kernel_reports(lines)
+        oops += ["%s: %s" % (hv.name, line) for line in host_oops]
+        stalls += ["%s: %s" % (hv.name, line) for line in host_stalls]
         if last and (best is None or mtime > best[0] or (mtime == best[0] and last[0] > best[1][0])):
             best = (mtime, last, hv.name)
     if best is None:
-        return {"name": name, "counter": 0, "host": None, "boots": boots, "oops": bool(oops), "oops_lines": oops}
+        return {"name": name, "counter": 0, "host": None, "boots": boots, "oops": bool(oops), "oops_lines": oops,
+                "stall_lines": stalls[:40]}
     mtime, (counter, boot_id, uptime), host = best
     return {"name": name, "counter": counter, "host": host, "boot_id": boot_id, "uptime": uptime,
-            "boots": boots, "oops": bool(oops), "oops_lines": oops[:40], "age_s": round(time.time() - mtime, 2)}
+            "boots": boots, "oops": bool(oops), "oops_lines": oops[:40], "stall_lines": stalls[:40],
+            "age_s": round(time.time() - mtime, 2)}
 
 
 def history(lab, name):

@@ -19,7 +19,7 @@ from support import invariant
 from support.lab import LabHandle, virtlab
 from vlab import config as lab_config
 from vlab import images, layout
-from vlab.guests import elf_kernel
+from vlab.guests import elf_kernel, kernel_reports
 from vlab.proc import LabError, alive
 
 GUEST = "lt-guest"
@@ -112,7 +112,8 @@ def test_each_host_is_a_machine_of_its_release_with_systemd_as_pid_1(labh, relea
     os_release = virtlab("exec", host, "--", "cat", "/etc/os-release").stdout
     assert "VERSION_CODENAME=%s" % release in os_release
     assert virtlab("exec", host, "--", "cat", "/proc/1/comm").stdout.strip() == "systemd"
-    assert virtlab("exec", host, "--", "systemctl", "is-system-running").stdout.strip() == "running"
+    state = virtlab("exec", host, "--", "systemctl", "is-system-running", check=False).stdout.strip()
+    assert state == "running", failed_units_report(host, state)
     assert labh.libvirt(host).getLibVersion() // 1000000 == libvirt_major
     for unit in ("libvirtd.socket", "virtlogd.socket", "ssh.service", "firewalld.service",
                  "var-lib-libvirt-images.mount"):
@@ -337,7 +338,8 @@ def test_reboot_inside_brings_the_machine_back_and_its_changes_persist(labh, rel
                 break
             time.sleep(0.5)
         else:
-            pytest.fail("%s did not come back from its reboot within 120 s" % host)
+            pytest.fail("%s did not come back from its reboot within 120 s%s" % (host, failed_units_report(
+                host, virtlab("exec", host, "--", "systemctl", "is-system-running", check=False).stdout.strip())))
         virtlab("up")  # the reboot's effect is what a boot brings; up has nothing to repair but waits
         assert status()["healthy"] is True
         assert labh.locate(name) == [(host, "shutoff", True)]
@@ -370,6 +372,15 @@ def test_apt_inside_a_host_reaches_the_mirror_and_what_it_installs_stays(labh):
         virtlab("exec", host, "--", "apt-get", "purge", "-y", "-q", package, check=False)
 
 
+def failed_units_report(host, state):
+    """Why a host's systemd is not 'running': its failed units and their last log lines."""
+    failed = virtlab("exec", host, "--", "systemctl", "--failed", "--no-legend", "--plain", check=False).stdout
+    units = [line.split()[0] for line in failed.splitlines() if line.strip()]
+    logs = virtlab("exec", host, "--", "journalctl", "--no-pager", "-n", "15", "-b", "0",
+                   *["--unit=%s" % unit for unit in units], check=False).stdout if units else ""
+    return "\n--- %s is %r; failed units: %s\n%s" % (host, state, units or "none", logs[-2500:])
+
+
 def apt_path_report(labh, host):
     """What a failed apt run needs explained: is the lab's proxy alive, does its port answer from
     the host, what did it log."""
@@ -389,6 +400,28 @@ def test_reboot_command_waits_until_the_host_is_whole(labh):
     res = virtlab("reboot", "host-a")
     assert "rebooted" in res.stdout
     assert status()["healthy"] is True
+
+
+def test_an_rcu_stall_report_is_told_apart_from_an_oops():
+    """A guest frozen 45 s (post-copy pages behind a cut link) reports an RCU stall with a trace: that
+    is a pause, judged by the heartbeat, not an oops; an oops after it is still one."""
+    console = [
+        "VLHB 41 0b5c7e7c-2f7e-4b0e-9f3e-6a1d2c3b4a59 70.1",
+        "[   74.75] rcu: INFO: rcu_sched self-detected stall on CPU",
+        "[   74.75] rcu: \t0-...!: (1 GPs behind) idle=2e4/0/0x1 softirq=1/1 fqs=0",
+        "[   74.75] RIP: 0010:native_safe_halt+0xb/0x10",
+        "[   74.76] Call Trace:",
+        "[   74.76]  default_idle_call+0x38/0xf0",
+        "[   74.76] rcu: rcu_sched kthread starved for 45002 jiffies! g1 f0x0",
+        "[   74.77]  do_idle+0x206/0x2b0",
+        "VLHB 42 0b5c7e7c-2f7e-4b0e-9f3e-6a1d2c3b4a59 75.1",
+        "[   80.00] general protection fault, probably for non-canonical address 0xdead: 0000 [#1] SMP",
+        "[   80.00] RIP: 0010:__run_timers+0x12/0x200",
+    ]
+    oops, stalls = kernel_reports(console)
+    assert len(stalls) == 6 and all("native_safe_halt" not in line for line in oops), (oops, stalls)
+    assert oops == [console[9].strip(), console[10].strip()]
+    assert kernel_reports(console[:9]) == ([], stalls)
 
 
 def test_guest_kernel_is_the_uncompressed_elf_inside_the_bzimage():
