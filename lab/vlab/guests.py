@@ -41,6 +41,7 @@ def kernel_reports(lines):
             (stalls if in_stall else oops).append(line.strip())
     return oops, stalls
 
+
 DOMAIN_XML = """<domain type='qemu'>
   <name>{name}</name>
   <memory unit='MiB'>{memory}</memory>
