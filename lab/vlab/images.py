@@ -161,7 +161,7 @@ def build(release, log=print):
         return dest
 
 
-def _logged(cmd, release, step, logfile, timeout, env=None):
+def run_logged(cmd, release, step, logfile, timeout, env=None):
     """Run a build step, its output appended to the image's build log."""
     res = run(["sh", "-c", 'log="$1"; shift; exec "$@" >>"$log" 2>&1', "sh", logfile] + cmd,
               host="image " + release, step=step, check=False, timeout=timeout, env=env)
@@ -172,9 +172,9 @@ def _logged(cmd, release, step, logfile, timeout, env=None):
 
 
 def _debootstrap(release, root, cache, logfile):
-    _logged(["debootstrap", "--variant=minbase", "--include=" + ",".join(BOOT_PACKAGES),
-             "--cache-dir=%s" % cache, release, str(root), MIRROR],
-            release, "debootstrap", logfile, timeout=1800)
+    run_logged(["debootstrap", "--variant=minbase", "--include=" + ",".join(BOOT_PACKAGES),
+                "--cache-dir=%s" % cache, release, str(root), MIRROR],
+               release, "debootstrap", logfile, timeout=1800)
 
 
 def _write(root, path, text, mode=0o644):
@@ -198,7 +198,7 @@ def _install_packages(release, root, cache, logfile):
     nspawn = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", str(root),
               "--bind=%s:/var/cache/apt/archives" % cache, "--resolv-conf=replace-host",
               "--timezone=off", "sh", "-c", script]
-    _logged(supervised(cgroup, nspawn), release, "apt-get install", logfile, timeout=2400, env=supervisor_env())
+    run_logged(supervised(cgroup, nspawn), release, "apt-get install", logfile, timeout=2400, env=supervisor_env())
     remove_cgroup(cgroup)
     for hierarchy in HIERARCHIES:   # the parent too, unless the other release's build is in it
         try:

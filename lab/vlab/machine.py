@@ -53,7 +53,7 @@ class Machine:
 
     # --- the root file system ------------------------------------------------------------
     def root_mounted(self):
-        return _is_mount_point(str(self.root))
+        return is_mount_point(str(self.root))
 
     def mount_root(self, image):
         """Mount the overlay of `image` and this host's writable layer (created if new)."""
@@ -294,6 +294,6 @@ def remove_cgroup(name):
                 pass
 
 
-def _is_mount_point(path):
+def is_mount_point(path):
     with open("/proc/self/mountinfo") as mountinfo:
         return any(line.split()[4] == path for line in mountinfo)

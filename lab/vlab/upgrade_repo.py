@@ -15,11 +15,10 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 
 from . import images
-from .machine import remove_cgroup, supervised, supervisor_env
+from .machine import is_mount_point, remove_cgroup, supervised, supervisor_env
 from .proc import LabError, run
 
 # What a hypervisor's maintenance upgrades (the rolling_maintenance role's default is libvirt*,
@@ -78,9 +77,8 @@ def ensure(release="bookworm", log=print):
 
 
 def _unmount(path):
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        if any(line.split()[4] == str(path) for line in mountinfo):
-            run(["umount", "-l", str(path)], host="upgrade repository", step="unmount", check=False)
+    if is_mount_point(str(path)):
+        run(["umount", "-l", str(path)], host="upgrade repository", step="unmount", check=False)
 
 
 def _download(release, root, target, logfile):
@@ -94,20 +92,17 @@ def _download(release, root, target, logfile):
     nspawn = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", str(root),
               "--bind=%s:/var/cache/apt/archives" % target, "--resolv-conf=replace-host",
               "--timezone=off", "sh", "-c", script]
-    with open(logfile, "ab") as log:
-        res = subprocess.run(supervised(cgroup, nspawn), stdout=log, stderr=log, env=supervisor_env(),
-                             timeout=1800, check=False)
-    remove_cgroup(cgroup)
-    for leftover in ("partial", "lock"):
-        path = target / leftover
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
-            path.unlink()
-    if res.returncode != 0:
-        tail = open(logfile, errors="replace").read().strip().splitlines()[-3:]
-        raise LabError("upgrade repository", "apt-get --download-only", "failed (exit %d): %s (log: %s)" % (
-            res.returncode, " | ".join(tail), logfile))
+    try:
+        images.run_logged(supervised(cgroup, nspawn), release, "apt-get --download-only " + suite, logfile,
+                          timeout=1800, env=supervisor_env())
+    finally:
+        remove_cgroup(cgroup)
+        for leftover in ("partial", "lock"):
+            path = target / leftover
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
     if not list(target.glob("*.deb")):
         raise LabError("upgrade repository", "apt-get --download-only",
                        "nothing downloaded: %s has nothing newer than the image (log: %s)" % (suite, logfile))

@@ -210,14 +210,13 @@ class MigrationManager(LiveMigrationSteps):
 
     def _check_paused_arrival(self, dom, state, src_conn):
         """Refuse, before anything changes, a paused guest that QEMU here would lose (_compat_checks)."""
-        if self.p['mode'] not in ('live', 'paused'):
+        if self.p['mode'] not in ('live', 'paused') or state != PAUSED:
             return
         try:
             qemu_version = src_conn.getVersion()
         except Exception:  # pylint: disable=broad-except  # unknown: not refused for it
             qemu_version = None
-        why = paused_arrival_hazard(state == PAUSED, self.strategy.history(dom) if state == PAUSED else (),
-                                    qemu_version)
+        why = paused_arrival_hazard(True, self.strategy.history(dom), qemu_version)
         if why:
             raise InvalidInputError(
                 'Refusing to migrate %s from %s: %s' % (dom.name(), self.src_host, why),

@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _compat_checks
 from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import guest_compatibility
+from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks import check_cpu, check_machine_type
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import parse_capabilities, parse_domain
 from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.preflight_data import (
@@ -19,29 +20,11 @@ from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.prefli
     DOMCAPS_XML,
     dom_xml,
 )
+from libvirt_doubles import FakeLibvirtError
+
 
 TRIXIE_CAPS = CAPS_XML.replace('7.2', '10.0')
 BOOKWORM, TRIXIE = (9000000, 7002000), (11003000, 10000000)   # (libvirt, QEMU)
-
-
-class LvError(Exception):
-    def __init__(self, msg, code=1):
-        super().__init__(msg)
-        self.msg, self.code = msg, code
-
-    def get_error_code(self):
-        return self.code
-
-    def get_error_domain(self):
-        return 0
-
-    def get_error_message(self):
-        return self.msg
-
-
-@pytest.fixture(autouse=True)
-def lv_errors(monkeypatch):
-    monkeypatch.setattr(_compat_checks, 'is_libvirt_error', lambda exc: isinstance(exc, LvError))
 
 
 class Host:
@@ -64,7 +47,7 @@ class Host:
         self.compared.append(args[4])
         self.compared_machines.append(args[2])
         if self.cpu_error:
-            raise LvError(self.cpu_error, 91 if 'incompatible' in self.cpu_error else 1)
+            raise FakeLibvirtError(self.cpu_error, 91 if 'incompatible' in self.cpu_error else 1)
         return self.cpu_result
 
     def getDomainCapabilities(self, *args):  # noqa: N802
@@ -163,15 +146,13 @@ def test_a_live_guest_with_another_persistent_cpu_gets_both_verdicts():
     assert len(dst.compared) == 2
 
 
-# A guest that arrived paused, migrated again from QEMU 7.2: refused (docs/operations.md "Known limit").
+# A guest that arrived paused, migrated again from QEMU 7.2: refused (docs/operations.md).
 def _entry(strategy, completed=True):
-    from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry
     return HistoryEntry(at='2026-12-06T00:00:00Z', strategy=strategy, completed=completed)
 
 
 def test_a_guest_that_arrived_paused_is_refused_on_qemu_7_2():
-    from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import paused_arrival_hazard
-    why = paused_arrival_hazard(True, (_entry('paused'), _entry('precopy')), 7002019)
+    why = _compat_checks.paused_arrival_hazard(True, (_entry('paused'), _entry('precopy')), 7002019)
     assert 'arrived paused' in why and 'QEMU 7.2' in why
 
 
@@ -183,10 +164,8 @@ def test_a_guest_that_arrived_paused_is_refused_on_qemu_7_2():
     (True, ('paused',), None),                     # QEMU version unknown: not refused for it
 ])
 def test_paused_guests_that_may_move(paused_now, history, qemu):
-    from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import paused_arrival_hazard
-    assert paused_arrival_hazard(paused_now, tuple(_entry(s) for s in history), qemu) is None
+    assert _compat_checks.paused_arrival_hazard(paused_now, tuple(_entry(s) for s in history), qemu) is None
 
 
 def test_a_failed_paused_attempt_does_not_count():
-    from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import paused_arrival_hazard
-    assert paused_arrival_hazard(True, (_entry('paused', completed=False),), 7002019) is None
+    assert _compat_checks.paused_arrival_hazard(True, (_entry('paused', completed=False),), 7002019) is None

@@ -296,7 +296,6 @@ def test_an_explicit_refusal_names_the_strategy():
 
 def test_a_paused_guests_migration_is_recorded_as_paused():
     """It arrived paused: the next migration's check (_compat_checks.paused_arrival_hazard) reads this."""
-    from ansible_collections.kvmops.migration.plugins.module_utils._strategy import strategy_ran
     assert strategy_ran('live', 'precopy', False, 0, guest_paused=True) == 'paused'
     assert strategy_ran('paused', 'precopy', False, 0) == 'paused'
     assert strategy_ran('live', 'precopy', False, 0) != 'paused'
