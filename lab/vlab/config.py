@@ -72,6 +72,17 @@ def hypervisor_names(count):
     return ["host-" + chr(ord("a") + i) for i in range(count)]
 
 
+def mac_address(ip):
+    """A fixed, locally administered MAC for a lab address (02:00 and the address's four octets).
+
+    Each boot makes a host's network namespace anew (net.fresh_netns); with the kernel's random
+    MACs a host came back with a new MAC on every reboot or remake, and the bridge, which takes its
+    lowest port's MAC, changed its own as hosts came and went. Every neighbour cache then pointed
+    at a MAC that was gone until it expired (up to a minute): connections to the rebooted host or
+    to the gateway (its apt proxy) timed out meanwhile. A real host's NIC keeps its MAC."""
+    return "02:00:" + ":".join("%02x" % int(octet) for octet in ip.split("."))
+
+
 def host_ip(name):
     if name == STORAGE_HOST:
         return STORAGE_IP

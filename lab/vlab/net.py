@@ -25,6 +25,11 @@ def ensure_bridge():
             raise LabError("lab", "create bridge", "address %s is already used by another interface" % config.GATEWAY)
         run(["ip", "addr", "add", addr, "dev", config.BRIDGE], step="bridge address")
         changed = True
+    mac = config.mac_address(config.GATEWAY)
+    if "link/ether %s " % mac not in run(["ip", "link", "show", config.BRIDGE]).stdout:
+        # Set, the bridge keeps it instead of following its lowest port (config.mac_address).
+        run(["ip", "link", "set", config.BRIDGE, "address", mac], step="bridge MAC")
+        changed = True
     if "state DOWN" in run(["ip", "link", "show", config.BRIDGE]).stdout:
         run(["ip", "link", "set", config.BRIDGE, "up"], step="bridge up")
         changed = True
@@ -45,7 +50,8 @@ def create_netns(host):
     ns = config.netns_name(host)
     veth = ns  # root-side end, e.g. vl-host-a (<= 15 chars)
     run(["ip", "netns", "add", ns], host=host, step="create network namespace")
-    run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns],
+    run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "address",
+         config.mac_address(config.host_ip(host)), "netns", ns],
         host=host, step="create veth")
     run(["ip", "link", "set", veth, "master", config.BRIDGE, "up"], host=host, step="attach veth")
     run(["ip", "-n", ns, "link", "set", "lo", "up"], host=host, step="lo up")

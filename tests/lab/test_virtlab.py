@@ -275,7 +275,7 @@ def test_stop_and_start_libvirtd_are_the_units_and_guests_keep_running(labh, rel
         try:
             for unit in ("libvirtd.service", "libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket"):
                 state = virtlab("exec", host, "--", "systemctl", "is-active", unit, check=False).stdout.strip()
-                assert state == "inactive", (unit, state)
+                assert state == "inactive", (unit, state, unit_stop_report(host, unit))
             assert checks_of(host)["libvirtd"] is False
             assert labh.wait_heartbeat_after(name, snap.before["counter"])["host"] == host
         finally:
@@ -342,6 +342,9 @@ def test_reboot_inside_brings_the_machine_back_and_its_changes_persist(labh, rel
                 host, virtlab("exec", host, "--", "systemctl", "is-system-running", check=False).stdout.strip())))
         virtlab("up")  # the reboot's effect is what a boot brings; up has nothing to repair but waits
         assert status()["healthy"] is True
+        # The host and the bridge kept their MACs: no neighbour cache points at a MAC that is gone.
+        assert link_mac(host) == lab_config.mac_address(lab_config.host_ip(host))
+        assert link_mac(None) == lab_config.mac_address(lab_config.GATEWAY)
         assert labh.locate(name) == [(host, "shutoff", True)]
         assert "power button" in open(labh.lab.host(host).file("/var/lib/libvirt/heartbeat/%s.log" % name)).read()
         assert virtlab("exec", host, "--", "cat", marker).stdout == "kept\n"
@@ -370,6 +373,23 @@ def test_apt_inside_a_host_reaches_the_mirror_and_what_it_installs_stays(labh):
                                                  package).stdout
     finally:
         virtlab("exec", host, "--", "apt-get", "purge", "-y", "-q", package, check=False)
+
+
+def unit_stop_report(host, unit):
+    """How a unit ended (Result: success, exit-code, signal, timeout) and its last log lines: a
+    daemon that crashed or hung while it stopped is a finding to explain."""
+    how = virtlab("exec", host, "--", "systemctl", "show", unit, "-p", "Result,ExecMainCode,ExecMainStatus",
+                  check=False).stdout.split()
+    logs = virtlab("exec", host, "--", "journalctl", "--no-pager", "-n", "20", "-b", "0", "--unit=" + unit,
+                   check=False).stdout
+    return "%s ended %s; its log:\n%s" % (unit, " ".join(how), logs[-2500:])
+
+
+def link_mac(host):
+    """The MAC of a host's eth0, or of the lab bridge (host None)."""
+    cmd = ["ip", "-br", "link", "show", lab_config.BRIDGE] if host is None else [
+        "ip", "-n", lab_config.netns_name(host), "-br", "link", "show", "eth0"]
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()[2]
 
 
 def failed_units_report(host, state):
