@@ -5,19 +5,44 @@ import os
 import pytest
 
 from support import invariant
-from support.lab import LabHandle, virtlab
+from support.inprocess import run_in_process
+from support.lab import INVENTORY, LabHandle, virtlab
 
-# Every module run here is one `ansible` or `ansible-playbook` call: with pipelining each task
+# Every module run here is one Ansible task over SSH (lab_module in this process, run_module or
+# run_playbook as an `ansible`/`ansible-playbook` subprocess): with pipelining each task
 # takes one SSH round trip instead of four (2.6 s -> 1.7 s for one ad hoc module run on the lab),
 # which keeps `make test` well inside its time. Operators choose it in their ansible.cfg
 # (docs/operations.md "Speed"); the benchmark runs without it, as Ansible's defaults are.
 os.environ.setdefault("ANSIBLE_PIPELINING", "True")
+# run_module and run_playbook set it for their subprocesses; the in-process runs of `lab_module`
+# read it from this process's environment (the lab's ssh options pin its known_hosts as well).
+os.environ["ANSIBLE_HOST_KEY_CHECKING"] = "True"
 
 
 @pytest.fixture(scope="session")
 def labh():
     virtlab("up", "--firewall")
     return LabHandle()
+
+
+@pytest.fixture
+def lab_module(ansible_adhoc):
+    """lab_module(host, module, args, check_mode=False, timeout=900) -> result dict: one of our
+    modules (`virt_migrate`, i.e. kvmops.migration.virt_migrate) run on one lab host.
+
+    Built on pytest-ansible's `ansible_adhoc` fixture (issue 19): pytest-ansible runs the module
+    in-process through Ansible's API, so there is no `ansible` subprocess and no parsing of the
+    JSON callback's stdout, as lab/vlab/control.py run_module does. The result is the dict
+    run_module returns: `changed`, `msg`, the module's returns, and `failed: true` when the
+    module failed (returned, not raised: tests assert on refusals). A task over `timeout`
+    seconds raises, as run_module's subprocess timeout did. Main thread only (Ansible installs
+    signal handlers): runs from a thread pool stay on run_module (tests/support/inprocess.py).
+    Function scope, as `ansible_adhoc` is; each call reads the lab inventory afresh."""
+
+    def run(host, module, args, check_mode=False, timeout=900):
+        return run_in_process(ansible_adhoc, INVENTORY, host, module, args, check_mode=check_mode, timeout=timeout)
+
+    return run
 
 
 @pytest.fixture

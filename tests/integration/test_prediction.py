@@ -8,7 +8,6 @@ from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HISTORY_NS
 
 from support import invariant
-from support.lab import run_module
 
 MIB = 1 << 20
 # lab-facts "Dirty-rate measurement": 96 MiB rewritten at 20 MiB/s read 30 MiB/s, an idle guest 2.
@@ -23,7 +22,7 @@ def busy_guest_running(labh, make_guest, name):
     return name
 
 
-def test_dirty_rate_of_an_idle_and_a_busy_guest_is_bounded_and_orders_them(labh, make_guest):
+def test_dirty_rate_of_an_idle_and_a_busy_guest_is_bounded_and_orders_them(labh, make_guest, lab_module):
     idle = make_guest("pr-idle", "host-a", "--memory", "256")
     busy = busy_guest_running(labh, make_guest, "pr-busy")
     snaps = [invariant.Snapshot(labh, name) for name in (idle, busy)]
@@ -39,7 +38,7 @@ def test_dirty_rate_of_an_idle_and_a_busy_guest_is_bounded_and_orders_them(labh,
     assert loud.dirty_rate_bps >= 8 * MIB and loud.dirty_rate_bps > 3 * quiet.dirty_rate_bps, report.as_dict()
     assert loud.measured_at and loud.vcpu_busy_share is not None
     # The same measurement through virt_migrate's check mode: the prediction it starts from.
-    res = run_module("host-a", "virt_migrate", {"name": busy, "dest": "host-b", "bandwidth": 10,
+    res = lab_module("host-a", "virt_migrate", {"name": busy, "dest": "host-b", "bandwidth": 10,
                                                 "allow_postcopy": True}, check_mode=True)
     assert not res.get("failed"), res
     measured = res["dirty_rate"]["results"][0]
@@ -49,7 +48,7 @@ def test_dirty_rate_of_an_idle_and_a_busy_guest_is_bounded_and_orders_them(labh,
         invariant.check(labh, name, expect_on="host-a", snapshot=snap)
 
 
-def test_auto_starts_with_the_predicted_strategy_and_the_guest_arrives(labh, make_guest):
+def test_auto_starts_with_the_predicted_strategy_and_the_guest_arrives(labh, make_guest, lab_module):
     """Plain pre-copy cannot move this guest over 10 MiB/s (each pass leaves its 96 MiB set). With
     post-copy allowed, strategy: auto predicts before starting, starts with the strategy it chose
     (auto-converge if it predicts the throttle bites, else post-copy), keeps post-copy as the net,
@@ -58,7 +57,7 @@ def test_auto_starts_with_the_predicted_strategy_and_the_guest_arrives(labh, mak
     name = busy_guest_running(labh, make_guest, "pr-auto")
     snap = invariant.Snapshot(labh, name)
     args = {"name": name, "dest": "host-b", "bandwidth": 10, "allow_postcopy": True, "timeout": 240}
-    res = run_module("host-a", "virt_migrate", args)
+    res = lab_module("host-a", "virt_migrate", args)
     assert res["changed"] is True and not res.get("failed"), res
     plain = res["prediction"]["outcomes"]["precopy_steps"]
     assert plain["meets_limits"] is False, res["prediction"]
@@ -83,7 +82,7 @@ def test_auto_starts_with_the_predicted_strategy_and_the_guest_arrives(labh, mak
     invariant.check(labh, name, expect_on="host-b", snapshot=snap)
 
 
-def test_auto_refuses_before_anything_moves_naming_what_would_work(labh, make_guest):
+def test_auto_refuses_before_anything_moves_naming_what_would_work(labh, make_guest, lab_module):
     """Neither post-copy nor auto-converge allowed: nothing allowed moves this guest over 10 MiB/s.
     The task fails before any job starts and says what would work. (With auto_converge at its
     default the prediction may count on the throttle; this test takes that lever away so the
@@ -91,7 +90,7 @@ def test_auto_refuses_before_anything_moves_naming_what_would_work(labh, make_gu
     name = busy_guest_running(labh, make_guest, "pr-refuse")
     snap = invariant.Snapshot(labh, name)
     args = {"name": name, "dest": "host-b", "bandwidth": 10, "allow_postcopy": False, "auto_converge": False}
-    res = run_module("host-a", "virt_migrate", args)
+    res = lab_module("host-a", "virt_migrate", args)
     assert res.get("failed") is True and res["changed"] is False, res
     assert "nothing was started" in res["msg"], res["msg"]
     assert "allow_postcopy: true" in res["remedy"] and "bandwidth: at least" in res["remedy"], res["remedy"]
@@ -100,6 +99,6 @@ def test_auto_refuses_before_anything_moves_naming_what_would_work(labh, make_gu
     assert labh.domain("host-a", name).jobInfo()[0] == 0
     invariant.check(labh, name, expect_on="host-a", snapshot=snap)
     # What the remedy says works does: the same task with post-copy allowed moves it.
-    moved = run_module("host-a", "virt_migrate", dict(args, allow_postcopy=True, timeout=240))
+    moved = lab_module("host-a", "virt_migrate", dict(args, allow_postcopy=True, timeout=240))
     assert not moved.get("failed") and moved["strategy"]["started"] == "postcopy", moved
     invariant.check(labh, name, expect_on="host-b", snapshot=snap)

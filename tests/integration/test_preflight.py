@@ -7,19 +7,27 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
+
 from support import invariant
-from support.lab import run_module, virtlab
+from support.lab import virtlab
 
 SRC, HEALTHY_DEST, FAULT_DEST = "host-a", "host-b", "host-c"
 MIGRATION_RANGE = "49152-49215/tcp"
 
 
-def preflight(args, host=SRC, check_mode=False):
-    t0 = time.monotonic()
-    res = run_module(host, "virt_migrate_preflight", args, check_mode=check_mode)
-    res["_wall_s"] = round(time.monotonic() - t0, 2)
-    assert "checks" in res, res
-    return res
+@pytest.fixture
+def preflight(lab_module):
+    """preflight(args, host=SRC, check_mode=False) -> virt_migrate_preflight's result, with its wall time."""
+
+    def run(args, host=SRC, check_mode=False):
+        t0 = time.monotonic()
+        res = lab_module(host, "virt_migrate_preflight", args, check_mode=check_mode)
+        res["_wall_s"] = round(time.monotonic() - t0, 2)
+        assert "checks" in res, res
+        return res
+
+    return run
 
 
 def named(res, name, guest=None, disk=None):
@@ -38,7 +46,7 @@ def no_probe_files_left(labh, host, directory):
     return not [p for p in Path(labh.host_path(host, directory)).iterdir() if p.name.startswith("kvmops-preflight-")]
 
 
-def test_healthy_pair_passes_and_changes_nothing(labh, make_guest):
+def test_healthy_pair_passes_and_changes_nothing(labh, make_guest, preflight):
     name = make_guest("pf-ok")
     snap = invariant.Snapshot(labh, name)
     res = preflight({"dest": HEALTHY_DEST, "guests": [name], "measure_bandwidth": True, "bandwidth_seconds": 2})
@@ -74,7 +82,7 @@ def test_healthy_pair_passes_and_changes_nothing(labh, make_guest):
         res["timings"]["total_s"], res["_wall_s"], res["bandwidth"]["mib_s"]))
 
 
-def test_ten_guests_under_five_seconds(labh, make_guest):
+def test_ten_guests_under_five_seconds(labh, make_guest, preflight):
     """Two running guests and eight defined (shut off, so the 2-core lab is not loaded) ones."""
     running = [make_guest("pf-t0"), make_guest("pf-t1")]
     conn = labh.libvirt(SRC)
@@ -103,7 +111,7 @@ def test_ten_guests_under_five_seconds(labh, make_guest):
             virtlab("guest", "rm", name, check=False)
 
 
-def test_firewall_closing_the_migration_range_fails_with_remedy(labh, make_guest):
+def test_firewall_closing_the_migration_range_fails_with_remedy(labh, make_guest, preflight):
     name = make_guest("pf-fw")
     virtlab("exec", FAULT_DEST, "--", "firewall-cmd", "--remove-port=" + MIGRATION_RANGE)
     try:
@@ -124,7 +132,7 @@ def test_firewall_closing_the_migration_range_fails_with_remedy(labh, make_guest
     assert one(again, "firewall.migration_ports")["status"] == "ok"
 
 
-def test_cpu_model_the_destination_cannot_offer(labh, make_guest):
+def test_cpu_model_the_destination_cannot_offer(labh, make_guest, preflight):
     """The guest runs with qemu64, but its persistent definition (edited while it runs, as
     `virsh edit` does) asks for Skylake-Server, which TCG on host-c cannot provide
     (usable='no' in its domain capabilities): after a migration it would not start there."""
@@ -151,7 +159,7 @@ def test_cpu_model_the_destination_cannot_offer(labh, make_guest):
     invariant.check(labh, name, expect_on=SRC, snapshot=snap)
 
 
-def test_local_disk_needs_copy_storage(labh, make_guest):
+def test_local_disk_needs_copy_storage(labh, make_guest, preflight):
     name = make_guest("pf-local", SRC, "--storage", "local")
     res = preflight({"dest": FAULT_DEST, "guests": [name]})
     disk = one(res, "storage.disk", name, disk="vda")
@@ -164,7 +172,7 @@ def test_local_disk_needs_copy_storage(labh, make_guest):
     assert no_probe_files_left(labh, SRC, "/var/lib/libvirt/local")
 
 
-def test_missing_network_on_destination(labh, make_guest, bridge_network_on_source):
+def test_missing_network_on_destination(labh, make_guest, bridge_network_on_source, preflight):
     name = make_guest("pf-net-g", SRC, "--network", bridge_network_on_source)
     res = preflight({"dest": FAULT_DEST, "guests": [name]})
     assert res.get("failed") and "network.interface" in res["msg"]
@@ -173,7 +181,7 @@ def test_missing_network_on_destination(labh, make_guest, bridge_network_on_sour
     assert "net-define" in c["remedy"]
 
 
-def test_destination_memory_too_small(labh, make_guest):
+def test_destination_memory_too_small(labh, make_guest, preflight):
     """A 512 MiB guest against the memory host-c really has available, with a margin (memory
     the host keeps for itself) set so that guest + margin exceeds it by 384 MiB."""
     name = make_guest("pf-mem", SRC, "--memory", "512")
@@ -188,7 +196,7 @@ def test_destination_memory_too_small(labh, make_guest):
     assert one(fits, "capacity.memory", name)["status"] == "ok"
 
 
-def test_destination_libvirtd_down(labh, make_guest):
+def test_destination_libvirtd_down(labh, make_guest, preflight):
     name = make_guest("pf-down")
     virtlab("fault", "stop-libvirtd", FAULT_DEST)
     try:
