@@ -43,7 +43,6 @@ from ansible_collections.kvmops.migration.plugins.module_utils._blockjob import 
 from ansible_collections.kvmops.migration.plugins.module_utils._copytarget import (
     NETWORK,
     PATH,
-    VIR_STORAGE_VOL_BLOCK,
     VOLUME,
     check_pool,
     default_format,
@@ -62,15 +61,16 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import parse_pool_xml, refresh_pool, volume_format, volume_xml
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_AFFECT_CONFIG,
+    VIR_DOMAIN_BLOCK_COPY_BANDWIDTH,
+    VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT,
+    VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES,
+    VIR_DOMAIN_BLOCK_JOB_TYPE_COPY,
+    VIR_DOMAIN_XML_INACTIVE,
+    VIR_STORAGE_VOL_BLOCK,
+)
 
-# libvirt constants (stable ABI values; named here so the unit tests need no bindings)
-VIR_DOMAIN_BLOCK_COPY_BANDWIDTH = 'bandwidth'
-VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT = 2
-VIR_DOMAIN_BLOCK_JOB_SPEED_BANDWIDTH_BYTES = 1
-VIR_DOMAIN_BLOCK_JOB_INFO_BANDWIDTH_BYTES = 1
-VIR_DOMAIN_BLOCK_JOB_TYPE_COPY = 2
-VIR_DOMAIN_XML_INACTIVE = 2
-VIR_DOMAIN_AFFECT_CONFIG = 2
 JOB_TYPE_NAMES = {0: 'unknown', 1: 'pull', 2: 'copy', 3: 'commit', 4: 'active commit', 5: 'backup'}
 
 

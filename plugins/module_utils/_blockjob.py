@@ -32,18 +32,18 @@ from ansible_collections.kvmops.migration.plugins.module_utils._copytarget impor
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_BLOCK_COPY_REUSE_EXT,
+    VIR_DOMAIN_BLOCK_COPY_SHALLOW,
+    VIR_DOMAIN_BLOCK_COPY_SYNCHRONOUS_WRITES,
+    VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB,
+)
 
 WAITING, MIRRORING, READY, FAILED, TIMED_OUT = 'waiting', 'mirroring', 'ready', 'failed', 'timed out'
 STATES = (WAITING, MIRRORING, READY, FAILED, TIMED_OUT)
 SUPPORTED_FORMATS = ('raw', 'qcow2')
 MIB = 1024 * 1024
 SPACE_SLACK = MIB  # qcow2 header/metadata headroom on top of the data to copy
-
-# libvirt constants (stable ABI values; named here so the unit tests need no bindings)
-VIR_DOMAIN_BLOCK_COPY_SHALLOW = 1
-VIR_DOMAIN_BLOCK_COPY_REUSE_EXT = 2
-VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB = 4
-VIR_DOMAIN_BLOCK_COPY_SYNCHRONOUS_WRITES = 8
 
 
 # ---------------------------------------------------------------------------

@@ -29,14 +29,15 @@ from ansible_collections.kvmops.migration.plugins.module_utils._host_facts impor
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks import (
     CPU_COMPARE_INCOMPATIBLE,
     UNCOMPARABLE_CPU_MODES,
-    VIR_ERR_CPU_INCOMPATIBLE,
     check_cpu,
     check_machine_type,
     check_version,
 )
-
-VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE = 1
-VIR_DOMAIN_XML_INACTIVE = 2
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE,
+    VIR_DOMAIN_XML_INACTIVE,
+    VIR_ERR_CPU_INCOMPATIBLE,
+)
 
 
 # QEMU 7.2 aborts (bdrv_inactivate_recurse: "!(bs->open_flags & BDRV_O_INACTIVE)") when a guest that

@@ -26,6 +26,10 @@ from urllib.parse import unquote, urlsplit
 
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import DEFAULT_PORTS, network_url
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_STORAGE_VOL_BLOCK,
+    VIR_STORAGE_VOL_FILE,
+)
 
 PATH, VOLUME, NETWORK = 'path', 'volume', 'network'
 
@@ -34,9 +38,7 @@ NETWORK_PORTS = dict((protocol, DEFAULT_PORTS[protocol]) for protocol in ('nbd',
 
 # Pool types whose volumes are files under the pool's target path: the module creates volumes there.
 FILE_POOL_TYPES = ('dir', 'fs', 'netfs')
-# virStorageVolType (stable ABI values)
-VIR_STORAGE_VOL_FILE = 0
-VIR_STORAGE_VOL_BLOCK = 1
+# virStorageVolType names, by value.
 VOL_TYPE_NAMES = {0: 'file', 1: 'block', 2: 'dir', 3: 'network', 4: 'netdir', 5: 'ploop'}
 MIB = 1024 * 1024
 

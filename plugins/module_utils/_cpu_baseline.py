@@ -29,11 +29,13 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._diff import DifferenceTracker
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_CONNECT_BASELINE_CPU_MIGRATABLE,
+    VIR_DOMAIN_XML_INACTIVE,
+    VIR_DOMAIN_XML_SECURE,
+)
 
 COMPARE_RESULTS = {-1: 'error', 0: 'incompatible', 1: 'identical', 2: 'superset'}
-VIR_DOMAIN_XML_SECURE = 1
-VIR_DOMAIN_XML_INACTIVE = 2
-VIR_CONNECT_BASELINE_CPU_MIGRATABLE = 2
 # Children of a guest's <cpu> that describe the guest's shape, not the CPU model: kept.
 KEPT_CPU_CHILDREN = ('topology', 'numa', 'cache', 'maxphysaddr')
 # Children of a CPU definition that make the CPU model.

@@ -32,25 +32,25 @@ from dataclasses import asdict, dataclass
 
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     OperationTimeoutError,
-    VIR_ERR_NO_SUPPORT,
-    VIR_ERR_OPERATION_INVALID,
-    VIR_ERR_OPERATION_UNSUPPORTED,
     is_libvirt_error,
     libvirt_error_details,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._host_facts import library_version
 from ansible_collections.kvmops.migration.plugins.module_utils._waiter import Waiter
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_DIRTYRATE_MEASURED,
+    VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING,
+    VIR_DOMAIN_PAUSED,
+    VIR_DOMAIN_RUNNING,
+    VIR_DOMAIN_STATS_DIRTYRATE,
+    VIR_DOMAIN_STATS_VCPU,
+    VIR_ERR_NO_SUPPORT,
+    VIR_ERR_OPERATION_INVALID,
+    VIR_ERR_OPERATION_UNSUPPORTED,
+)
 
 MIB = 1024 * 1024
 LIBVIRT_MIN_VERSION = 7002000  # virDomainStartDirtyRateCalc and VIR_DOMAIN_STATS_DIRTYRATE
-# libvirt constants (stable ABI values, so this works with test doubles and older bindings).
-VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING = 0
-VIR_DOMAIN_DIRTYRATE_MEASURING = 1
-VIR_DOMAIN_DIRTYRATE_MEASURED = 2
-VIR_DOMAIN_STATS_VCPU = 8
-VIR_DOMAIN_STATS_DIRTYRATE = 512
-VIR_DOMAIN_RUNNING = 1
-VIR_DOMAIN_PAUSED = 3
 STATS = VIR_DOMAIN_STATS_DIRTYRATE | VIR_DOMAIN_STATS_VCPU
 
 DEFAULT_SECONDS = 1

@@ -16,6 +16,10 @@ import time
 import xml.etree.ElementTree as ET
 
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_RUNNING,
+    VIR_DOMAIN_SHUTOFF,
+)
 
 KVMOPS_NS = 'https://kvmops.io/migration'
 MIB = 1024 * 1024
@@ -242,10 +246,6 @@ def backup_changes(existing, wanted):
     return {'written': sorted(name for name in wanted if existing.get(name) != wanted[name]),
             'removed': sorted(name for name in existing if name not in wanted),
             'unchanged': sorted(name for name in wanted if existing.get(name) == wanted[name])}
-
-
-VIR_DOMAIN_RUNNING = 1
-VIR_DOMAIN_SHUTOFF = 5
 
 
 def rejoin_plan(host, local, elsewhere):

@@ -21,16 +21,18 @@ from ansible_collections.kvmops.migration.plugins.module_utils._evacuation_runne
 from ansible_collections.kvmops.migration.plugins.module_utils._placement import GuestInfo, HostInfo, Plan
 from ansible_collections.kvmops.migration.plugins.module_utils._placement_evacuation import plan_evacuation
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_text
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_JOB_NONE,
+    VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA,
+    VIR_DOMAIN_UNDEFINE_KEEP_NVRAM,
+    VIR_DOMAIN_UNDEFINE_MANAGED_SAVE,
+    VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+)
 
 # undefineFlags of a stale copy: its managed save image, snapshot and checkpoint metadata go with it
 # (all of this host, all stale); an NVRAM file is kept (it may be the only copy of the guest's vars).
-VIR_DOMAIN_UNDEFINE_MANAGED_SAVE = 1
-VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA = 2
-VIR_DOMAIN_UNDEFINE_KEEP_NVRAM = 8
-VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA = 16
 UNDEFINE_STALE = (VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
                   | VIR_DOMAIN_UNDEFINE_KEEP_NVRAM | VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
-VIR_DOMAIN_JOB_NONE = 0
 
 
 class Recovery(EvacuationBase):

@@ -35,9 +35,10 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec i
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_scheduler import schedule
 from ansible_collections.kvmops.migration.plugins.module_utils._placement import HostInfo
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import is_shared
-
-VIR_DOMAIN_XML_SECURE = 1
-VIR_DOMAIN_XML_INACTIVE = 2
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_XML_INACTIVE,
+    VIR_DOMAIN_XML_SECURE,
+)
 
 # virt_migrate's options and defaults (MigrationManager reads every one of them).
 MIGRATE_DEFAULTS = option_defaults()

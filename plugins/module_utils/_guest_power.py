@@ -17,8 +17,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     OperationTimeoutError,
     translated,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import VIR_DOMAIN_PAUSED
 
-VIR_DOMAIN_PAUSED = 3
 STATE_NAMES = {0: 'no state', 1: 'running', 2: 'blocked', 3: 'paused', 4: 'shutting down', 5: 'shut off',
                6: 'crashed', 7: 'suspended'}
 

@@ -23,10 +23,10 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import as_int
 from ansible_collections.kvmops.migration.plugins.module_utils._storage import refresh_pool
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import VIR_ERR_NO_STORAGE_VOL
 
 DEFAULT_MIGRATION_PORTS = (49152, 49215)
 DEFAULT_LIBVIRT_PORTS = {'tcp': 16509, 'tls': 16514}
-VIR_ERR_NO_STORAGE_VOL = 50
 
 
 # ---------------------------------------------------------------------------

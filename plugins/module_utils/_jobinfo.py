@@ -20,9 +20,10 @@ import os
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import DomainNotFoundError, translated
 from ansible_collections.kvmops.migration.plugins.module_utils._detach import pid_alive
 from ansible_collections.kvmops.migration.plugins.module_utils._statefile import read_json
-
-VIR_DOMAIN_JOB_STATS_COMPLETED = 1
-VIR_DOMAIN_JOB_NONE = 0
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_JOB_NONE,
+    VIR_DOMAIN_JOB_STATS_COMPLETED,
+)
 
 JOB_TYPES = {0: 'none', 1: 'bounded', 2: 'unbounded', 3: 'completed', 4: 'failed', 5: 'cancelled'}
 JOB_OPERATIONS = {0: 'unknown', 1: 'start', 2: 'save', 3: 'restore', 4: 'migration_in', 5: 'migration_out',

@@ -26,16 +26,20 @@ The rules that keep a guest from being lost, duplicated or rolled back:
 
 from __future__ import annotations
 
-# virDomainState and the state reasons we act on (stable libvirt ABI values).
+# virDomainState and the state reasons this module acts on, under shorter names.
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_BLOCKED as BLOCKED,
+    VIR_DOMAIN_PAUSED as PAUSED,
+    VIR_DOMAIN_PAUSED_MIGRATION as PAUSED_MIGRATION,
+    VIR_DOMAIN_PAUSED_POSTCOPY as PAUSED_POSTCOPY,
+    VIR_DOMAIN_PAUSED_POSTCOPY_FAILED as PAUSED_POSTCOPY_FAILED,
+    VIR_DOMAIN_PAUSED_STARTING_UP as PAUSED_STARTING_UP,
+    VIR_DOMAIN_RUNNING as RUNNING,
+    VIR_DOMAIN_SHUTDOWN as SHUTDOWN,
+)
+
 STATE_NAMES = {0: 'nostate', 1: 'running', 2: 'blocked', 3: 'paused', 4: 'shutdown',
                5: 'shutoff', 6: 'crashed', 7: 'pmsuspended'}
-RUNNING, BLOCKED, PAUSED, SHUTDOWN, SHUTOFF = 1, 2, 3, 4, 5
-PAUSED_USER = 1
-PAUSED_MIGRATION = 2
-PAUSED_STARTING_UP = 11
-PAUSED_POSTCOPY = 12
-PAUSED_POSTCOPY_FAILED = 13
-SHUTOFF_MIGRATED = 5
 # Paused for these reasons, a copy is one side of a migration (the stopped source or the incoming
 # destination), not a guest someone paused: it holds no newer state than its peer.
 MIGRATION_PAUSE_REASONS = (PAUSED_MIGRATION, PAUSED_STARTING_UP, PAUSED_POSTCOPY, PAUSED_POSTCOPY_FAILED)

@@ -27,7 +27,6 @@ from ansible_collections.kvmops.migration.plugins.module_utils._location import 
     DEFINE_PERSISTENT,
     DESTROY,
     RESUME,
-    SHUTOFF,
     SOURCE,
     UNDEFINE,
     HostView,
@@ -35,22 +34,23 @@ from ansible_collections.kvmops.migration.plugins.module_utils._location import 
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._fixed_cost import at_once
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION,
+    VIR_DOMAIN_JOB_NONE,
+    VIR_DOMAIN_JOB_STATS_COMPLETED,
+    VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED,
+    VIR_DOMAIN_SHUTOFF as SHUTOFF,
+    VIR_DOMAIN_UNDEFINE_KEEP_NVRAM,
+    VIR_DOMAIN_UNDEFINE_MANAGED_SAVE,
+    VIR_DOMAIN_XML_INACTIVE,
+    VIR_DOMAIN_XML_SECURE,
+    VIR_ERR_NO_DOMAIN,
+    VIR_ERR_OPERATION_UNSUPPORTED,
+)
 
-VIR_ERR_NO_DOMAIN = 42
-VIR_ERR_OPERATION_UNSUPPORTED = 84
-VIR_DOMAIN_JOB_STATS_COMPLETED = 1
-# Reading a completed job's statistics without this flag deletes them: the result's stats and the
-# history record (its zero pages) both read them.
-VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED = 2
-VIR_DOMAIN_JOB_NONE = 0
-VIR_DOMAIN_EVENT_ID_MIGRATION_ITERATION = 20
-VIR_DOMAIN_XML_SECURE = 1
-VIR_DOMAIN_XML_INACTIVE = 2
 # A stale definition goes without its managed-save image; its NVRAM file is kept (it may be the
 # only copy of the guest's firmware variables) and snapshot metadata makes the undefine fail
 # (reported) rather than vanish.
-VIR_DOMAIN_UNDEFINE_MANAGED_SAVE = 1
-VIR_DOMAIN_UNDEFINE_KEEP_NVRAM = 8
 UNDEFINE_FLAGS = VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_KEEP_NVRAM
 JOB_OPERATIONS = {4: 'incoming migration', 5: 'outgoing migration', 2: 'save', 3: 'restore', 6: 'snapshot',
                   8: 'dump', 9: 'backup'}
@@ -423,6 +423,8 @@ def completed_stats(dom):
     if dom is None:
         return {}
     try:
+        # Without KEEP_COMPLETED the read deletes them: the result's stats and the history record
+        # (its zero pages) both read them.
         return dict(dom.jobStats(VIR_DOMAIN_JOB_STATS_COMPLETED | VIR_DOMAIN_JOB_STATS_KEEP_COMPLETED))
     except Exception:  # not kept by this libvirt, or the domain is gone
         return {}

@@ -46,19 +46,19 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     translate_libvirt_error,
     translated,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_AFFECT_CONFIG,
+    VIR_DOMAIN_AFFECT_CURRENT,
+    VIR_DOMAIN_AFFECT_LIVE,
+    VIR_DOMAIN_METADATA_ELEMENT,
+    VIR_ERR_NO_DOMAIN_METADATA,
+)
 
 HISTORY_NS = 'https://kvmops.io/migration/history/1'
 HISTORY_PREFIX = 'kvmopshist'
 HISTORY_ELEMENT = 'history'
 ENTRY_ELEMENT = 'migration'
 HISTORY_KEEP = 8
-
-# libvirt constants (stable ABI values, so the pure half and the tests work without the bindings).
-VIR_DOMAIN_METADATA_ELEMENT = 2
-VIR_DOMAIN_AFFECT_CURRENT = 0
-VIR_DOMAIN_AFFECT_LIVE = 1
-VIR_DOMAIN_AFFECT_CONFIG = 2
-VIR_ERR_NO_DOMAIN_METADATA = 80
 
 _TRUE = ('yes', 'true', '1')
 

@@ -30,11 +30,11 @@ from ansible_collections.kvmops.migration.plugins.module_utils._live_migration i
 from ansible_collections.kvmops.migration.plugins.module_utils._fixed_cost import PhaseClock, at_once, process_age_s
 from ansible_collections.kvmops.migration.plugins.module_utils._location import (
     PAUSED,
-    PAUSED_USER,
     Attempt,
     Location,
     assess,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import VIR_DOMAIN_PAUSED_USER as PAUSED_USER
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import (
     Sides,
     migration_error,

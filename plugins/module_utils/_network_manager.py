@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ansible_collections.kvmops.migration.plugins.module_utils._errors import VIR_ERR_NO_NETWORK
 from ansible_collections.kvmops.migration.plugins.module_utils._diff import DifferenceTracker
 from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_object import (
     WantedState,
     converge,
     lookup_or_none,
 )
-
-VIR_NETWORK_XML_INACTIVE = 1
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_ERR_NO_NETWORK,
+    VIR_NETWORK_XML_INACTIVE,
+)
 
 ARGUMENT_SPEC = dict(
     name=dict(type='str', required=True),

@@ -18,7 +18,6 @@ import xml.etree.ElementTree as ET
 
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     InvalidInputError,
-    VIR_ERR_NO_STORAGE_POOL,
     translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._diff import DifferenceTracker
@@ -27,9 +26,12 @@ from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_object i
     converge,
     lookup_or_none,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_ERR_NO_STORAGE_POOL,
+    VIR_STORAGE_POOL_CREATE_WITH_BUILD,
+    VIR_STORAGE_XML_INACTIVE,
+)
 
-VIR_STORAGE_XML_INACTIVE = 1
-VIR_STORAGE_POOL_CREATE_WITH_BUILD = 1
 # Where the kernel initiator's LUN device links appear: an iscsi pool's target path by default.
 ISCSI_DEFAULT_TARGET_PATH = '/dev/disk/by-path'
 

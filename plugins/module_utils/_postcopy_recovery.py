@@ -28,12 +28,13 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import is
 from ansible_collections.kvmops.migration.plugins.module_utils._host_facts import library_version, lv_message
 from ansible_collections.kvmops.migration.plugins.module_utils._location import PAUSED, PAUSED_POSTCOPY_FAILED, RUNNING
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import read_view
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_ABORT_JOB_POSTCOPY,
+    VIR_MIGRATE_POSTCOPY,
+    VIR_MIGRATE_POSTCOPY_RESUME,
+)
 
 RESUME_MIN_LIBVIRT = 8005000          # VIR_MIGRATE_POSTCOPY_RESUME, VIR_DOMAIN_ABORT_JOB_POSTCOPY
-VIR_MIGRATE_POSTCOPY = 1 << 15
-VIR_MIGRATE_POSTCOPY_RESUME = 1 << 19
-VIR_DOMAIN_ABORT_JOB_POSTCOPY = 1
-RUNNING_POSTCOPY_FAILED = 11
 # QEMU's own stream gets this long without progress, counted from when the destination answers
 # again, before it counts as dead: its TCP connection often survives an outage and retransmits
 # with a backoff of up to two minutes (Linux's largest retransmission timeout is 120 s), and a

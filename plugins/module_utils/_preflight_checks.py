@@ -27,10 +27,14 @@ from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec i
     format_version,
     mib,
 )
+# virConnectCompareCPU results (virCPUCompareResult) and the libvirt error code for an incompatible CPU.
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_CPU_COMPARE_IDENTICAL as CPU_COMPARE_IDENTICAL,
+    VIR_CPU_COMPARE_INCOMPATIBLE as CPU_COMPARE_INCOMPATIBLE,
+    VIR_CPU_COMPARE_SUPERSET as CPU_COMPARE_SUPERSET,
+    VIR_ERR_CPU_INCOMPATIBLE,
+)
 
-# virConnectCompareCPU results and the libvirt error code for an incompatible CPU.
-CPU_COMPARE_INCOMPATIBLE, CPU_COMPARE_IDENTICAL, CPU_COMPARE_SUPERSET = 0, 1, 2
-VIR_ERR_CPU_INCOMPATIBLE = 91
 # CPU modes that copy the source host's CPU: libvirt cannot compare them with another host.
 UNCOMPARABLE_CPU_MODES = ('host-passthrough', 'maximum')
 

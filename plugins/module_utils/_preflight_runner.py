@@ -71,10 +71,12 @@ from ansible_collections.kvmops.migration.plugins.module_utils._remote_probe imp
     sample_ports,
     tcp_connect_many,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_CONNECT_LIST_DOMAINS_ACTIVE,
+    VIR_DOMAIN_XML_INACTIVE,
+    VIR_ERR_NO_DOMAIN,
+)
 
-VIR_CONNECT_LIST_DOMAINS_ACTIVE = 1
-VIR_DOMAIN_XML_INACTIVE = 2
-VIR_ERR_NO_DOMAIN = 42
 PROBE_BYTES = 256  # more than a probe file holds (its token)
 
 

@@ -31,6 +31,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     translate_libvirt_error,
     translated,
 )
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import VIR_ERR_NO_STORAGE_VOL
 
 STREAM_CHUNK = 1024 * 1024
 
@@ -176,7 +177,6 @@ class _PoolAt:
 
 # A libvirt system error carries the errno in int1: ENOENT when a pool's directory does not exist.
 ENOENT = 2
-VIR_ERR_NO_STORAGE_VOL = 50
 HOST_FILE_MAX_BYTES = 64 * 1024
 
 

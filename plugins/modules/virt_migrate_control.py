@@ -82,8 +82,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import (
     translated,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._module_wrapper import KvmopsModule
-
-VIR_DOMAIN_JOB_NONE = 0
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import VIR_DOMAIN_JOB_NONE
 
 
 def run_module(kvm):

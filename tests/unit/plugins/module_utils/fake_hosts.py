@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import libvirt
 
-RUNNING, PAUSED, SHUTOFF = 1, 3, 5
-VIR_ERR_NO_DOMAIN = 42
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_RUNNING as RUNNING,
+    VIR_DOMAIN_SHUTOFF as SHUTOFF,
+    VIR_ERR_NO_DOMAIN,
+)
 
 
 class FakeLibvirtError(libvirt.libvirtError):

@@ -13,9 +13,11 @@ import xml.etree.ElementTree as ET
 
 import libvirt
 
-VIR_ERR_NO_DOMAIN = 42
-VIR_ERR_NO_NETWORK = 43
-VIR_ERR_NO_STORAGE_POOL = 49
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_ERR_NO_DOMAIN,
+    VIR_ERR_NO_NETWORK,
+    VIR_ERR_NO_STORAGE_POOL,
+)
 
 
 class FakeLibvirtError(libvirt.libvirtError):

@@ -13,7 +13,7 @@ import types
 import pytest
 
 from ansible.module_utils import basic
-from ansible_collections.kvmops.migration.plugins.module_utils import _bindings, _client, _errors, _module_wrapper
+from ansible_collections.kvmops.migration.plugins.module_utils import _bindings, _client, _errors, _libvirt_constants, _module_wrapper
 
 try:
     from ansible.module_utils.testing import patch_module_args
@@ -79,14 +79,14 @@ class FakeConn:
             return self.domains[name]
         except KeyError:
             raise FakeLibvirtError("Domain not found: no domain with matching name '%s'" % name,
-                                   code=_errors.VIR_ERR_NO_DOMAIN, domain=10) from None
+                                   code=_libvirt_constants.VIR_ERR_NO_DOMAIN, domain=10) from None
 
     def lookupByUUIDString(self, uuid):  # noqa: N802
         for dom in self.domains.values():
             if dom.UUIDString() == uuid:
                 return dom
         raise FakeLibvirtError("Domain not found: no domain with matching uuid '%s'" % uuid,
-                               code=_errors.VIR_ERR_NO_DOMAIN, domain=10)
+                               code=_libvirt_constants.VIR_ERR_NO_DOMAIN, domain=10)
 
     def isAlive(self):
         return True
@@ -187,15 +187,15 @@ class TestKvmopsError:
 
 class TestTranslateLibvirtError:
     @pytest.mark.parametrize('code, domain, expected', [
-        (_errors.VIR_ERR_NO_DOMAIN, 10, _errors.DomainNotFoundError),
-        (_errors.VIR_ERR_NO_CONNECT, 13, _errors.LibvirtConnectionError),
-        (_errors.VIR_ERR_AUTH_FAILED, 13, _errors.LibvirtConnectionError),
-        (_errors.VIR_ERR_SYSTEM_ERROR, _errors.VIR_FROM_RPC, _errors.LibvirtConnectionError),
-        (_errors.VIR_ERR_SYSTEM_ERROR, 10, _errors.LibvirtCallError),
-        (_errors.VIR_ERR_OPERATION_TIMEOUT, 10, _errors.OperationTimeoutError),
-        (_errors.VIR_ERR_MIGRATE_UNSAFE, 10, _errors.MigrationError),
-        (_errors.VIR_ERR_XML_ERROR, 10, _errors.InvalidInputError),
-        (_errors.VIR_ERR_OPERATION_INVALID, 10, _errors.LibvirtCallError),
+        (_libvirt_constants.VIR_ERR_NO_DOMAIN, 10, _errors.DomainNotFoundError),
+        (_libvirt_constants.VIR_ERR_NO_CONNECT, 13, _errors.LibvirtConnectionError),
+        (_libvirt_constants.VIR_ERR_AUTH_FAILED, 13, _errors.LibvirtConnectionError),
+        (_libvirt_constants.VIR_ERR_SYSTEM_ERROR, _libvirt_constants.VIR_FROM_RPC, _errors.LibvirtConnectionError),
+        (_libvirt_constants.VIR_ERR_SYSTEM_ERROR, 10, _errors.LibvirtCallError),
+        (_libvirt_constants.VIR_ERR_OPERATION_TIMEOUT, 10, _errors.OperationTimeoutError),
+        (_libvirt_constants.VIR_ERR_MIGRATE_UNSAFE, 10, _errors.MigrationError),
+        (_libvirt_constants.VIR_ERR_XML_ERROR, 10, _errors.InvalidInputError),
+        (_libvirt_constants.VIR_ERR_OPERATION_INVALID, 10, _errors.LibvirtCallError),
         (None, None, _errors.LibvirtCallError),
     ])
     def test_class_from_code(self, fake_libvirt, code, domain, expected):

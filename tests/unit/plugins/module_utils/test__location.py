@@ -18,15 +18,17 @@ from ansible_collections.kvmops.migration.plugins.module_utils._location import 
     PAUSED_MIGRATION,
     PAUSED_POSTCOPY,
     PAUSED_POSTCOPY_FAILED,
-    PAUSED_USER,
     RESUME,
     RUNNING,
-    SHUTOFF,
-    SHUTOFF_MIGRATED,
     UNDEFINE,
     Attempt,
     HostView,
     assess,
+)
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_PAUSED_USER as PAUSED_USER,
+    VIR_DOMAIN_SHUTOFF as SHUTOFF,
+    VIR_DOMAIN_SHUTOFF_MIGRATED as SHUTOFF_MIGRATED,
 )
 
 STATES = {

@@ -15,8 +15,13 @@ from ansible_collections.kvmops.migration.plugins.module_utils._cold import Cold
 from ansible_collections.kvmops.migration.plugins.module_utils._location import Attempt
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import Sides, read_view, verify_and_repair
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_flags import MigrationSpec
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
+    VIR_DOMAIN_PAUSED as PAUSED,
+    VIR_DOMAIN_RUNNING as RUNNING,
+    VIR_DOMAIN_SHUTOFF as SHUTOFF,
+)
 
-from fake_hosts import PAUSED, RUNNING, SHUTOFF, FakeHost, FakeLibvirtError
+from fake_hosts import FakeHost, FakeLibvirtError
 
 UUID = '11111111-2222-3333-4444-555555555555'
 

@@ -16,6 +16,7 @@ import pytest
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import MigrationError
 from ansible_collections.kvmops.migration.plugins.module_utils._course import CourseCheck
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import DirtyRateReport, DirtyRateResult
+from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import VIR_ERR_NO_DOMAIN_METADATA
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import (
     HistoryEntry,
     history_from_xml,
@@ -26,7 +27,6 @@ from ansible_collections.kvmops.migration.plugins.module_utils import _strategy_
 from ansible_collections.kvmops.migration.plugins.module_utils._strategy_run import StrategyRun
 
 MIB = 1 << 20
-VIR_ERR_NO_DOMAIN_METADATA = 80
 
 
 class FakeDom:
