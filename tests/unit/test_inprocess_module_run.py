@@ -17,15 +17,6 @@ from support.inprocess import run_in_process
 
 BAD_DEST = "qemu+ssh://host;rm -rf /"
 
-# Known and harmless here: pytest-ansible marks its host manager (what `ansible_adhoc` returns)
-# deprecated, and each run re-initialises Ansible's plugin loader, which finds the collection
-# finder pytest-ansible installed at start-up (--ansible-unit-inject-only) already in place.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:Host management is deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:AnsibleCollectionFinder has already been configured:UserWarning"),
-]
-
-
 @pytest.fixture
 def local_inventory(tmp_path):
     path = tmp_path / "inventory.yml"
