@@ -17,6 +17,7 @@ from support.inprocess import run_in_process
 
 BAD_DEST = "qemu+ssh://host;rm -rf /"
 
+
 @pytest.fixture
 def local_inventory(tmp_path):
     path = tmp_path / "inventory.yml"
