@@ -104,6 +104,18 @@ def unknown_feature(message):
     return found[1] if found and found[0] == 'feature' else None
 
 
+def unknown_model(message):
+    """The model named by libvirt's "Unknown CPU model X", or None."""
+    found = unknown_cpu_name(message)
+    return found[1] if found and found[0] == 'model' else None
+
+
+def cpu_model(cpu_xml):
+    """The <model> name of a <cpu> definition, or None."""
+    model = parse_xml(cpu_xml, 'A CPU definition').find('model')
+    return model.text.strip() if model is not None and model.text else None
+
+
 def without_feature(cpu_xml, name):
     """The <cpu> definition ``cpu_xml`` without the feature ``name`` (unchanged when it has none)."""
     cpu = parse_xml(cpu_xml, 'A CPU definition')
@@ -206,7 +218,19 @@ def baseline_cpu(conn, call_args, cpus, migratable=True):
         except Exception as exc:  # pylint: disable=broad-except
             if not is_libvirt_error(exc):
                 raise
-            name = unknown_feature(libvirt_error_details(exc)['libvirt_error_message'])
+            message = libvirt_error_details(exc)['libvirt_error_message']
+            name = unknown_feature(message)
+            model = unknown_model(message)
+            if model is not None and 'model ' + model not in ignored:
+                # A CPU that a newer libvirt names by a model this one does not know (a newer CPU
+                # generation): this libvirt cannot read it, so it is left out and reported. Safe:
+                # the cpu_baseline role then checks the baseline on every host, that one included
+                # (require_compatible), and refuses a baseline a host cannot run.
+                kept = [cpu for cpu in cpus if cpu_model(cpu) != model]
+                if kept:
+                    ignored.append('model ' + model)
+                    cpus = kept
+                    continue
             if name is None or name in ignored:
                 raise translate_libvirt_error(
                     exc, 'Computing the hypervisor CPU baseline of %d CPU(s)' % len(cpus),

@@ -167,7 +167,9 @@ baseline:
       description:
         - Features of the given CPUs that this hypervisor's libvirt does not know (CPUs read by a
           newer libvirt, in a cluster mid-upgrade). No guest of this hypervisor can use them, so
-          they were left out before the baseline was computed.
+          they were left out before the baseline was computed. A CPU whose model this libvirt
+          does not know (a newer CPU generation) is left out whole, reported as C(model NAME);
+          checking the baseline on every host (O(require_compatible)) then proves that host runs it.
       type: list
       elements: str
       sample: [fdp-excptn-only]

@@ -127,6 +127,7 @@ class FakeConn:
         self.comparison = 2
         self.baseline_args = None
         self.known_features = None  # baselineHypervisorCPU refuses other features (an older libvirt)
+        self.known_models = None  # ... and other models
         self.lib_version = 9000000
 
     def log(self, *call):
@@ -206,6 +207,10 @@ class FakeConn:
 
     def baselineHypervisorCPU(self, emulator, arch, machine, virt_type, cpus, flags):  # noqa: N802
         self.baseline_args = dict(cpus=list(cpus), flags=flags, virt_type=virt_type)
+        for cpu in cpus if self.known_models is not None else ():
+            model = ET.fromstring(cpu).find('model')
+            if model is not None and model.text not in self.known_models:
+                raise FakeLibvirtError('internal error: Unknown CPU model %s' % model.text, 1)
         for cpu in cpus if self.known_features is not None else ():
             for feature in ET.fromstring(cpu).findall('feature'):
                 if feature.get('name') not in self.known_features:

@@ -146,6 +146,26 @@ def test_features_an_older_libvirt_does_not_know_are_left_out_and_reported():
     assert result['libvirt_version'] == 9000000
 
 
+def test_a_cpu_named_by_a_model_an_older_libvirt_does_not_know_is_left_out_and_reported():
+    # A trixie host on a new CPU generation: libvirt 11.3 calls it EPYC-Genoa, unknown to 9.0.
+    conn = lab()
+    conn.known_models = {'EPYC'}
+    older = "<cpu mode='custom' match='exact'><model>EPYC</model></cpu>"
+    newer = "<cpu mode='custom' match='exact'><model>EPYC-Genoa</model></cpu>"
+    result = CpuBaselineManager(FakeKvm(conn, params(cpus=[older, newer]))).run()
+    assert result['baseline']['ignored_features'] == ['model EPYC-Genoa']
+    assert older in conn.baseline_args['cpus'] and newer not in conn.baseline_args['cpus']
+
+
+def test_no_cpu_this_libvirt_can_read_is_an_error_with_the_remedy():
+    conn = lab()
+    conn.known_models = {'EPYC'}
+    newer = "<cpu mode='custom' match='exact'><model>EPYC-Genoa</model></cpu>"
+    with pytest.raises(Exception) as raised:
+        CpuBaselineManager(FakeKvm(conn, params(cpus=[newer], include_host=False))).run()
+    assert 'Unknown CPU model EPYC-Genoa' in str(raised.value.args[0] if raised.value.args else raised.value)
+
+
 def test_another_baseline_error_names_the_remedy():
     conn = lab()
 
