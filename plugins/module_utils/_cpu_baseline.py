@@ -104,12 +104,6 @@ def unknown_feature(message):
     return found[1] if found and found[0] == 'feature' else None
 
 
-def unknown_model(message):
-    """The model named by libvirt's "Unknown CPU model X", or None."""
-    found = unknown_cpu_name(message)
-    return found[1] if found and found[0] == 'model' else None
-
-
 def cpu_model(cpu_xml):
     """The <model> name of a <cpu> definition, or None."""
     model = parse_xml(cpu_xml, 'A CPU definition').find('model')
@@ -218,20 +212,18 @@ def baseline_cpu(conn, call_args, cpus, migratable=True):
         except Exception as exc:  # pylint: disable=broad-except
             if not is_libvirt_error(exc):
                 raise
-            message = libvirt_error_details(exc)['libvirt_error_message']
-            name = unknown_feature(message)
-            model = unknown_model(message)
-            if model is not None and 'model ' + model not in ignored:
+            kind, name = unknown_cpu_name(libvirt_error_details(exc)['libvirt_error_message']) or (None, None)
+            if kind == 'model' and 'model ' + name not in ignored:
                 # A CPU that a newer libvirt names by a model this one does not know (a newer CPU
                 # generation): this libvirt cannot read it, so it is left out and reported. Safe:
                 # the cpu_baseline role then checks the baseline on every host, that one included
                 # (require_compatible), and refuses a baseline a host cannot run.
-                kept = [cpu for cpu in cpus if cpu_model(cpu) != model]
+                kept = [cpu for cpu in cpus if cpu_model(cpu) != name]
                 if kept:
-                    ignored.append('model ' + model)
+                    ignored.append('model ' + name)
                     cpus = kept
                     continue
-            if name is None or name in ignored:
+            if kind != 'feature' or name in ignored:
                 raise translate_libvirt_error(
                     exc, 'Computing the hypervisor CPU baseline of %d CPU(s)' % len(cpus),
                     remedy='Compute the baseline on the hypervisor with the oldest libvirt of the group '
