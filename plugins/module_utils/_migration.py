@@ -254,7 +254,8 @@ class LiveJob:
     migration-iteration event, at once when a memory pass ends: the engine decides at pass
     ends (downtime steps, the switch to post-copy), and a decision taken at the next poll
     instead lets up to ``poll_interval`` of a pass run that the decision would have cut
-    short. A hard deadline guards against an engine that never aborts.
+    short. A hard deadline guards against an engine that never aborts and, once post-copy has
+    started (when aborting would lose the guest), against a call that never returns.
     """
 
     def __init__(self, dom, dest_uri, spec, engine, poll_interval=0.5, hard_timeout_s=None,
@@ -348,8 +349,18 @@ class LiveJob:
                     'the migration call did not return %ss after it was aborted' % ABANDON_AFTER_ABORT_S)
                 self.abandoned = True
                 break
-            if (aborted_at is None and self.hard_timeout_s and not self.postcopy_started
-                    and now - start > self.hard_timeout_s):
+            past_deadline = self.hard_timeout_s and now - start > self.hard_timeout_s
+            if past_deadline and self.postcopy_started:
+                # An abort would throw away the destination's half of the memory (libvirt refuses
+                # it anyway) and a post-copy job whose stream broke may never return (seen with
+                # libvirt 11.3 and 12.9). Stop waiting: the caller watches both hosts for the
+                # split to resolve and reports the halves, touching neither.
+                self.error = self.error or MigrationError(
+                    'post-copy did not finish within the hard timeout of %ss and the migration call has not '
+                    'returned' % self.hard_timeout_s)
+                self.abandoned = True
+                break
+            if aborted_at is None and past_deadline:
                 self._abort('hard timeout of %ss reached' % self.hard_timeout_s)
                 aborted_at = now
             self._sample(int((now - start) * 1000))

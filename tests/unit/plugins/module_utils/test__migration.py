@@ -143,6 +143,25 @@ def test_hard_timeout_aborts_once(monkeypatch):
     dom.release.set()
 
 
+class PostcopyDomain(FakeDomain):
+    """A job already switched to post-copy whose call never returns (its stream broke)."""
+
+    def migrateStartPostCopy(self, flags):
+        self.calls.append(('postcopy',))
+
+
+def test_a_postcopy_job_that_never_returns_is_abandoned_at_the_hard_timeout_without_an_abort():
+    dom = PostcopyDomain()
+    runner = job(dom, hard=0.1)
+    runner.postcopy_started = True
+    started = time.monotonic()
+    assert runner.run() is False
+    assert time.monotonic() - started < 3  # the fake call blocks 5 s: the runner did not wait for it
+    assert runner.abandoned and ('abort',) not in dom.calls
+    assert 'post-copy did not finish within the hard timeout' in str(runner.error)
+    dom.release.set()
+
+
 def _location(src_kind, dst_reachable):
     src = HostView('host-a', exists=True, state=PAUSED, reason=src_kind)
     dst = HostView('host-b', exists=True, state=1, reason=1) if dst_reachable else HostView('host-b', reachable=False)
