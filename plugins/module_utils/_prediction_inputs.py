@@ -256,16 +256,33 @@ def resolve_dirty_rate(load):
     return FRESH_WEIGHT * measured + (1 - FRESH_WEIGHT) * remembered, 'measured+history'
 
 
+def _first_pass_s(entry, memory_bytes):
+    """How long an earlier migration's first pass lasted: the memory less its zero pages, at the
+    throughput that migration achieved; None when either figure was not recorded."""
+    if not entry.throughput_bps or entry.zero_page_share is None:
+        return None
+    return memory_bytes * (1.0 - entry.zero_page_share) / entry.throughput_bps
+
+
 def resolve_working_set(load):
     """(bytes, source).  Given, else the largest dirty set of an earlier migration whose passes
-    were long enough to saturate it (the guest could have dirtied twice that set in an average
-    pass but did not: the set, not the pass, was the limit), else the whole memory (no
-    saturation: the safe assumption)."""
+    were long enough to saturate it (the guest could have dirtied twice that set in the first
+    pass, which the set after it comes from, but did not: the set, not the pass, was the limit),
+    else the whole memory (no saturation: the safe assumption).  The first pass's time comes from
+    the memory, zero pages and throughput recorded; without them, the job's average pass, less
+    the job's fixed part (JOB_SETUP_S): a short uncapped job is mostly that part, and counted as
+    pass time it made the small dirty set of a short first pass look like the working set."""
     if load.working_set_bytes is not None:
         return float(min(load.working_set_bytes, load.memory_bytes)), 'given'
-    saturated = [e.dirty_set_bytes for e in load.history
-                 if e.dirty_set_bytes and e.dirty_rate_bps and e.duration_s and e.passes and e.passes >= 2
-                 and e.dirty_rate_bps * e.duration_s / e.passes >= 2 * e.dirty_set_bytes]
+    saturated = []
+    for e in load.history:
+        if not (e.dirty_set_bytes and e.dirty_rate_bps and e.duration_s and e.passes and e.passes >= 2):
+            continue
+        pass_s = _first_pass_s(e, load.memory_bytes)
+        if pass_s is None:
+            pass_s = max(0.0, e.duration_s - JOB_SETUP_S) / e.passes
+        if e.dirty_rate_bps * pass_s >= 2 * e.dirty_set_bytes:
+            saturated.append(e.dirty_set_bytes)
     if saturated:
         return float(min(max(saturated), load.memory_bytes)), 'history'
     return float(load.memory_bytes), 'assumed'

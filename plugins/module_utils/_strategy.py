@@ -142,7 +142,10 @@ def guest_load(memory_bytes, measurement=None, history=(), resident_bytes=None) 
     dirty what it dirties).
     ``resident_bytes``: the QEMU process's resident memory (libvirt's ``rss``). Guest memory the guest
     never touched is not resident, and QEMU sends it as zero pages at almost no cost: the first pass
-    moves at most what is resident (QEMU's own memory included, so the estimate errs on the slow side)."""
+    moves at most what is resident.  That is only a floor of the zero pages: the resident memory also
+    holds QEMU's own (under TCG its code cache too) and pages the guest zeroed, so
+    the share the last migration counted (``HistoryEntry.zero_page_share``, QEMU's zero pages) wins
+    when it is higher."""
     rate = share = None
     if measurement is not None and measurement.status == 'measured':
         rate, share = measurement.dirty_rate_bps, measurement.vcpu_busy_share
@@ -151,7 +154,9 @@ def guest_load(memory_bytes, measurement=None, history=(), resident_bytes=None) 
     writer = 1.0 if share is None else min(1.0, max(MIN_WRITER_SHARE, share))
     zero_share = None
     if resident_bytes and memory_bytes:
-        zero_share = round(min(MAX_ZERO_SHARE_FROM_RSS, max(0.0, 1.0 - float(resident_bytes) / memory_bytes)), 3)
+        floor = min(MAX_ZERO_SHARE_FROM_RSS, max(0.0, 1.0 - float(resident_bytes) / memory_bytes))
+        counted = next((e.zero_page_share for e in history if e.zero_page_share is not None), None)
+        zero_share = round(max(floor, counted or 0.0), 3)
     return GuestLoad(memory_bytes=int(memory_bytes), dirty_rate_bps=rate, writer_cpu_share=writer,
                      history=tuple(history), zero_page_share=zero_share)
 

@@ -237,6 +237,19 @@ class TestHistory:
         assert resolve_working_set(GuestLoad(memory_bytes=GIB, history=(short, long))) == (90 * MIB, 'history')
         assert resolve_working_set(GuestLoad(memory_bytes=GIB, working_set_bytes=2 * GIB)) == (GIB, 'given')
 
+    def test_the_first_pass_tells_whether_the_dirty_set_saturated(self):
+        # An uncapped 1.4 s job (1 s of it the job's fixed part): its first pass moved 0.4 GiB at 1 GiB/s,
+        # 0.4 s x 8 MiB/s = 3.2 < 2 x 3 MiB; without throughput, (1.4 - 1) / 2 s x 8 < 6 MiB: assumed.
+        warm_up = dict(dirty_set_bytes=3 * MIB, dirty_rate_bps=8 * MIB, duration_s=1.4, passes=2)
+        for figures in (dict(throughput_bps=GIB, zero_page_share=0.6), {}):
+            history = (self.entry(**warm_up, **figures),)
+            assert resolve_working_set(GuestLoad(memory_bytes=GIB, history=history)) == (GIB, 'assumed')
+        # Capped at 20 MiB/s: 0.4 GiB took 20 s, 200 MiB at 10 MiB/s, yet the next pass started with 48:
+        # the set, whatever the average of its 4 passes (25 s / 4 x 10 < 96).
+        capped = self.entry(dirty_set_bytes=48 * MIB, dirty_rate_bps=10 * MIB, duration_s=26, passes=4,
+                            throughput_bps=20 * MIB, zero_page_share=0.6)
+        assert resolve_working_set(GuestLoad(memory_bytes=GIB, history=(capped,))) == (48 * MIB, 'history')
+
     def test_history_stands_in_for_bandwidth_and_zero_pages(self):
         history = (self.entry(throughput_bps=50 * MIB, zero_page_share=0.5, dirty_rate_bps=0),)
         assert resolve_bandwidth(MigrationPath(bandwidth_bps=None), history) == (50 * MIB, 'history')

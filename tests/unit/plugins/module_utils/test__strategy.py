@@ -140,6 +140,14 @@ class TestGuestLoad:
         load = guest_load(256 * MIB, DirtyRateResult('g', 'paused', message='paused'))
         assert (load.dirty_rate_bps, load.writer_cpu_share) == (0.0, 1.0)
 
+    def test_counted_zero_pages_win_over_the_resident_memory_floor(self):
+        # Under TCG QEMU's own memory (its code cache) sits in the RSS: 1 - 154/192 = 0.198 is only a
+        # floor; the zero pages the last migration counted (0.6) are the figure, a lower count is not.
+        def share(counted):
+            history = (HistoryEntry(at='x', strategy='precopy', zero_page_share=counted),)
+            return guest_load(192 * MIB, None, history, resident_bytes=154 * MIB).zero_page_share
+        assert (share(0.6), share(0.1), share(None)) == (0.6, 0.198, 0.198)
+
     def test_an_idle_guest_share_stays_valid(self):
         load = guest_load(256 * MIB, DirtyRateResult('g', 'measured', dirty_rate_bps=0.0, vcpu_busy_share=0.0))
         assert load.writer_cpu_share == pytest.approx(0.01)
