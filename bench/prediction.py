@@ -120,6 +120,17 @@ def predicted_of(result):
     return outcome.get("total_s"), outcome.get("downtime_ms"), decision.get("strategy")
 
 
+PREDICTION_INPUTS = ("bandwidth_bps", "bandwidth_source", "dirty_rate_bps", "dirty_rate_source", "working_set_bytes",
+                     "working_set_source", "zero_page_share")
+
+
+def prediction_inputs(result):
+    """What auto's prediction was computed from, per run: the next analysis of the model's error
+    reads these instead of reconstructing them."""
+    prediction = result.get("prediction") or {}
+    return dict((key, prediction.get(key)) for key in PREDICTION_INPUTS) if prediction else None
+
+
 def plain_precopy_meets(result):
     """Whether auto's prediction says plain pre-copy (the engine's steps) meets the limits."""
     outcomes = (result.get("prediction") or {}).get("outcomes") or {}
@@ -152,6 +163,7 @@ def cell_summary(cell, runs):
         else predicted_verdict == measured_verdict,
         "auto_strategy": [predicted_of(r)[2] or r.get("started") for r in auto],
         "predicted_s": spread([predicted_of(r)[0] for r in auto]),
+        "prediction_inputs": [prediction_inputs(r) for r in auto],
         "measured_job_s": spread([r["job_s"] for r in auto if r["completed"]]),
         "duration_error": spread(errors),
         "predicted_downtime_ms": spread([predicted_of(r)[1] for r in auto]),

@@ -63,7 +63,7 @@ def test_the_forecast_window_is_read_from_the_sentence(bench):
 
 def auto_run(predicted, job, plain_meets=True, strategy="precopy_steps", completed=True):
     return {"completed": completed, "job_s": job, "downtime_ms": 30, "wall_s": (job or 0) + 2,
-            "prediction": {"outcomes": {"precopy_steps": {"meets_limits": plain_meets}}},
+            "prediction": {"outcomes": {"precopy_steps": {"meets_limits": plain_meets}}, "zero_page_share": 0.5},
             "decision": {"strategy": strategy, "outcome": {"total_s": predicted, "downtime_ms": 40}},
             "started": strategy, "course": [], "timings": {"module_start_s": 0.3}, "fixed_cost_s": 1.0,
             "vcpu_busy_share": 0.2, "exactly_one_host": True}
@@ -80,6 +80,9 @@ def test_a_cell_compares_the_prediction_with_the_measurement(bench):
     assert summary["duration_error"]["median"] == 0.2
     assert summary["auto_vs_best_fixed"] == round(12.0 / 11.0, 3)  # walls: 12 vs auto_converge's 11
     assert summary["auto_failed_where_fixed_finished"] is False
+    # Each run's model inputs are kept (the keys the prediction had; absent ones as None).
+    assert summary["prediction_inputs"] == [dict((key, 0.5 if key == "zero_page_share" else None)
+                                                 for key in prediction.PREDICTION_INPUTS)]
     wrong = prediction.cell_summary(cell, dict(runs, precopy=[auto_run(None, 50.0)]))
     assert wrong["verdict_right"] is False
     failed = prediction.cell_summary(cell, dict(runs, auto=[dict(runs["auto"][0], completed=False)]))
