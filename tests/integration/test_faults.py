@@ -49,12 +49,12 @@ def migrate_with_fault(labh, name, inject, restore, after_s=3.0, args=None):
             restore()
 
 
-def wait_for_postcopy(labh, name, running, timeout):
+def wait_for_postcopy(labh, name, running, timeout, source="host-a"):
     """Until the source shows the guest paused by post-copy (the switch-over happened)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not running.done():
         try:
-            if labh.domain("host-a", name).state() == [3, 12]:  # paused, post-copy
+            if labh.domain(source, name).state() == [3, 12]:  # paused, post-copy
                 return
         except Exception:  # between states
             pass
@@ -206,3 +206,58 @@ def test_link_cut_during_postcopy_not_restored_within_the_timeout(labh, make_gue
     assert not again.get("failed"), again
     assert again["location"]["verdict"] == "destination", again["location"]
     invariant.check(labh, name, expect_on="host-b", snapshot=snap, timeout=180)
+
+
+# libvirt's default migration ports (migration_port_min/max in qemu.conf): QEMU's stream.
+MIGRATION_PORTS = "49152-49215"
+RESET_TABLE = "kvmops_stream_reset"
+
+
+def stream_reset(host, on):
+    """The host answers QEMU's migration stream with TCP resets (on), or no longer (off)."""
+    if on:
+        virtlab("exec", host, "--", "nft", "add table inet %s; add chain inet %s input { type filter hook input "
+                "priority -10; }; add rule inet %s input tcp dport %s reject with tcp reset" % (
+                    RESET_TABLE, RESET_TABLE, RESET_TABLE, MIGRATION_PORTS))
+    else:
+        virtlab("exec", host, "--", "nft", "delete table inet %s" % RESET_TABLE, check=False)
+
+
+def test_postcopy_stream_reset_where_libvirt_never_returns_still_ends_the_task(labh):
+    """Case 5 where libvirt's call blocks: on libvirt 11.3 (host-c -> host-d) a stream reset during
+    post-copy leaves the source's migration call blocked for good (docs/lab.md, "Post-copy recovery
+    on libvirt 11.3"); before the fix the task waited with it, past its timeout, forever. Now it
+    stops waiting at its hard timeout (timeout + 60 s), watches both hosts, and fails with the split
+    reported and neither half touched. Software cannot save this guest (libvirt refuses the resume
+    while its call blocks), so the test removes both halves by making the two hosts again."""
+    name = "ft-postcopy-hang"
+    virtlab("guest", "rm", name, check=False)
+    virtlab("guest", "create", name, "--on", "host-c", *POSTCOPY_GUEST)
+    args = dict(POSTCOPY_MIGRATE, name=name, dest="host-d", timeout=40)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            running = pool.submit(run_module, "host-c", "virt_migrate", args)
+            wait_for_postcopy(labh, name, running, 90, source="host-c")
+            stream_reset("host-d", True)
+            try:
+                time.sleep(15)
+            finally:
+                stream_reset("host-d", False)
+            res = running.result(timeout=600)
+            took = time.monotonic() - started
+        assert "post-copy did not finish within the hard timeout of 100s" in res["msg"], res
+        # The hard timeout, the 30 s watch of both hosts, and the module's start and outcome check.
+        assert took < 100 + 30 + 60, took
+        assert res.get("failed") and not res.get("changed"), res
+        assert res["location"]["verdict"] == "postcopy_split", res["location"]
+        assert res["location"]["repairs"] == []
+        assert res["postcopy_split"]["vcpus_on"] == "host-d", res["postcopy_split"]
+        # Neither half was touched: the source copy paused by the failed post-copy, still defined;
+        # the destination's copy is still there.
+        dom = labh.domain("host-c", name)
+        assert dom.state() == [3, 13] and dom.isPersistent(), dom.state()
+        assert labh.domain("host-d", name).isActive()
+    finally:
+        stream_reset("host-d", False)
+        virtlab("reset", "host-c", "host-d")
