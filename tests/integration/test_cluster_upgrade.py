@@ -79,12 +79,18 @@ def by_name(checks):
 
 # --- roles on real systemd -----------------------------------------------------------------
 
+# molecule (make molecule, in make test) runs the same playbook, idempotence included, on host-a and
+# host-c; here the other two hypervisors, one of each release again, so every host is covered once.
+NOT_IN_MOLECULE = ("host-b", "host-d")
+
+
 def test_prepare_hosts_runs_on_the_lab_as_it_is_and_converges(labh, tmp_path):
     """No lab-specific variable: the roles detect the daemon layout (socket-activated libvirtd on
     both releases) and the second run changes nothing on any host."""
-    prepare_hosts(tmp_path)
-    changed, seconds = prepare_hosts(tmp_path)
-    assert changed == dict((host, 0) for host in labh.hypervisors), changed
+    limit = ":".join(NOT_IN_MOLECULE)
+    prepare_hosts(tmp_path, limit=limit)
+    changed, seconds = prepare_hosts(tmp_path, limit=limit)
+    assert changed == dict((host, 0) for host in NOT_IN_MOLECULE), changed
     print("prepare_hosts second run: %.0f s" % seconds)
 
 
