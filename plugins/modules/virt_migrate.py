@@ -275,6 +275,9 @@ options:
     description:
       - Seconds the migration may take before it is aborted (the completion timeout). Default
         120 s plus 60 s per GiB of memory (and of disks when copying storage).
+      - Once post-copy has started the job is never aborted (that would lose the guest): if libvirt's
+        migration call has still not returned 60 s after this timeout, the task stops waiting for it,
+        watches both hosts, and fails with RV(location.verdict) C(postcopy_split), touching neither half.
     type: int
   poll_interval:
     description:
