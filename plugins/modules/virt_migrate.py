@@ -275,7 +275,7 @@ options:
     description:
       - Seconds the migration may take before it is aborted (the completion timeout). Default
         120 s plus 60 s per GiB of memory (and of disks when copying storage).
-      - Once post-copy has started the job is never aborted (that would lose the guest): if libvirt's
+      - Once post-copy has started the job is never aborted, as that would lose the guest. If libvirt's
         migration call has still not returned 60 s after this timeout, the task stops waiting for it,
         watches both hosts, and fails with RV(location.verdict) C(postcopy_split), touching neither half.
     type: int
