@@ -78,6 +78,7 @@ def parser():
     d = f.add_parser("disk-full", help="a small tmpfs over a hypervisor's local image directory")
     d.add_argument("host")
     d.add_argument("--size", type=int, default=8, metavar="MiB")
+    f.add_parser("stream-reset", help="TCP resets on the migration ports of a hypervisor until clear").add_argument("host")
     n = f.add_parser("netem", help="rate limit and packet loss on a host's link")
     n.add_argument("host")
     n.add_argument("--delay", type=int, default=0, metavar="MS")
@@ -231,6 +232,8 @@ def cmd_fault(args):
         faults.link(lab, args.host, up=args.fcmd == "link-up")
     elif args.fcmd == "netem":
         faults.netem(lab, args.host, args.delay, args.loss, args.rate)
+    elif args.fcmd == "stream-reset":
+        faults.stream_reset(lab, args.host)
     elif args.fcmd == "clear":
         faults.clear(lab, args.host)
     elif args.fcmd == "disk-full":

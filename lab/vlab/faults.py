@@ -72,6 +72,18 @@ def netem(lab, host, delay_ms=0, loss_pct=0.0, rate_mbit=0.0):
         h.run(["nft", "-f", "-"], step="fault loss", input="add table inet %s\n%s\n" % (FAULT_TABLE, rules))
 
 
+def stream_reset(lab, host):
+    """The host answers QEMU's migration stream (libvirt's migration ports) with TCP resets, in
+    both directions of an established stream, until `clear`: a broken stream with the link up."""
+    h = lab.host(host, hypervisor=True)
+    clear(lab, host)
+    low, high = config.MIGRATION_PORTS
+    h.run(["nft", "-f", "-"], step="fault stream-reset", input=(
+        "add table inet %s\nadd chain inet %s input { type filter hook input priority -10; }\n"
+        "add rule inet %s input tcp dport %d-%d reject with tcp reset\n" % (
+            FAULT_TABLE, FAULT_TABLE, FAULT_TABLE, low, high)))
+
+
 def disk_full(lab, host, size_mib):
     """Mount a `size_mib` tmpfs over the host's local image directory, in its own mount namespace:
     a destination whose disk is (nearly) full for storage-copy faults. It hides what is there until

@@ -214,21 +214,6 @@ def test_link_cut_during_postcopy_not_restored_within_the_timeout(labh, make_gue
     invariant.check(labh, name, expect_on="host-b", snapshot=snap, timeout=180)
 
 
-# libvirt's default migration ports (migration_port_min/max in qemu.conf): QEMU's stream.
-MIGRATION_PORTS = "49152-49215"
-RESET_TABLE = "kvmops_stream_reset"
-
-
-def stream_reset(host, on):
-    """The host answers QEMU's migration stream with TCP resets (on), or no longer (off)."""
-    if on:
-        virtlab("exec", host, "--", "nft", "add table inet %s; add chain inet %s input { type filter hook input "
-                "priority -10; }; add rule inet %s input tcp dport %s reject with tcp reset" % (
-                    RESET_TABLE, RESET_TABLE, RESET_TABLE, MIGRATION_PORTS))
-    else:
-        virtlab("exec", host, "--", "nft", "delete table inet %s" % RESET_TABLE, check=False)
-
-
 def test_postcopy_stream_reset_where_libvirt_never_returns_still_ends_the_task(labh):
     """Case 5 where libvirt's call blocks: on libvirt 11.3 (host-c -> host-d) a stream reset during
     post-copy leaves the source's migration call blocked for good (docs/lab.md, "Post-copy recovery
@@ -245,11 +230,11 @@ def test_postcopy_stream_reset_where_libvirt_never_returns_still_ends_the_task(l
             started = time.monotonic()
             running = pool.submit(run_module, "host-c", "virt_migrate", args)
             wait_for_postcopy(labh, name, running, 90, source="host-c")
-            stream_reset("host-d", True)
+            virtlab("fault", "stream-reset", "host-d")
             try:
                 time.sleep(15)
             finally:
-                stream_reset("host-d", False)
+                virtlab("fault", "clear", "host-d")
             res = running.result(timeout=600)
             took = time.monotonic() - started
         assert "post-copy did not finish within the hard timeout of 100s" in res["msg"], res
@@ -265,5 +250,5 @@ def test_postcopy_stream_reset_where_libvirt_never_returns_still_ends_the_task(l
         assert dom.state() == [3, 13] and dom.isPersistent(), dom.state()
         assert labh.domain("host-d", name).isActive()
     finally:
-        stream_reset("host-d", False)
+        virtlab("fault", "clear", "host-d")
         virtlab("reset", "host-c", "host-d")
