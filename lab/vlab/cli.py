@@ -5,8 +5,8 @@ import os
 import sys
 import time
 
-from . import faults, guests, images, layout, upgrade_repo
-from .lab import Lab
+from . import config, faults, guests, images, layout, upgrade_repo
+from .lab import Lab, prepare, prepare_lock
 from .proc import LabError
 
 
@@ -27,7 +27,10 @@ def parser():
     up.add_argument("--tcp", action=argparse.BooleanOptionalAction, default=None,
                     help="libvirtd also listens on TCP 16509 (SSH is the default transport)")
     sub.add_parser("down", help="remove everything the lab made (the cached host images stay)")
-    sub.add_parser("images", help="the cached host images: release, versions, size")
+    im = sub.add_parser("images", help="the cached host images: release, versions, size")
+    im.add_argument("--build", action="store_true",
+                    help="first build what `up` would need and does not find (packages, host images, guest "
+                         "kernel) and the bookworm upgrade repository; `make test` runs this in the background")
     sub.add_parser("reset", help="make hosts again from their image (their own layer and guests are lost)"
                    ).add_argument("hosts", nargs="+")
     sub.add_parser("upgrade-repo", help="the flat apt repository of RELEASE-backports' libvirt and QEMU "
@@ -148,6 +151,15 @@ def cmd_status(args):
 
 
 def cmd_images(args):
+    if args.build:
+        started = time.monotonic()
+        wanted = set(Lab().state.get("releases", {}).values())
+        wanted |= {layout.default_release(name) for name in config.hypervisor_names(layout.DEFAULT_HYPERVISORS)}
+        wanted.add(layout.STORAGE_RELEASE)
+        dummy_paths, changes = prepare(sorted(wanted))
+        with prepare_lock():
+            upgrade_repo.ensure("bookworm", log=print)
+        print("lab images ready in %.0fs%s" % (time.monotonic() - started, "" if changes else ": nothing to build"))
     cached = sorted(p for p in images.IMAGES_DIR.glob("*-*") if p.is_dir()) if images.IMAGES_DIR.is_dir() else []
     current = {images.image_path(r) for r in images.RELEASES}
     for path in cached:
@@ -171,7 +183,8 @@ def cmd_reset(args):
 
 
 def cmd_upgrade_repo(args):
-    print(upgrade_repo.ensure(args.release, log=lambda text: print(text, file=sys.stderr)))
+    with prepare_lock():  # `images --build` may be building it right now
+        print(upgrade_repo.ensure(args.release, log=lambda text: print(text, file=sys.stderr)))
     return 0
 
 

@@ -117,8 +117,6 @@ class Lab:
         if hypervisors is not None and not 1 <= hypervisors <= config.MAX_HYPERVISORS:
             raise LabError("lab", "up", "--hypervisors takes 1-%d" % config.MAX_HYPERVISORS)
         changes = []
-        if install.ensure_packages(log=self.log):
-            changes.append("installed packages")
         changes += ensure_kernel_limits(self.log)
         self.lock()
         count = hypervisors or self.state.get("hypervisors") or layout.DEFAULT_HYPERVISORS
@@ -135,9 +133,8 @@ class Lab:
             self.state["firewall"] = firewall
         self.state["releases"] = host_releases
         self.save()
-        image_paths = images.ensure(self.state["releases"].values(), log=self.log)
-        if guests.build_artefacts(log=self.log):
-            changes.append("built guest artefacts")
+        image_paths, prepared = prepare(self.state["releases"].values(), log=self.log)
+        changes += prepared
         if net.ensure_bridge():
             changes.append("bridge " + config.BRIDGE)
         if self._ensure_apt_proxy():
@@ -351,6 +348,36 @@ class Lab:
             return all(conn.storagePoolLookupByName(name).isActive() for name in LAB_POOLS)
         except Exception:
             return False
+
+
+def prepare(releases, log=print):
+    """What hosts are made from, built where missing: the control node's packages, the host image of
+    each release, the guests' kernel and initramfs. Returns ({release: image path}, changes).
+
+    One process at a time (a lock in the shared cache): `make test` runs this in the background
+    (`virtlab images --build`) while its first stages run, and `up` then waits for it rather than
+    running apt beside it or building the same artefacts twice."""
+    changes = []
+    with prepare_lock():
+        if install.ensure_packages(log=log):
+            changes.append("installed packages")
+        image_paths = images.ensure(releases, log=log)
+        if guests.build_artefacts(log=log):
+            changes.append("built guest artefacts")
+    return image_paths, changes
+
+
+class prepare_lock:
+    """The lock `prepare` and the upgrade repository hold while they build into the caches."""
+
+    def __enter__(self):
+        config.SHARED_CACHE.mkdir(parents=True, exist_ok=True)
+        self._file = open(config.SHARED_CACHE / "prepare.lock", "w")
+        fcntl.flock(self._file, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        self._file.close()  # closing releases the lock
 
 
 def _safe(fn):

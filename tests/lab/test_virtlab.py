@@ -165,6 +165,22 @@ def test_host_images_are_cached_and_named_by_their_recipe(labh):
     assert all(path.name in listing for path in paths.values()), listing
 
 
+def test_images_build_waits_for_a_build_in_progress_then_finds_everything_built(labh):
+    """`make test` runs `virtlab images --build` in the background while its first stages run; the
+    lab stage's `up`, or a second build, must wait for it (one lock in the shared cache) and then
+    find everything built, not run apt or debootstrap beside it."""
+    from vlab.lab import prepare_lock
+    with prepare_lock():
+        waiting = subprocess.Popen([str(lab_config.REPO_ROOT / "lab" / "virtlab"), "images", "--build"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(3)
+        assert waiting.poll() is None, "images --build did not wait for the build in progress: %s" % (
+            waiting.communicate()[0])
+    out = waiting.communicate(timeout=60)[0]
+    assert waiting.returncode == 0, out
+    assert "nothing to build" in out and "building" not in out, out
+
+
 def test_guest_heartbeat_where_and_duplicate_name(labh, guest):
     assert virtlab("guest", "where", guest).stdout.split() == ["host-a", "running", "persistent"]
     hb = json.loads(virtlab("guest", "heartbeat", guest, "--json").stdout)
