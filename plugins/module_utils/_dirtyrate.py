@@ -152,6 +152,17 @@ def is_fresh(before_stats, after_stats) -> bool:
 # The measurement
 # ---------------------------------------------------------------------------
 
+def resident_bytes(dom):
+    """The QEMU process's resident memory (libvirt's memory stat ``rss``, KiB, as bytes), None when
+    unknown.  Every prediction takes its floor of the guest's zero pages from it
+    (``_strategy.guest_load``): virt_migrate's, the preflight's and the evacuation forecast's."""
+    try:
+        rss = dom.memoryStats().get('rss')
+    except Exception:  # pylint: disable=broad-except
+        return None  # an older libvirt or a stopped guest: no estimate, the safe assumption stays
+    return rss * 1024 if rss else None
+
+
 def _failure(name, exc, doing):
     """A result for a libvirt error raised while ``doing``; anything else propagates."""
     if not is_libvirt_error(exc):

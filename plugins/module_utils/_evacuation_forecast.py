@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import is_libvirt_error
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import MIB
-from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import measure_dirty_rates
+from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import measure_dirty_rates, resident_bytes
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import history_from_domain_xml
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import default_timeout_s
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import (
@@ -63,7 +63,8 @@ def uplink_bandwidth(preflight_results, histories, cap_bps, max_concurrent):
 
 
 def _measure(conn, guests, seconds):
-    """{name: DirtyRateResult} of the running guests (a guest that cannot be looked up is left out)."""
+    """({name: DirtyRateResult}, {name: QEMU's resident bytes}, DirtyRateReport) of the running guests
+    (a guest that cannot be looked up is left out)."""
     doms = []
     for facts in guests:
         try:
@@ -72,9 +73,10 @@ def _measure(conn, guests, seconds):
             if not is_libvirt_error(exc):
                 raise
     if not doms:
-        return {}, None
+        return {}, {}, None
+    resident = dict((dom.name(), resident_bytes(dom)) for dom in doms)
     report = measure_dirty_rates(doms, seconds=seconds)
-    return dict((result.name, result) for result in report.results), report
+    return dict((result.name, result) for result in report.results), resident, report
 
 
 def forecast_evacuation(conn, leaving, assignments, migrate_options, preflight_results=(), max_concurrent=2,
@@ -86,12 +88,15 @@ def forecast_evacuation(conn, leaving, assignments, migrate_options, preflight_r
     histories = dict((facts.name, history_from_domain_xml(facts.xml)) for facts in running)
     cap = (migrate_options.get('bandwidth') or 0) * MIB or None
     uplink_bps, source = uplink_bandwidth(preflight_results, histories.values(), cap, max_concurrent)
-    measured, report = {}, None
+    measured, resident, report = {}, {}, None
     if uplink_bps is not None:  # without it nothing can be predicted: no point in measuring
-        measured, report = _measure(conn, running, migrate_options.get('dirty_rate_seconds') or 1)
+        measured, resident, report = _measure(conn, running, migrate_options.get('dirty_rate_seconds') or 1)
     destination = dict((assignment.guest, assignment.destination) for assignment in assignments)
+    # The zero pages as virt_migrate estimates them (its RSS floor and the history): without them every
+    # guest's whole memory would be forecast as sent, a window far longer than the drain's.
     guests = [GuestToMove(name=facts.name, destination=destination.get(facts.name),
-                          load=guest_load(facts.memory, measured.get(facts.name), histories[facts.name]),
+                          load=guest_load(facts.memory, measured.get(facts.name), histories[facts.name],
+                                          resident_bytes=resident.get(facts.name)),
                           timeout_s=migrate_options.get('timeout') or default_timeout_s(facts.memory))
               for facts in running]
     try:

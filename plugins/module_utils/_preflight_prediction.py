@@ -83,7 +83,7 @@ def guest_estimates(guests, report, mib_s, options=None):
             continue
         limits = limits_from_options(options, options.get('timeout') or default_timeout_s(memory, copy))
         measured = report.result(g['name']) if report is not None else None
-        prediction = predict(guest_load(memory, measured, g.get('history') or ()),
+        prediction = predict(guest_load(memory, measured, g.get('history') or (), resident_bytes=g.get('resident_bytes')),
                              MigrationPath(bandwidth_bps=mib_s * MIB, setup_s=JOB_SETUP_S), limits)
         decision = choose_strategy(prediction, limits)
         if decision.strategy is not None:

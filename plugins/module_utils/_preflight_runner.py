@@ -27,6 +27,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks im
     version_checks,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._destination import parse_destination
+from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import resident_bytes
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import parse_capabilities, parse_domain
 from ansible_collections.kvmops.migration.plugins.module_utils._host_facts import (
     dest_available_memory,
@@ -161,6 +162,8 @@ class PreflightRunner:
         info = parse_domain(xml)
         info['history'] = history_from_domain_xml(xml)  # earlier migrations' figures, for the predictions
         info['active'] = bool(dom.isActive())
+        # QEMU's resident memory: the prediction's floor of the guest's zero pages (never touched, not resident)
+        info['resident_bytes'] = resident_bytes(dom) if info['active'] else None
         info['persistent'] = bool(dom.isPersistent())
         info['inactive_cpu'] = None
         if info['persistent']:

@@ -27,7 +27,7 @@ from dataclasses import replace
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, KvmopsError, translated
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import MIB
 from ansible_collections.kvmops.migration.plugins.module_utils._course import CourseCheck
-from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import measure_dirty_rates
+from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import measure_dirty_rates, resident_bytes
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import completed_stats
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import read_history, record_migration
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction import predict
@@ -54,15 +54,6 @@ KEPT_WORKING_SET_SOURCES = ('history', 'given')
 NO_BANDWIDTH = ('no bandwidth known (no bandwidth cap, no uncapped migration in the guest\'s history), so no '
                 'prediction and nothing measured: the adaptive policy decides pass by pass, and this migration\'s '
                 'figures are recorded for the next one')
-
-
-def resident_bytes(dom):
-    """The QEMU process's resident memory (libvirt's memory stat ``rss``, KiB), None when unknown."""
-    try:
-        rss = dom.memoryStats().get('rss')
-    except Exception:  # pylint: disable=broad-except
-        return None  # an older libvirt or a stopped guest: no estimate, the safe assumption stays
-    return rss * 1024 if rss else None
 
 
 class StrategyRun:
