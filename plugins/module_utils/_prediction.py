@@ -13,8 +13,10 @@ that meets the operator's limits, or refuses and says what would work.
 
 Pre-copy, pass by pass.  Pass 1 sends the memory (a zero page costs a header, not 4 KiB).  Pass
 n sends what the guest dirtied during pass n-1.  After each pass QEMU switches over when what is
-left fits the downtime: ``dirty <= bandwidth x downtime``; the final pause is ``dirty /
-bandwidth``.  A pass of t seconds leaves a dirty set that saturates at the working set W:
+left fits the downtime: ``dirty <= bandwidth x downtime``, at the pre-copy bandwidth (capped);
+the final pause is ``dirty / link``: QEMU sends the rest with the guest stopped regardless of the
+bandwidth cap (its ``ram_save_complete`` does not rate-limit), so over a link faster than the cap
+the pause is shorter than the limit QEMU checked against.  A pass of t seconds leaves a dirty set that saturates at the working set W:
 
 - ``sequential`` writers (the default): ``min(R t, W)``.  Each write lands on a page not yet
   dirtied until the whole set is; this is also the most any write pattern can dirty (no more
@@ -159,8 +161,11 @@ class _Guest:
 # The simulation
 # ---------------------------------------------------------------------------
 
-def _run(guest, limits, bandwidth, strategy, postcopy_bandwidth=None, fixed_throttle=None):
-    """Play one pre-copy strategy pass by pass; returns a StrategyOutcome (``allowed`` left True)."""
+def _run(guest, limits, bandwidth, strategy, postcopy_bandwidth=None, fixed_throttle=None, link=None):
+    """Play one pre-copy strategy pass by pass; returns a StrategyOutcome (``allowed`` left True).
+    ``bandwidth``: the passes' (capped); ``link``: the final stop-and-copy's, uncapped (default:
+    ``bandwidth``)."""
+    final_bandwidth = max(bandwidth, link or bandwidth)
     policy = limits.policy()
     stepped = strategy != Strategy.PRECOPY
     throttling = strategy == Strategy.AUTO_CONVERGE
@@ -187,7 +192,7 @@ def _run(guest, limits, bandwidth, strategy, postcopy_bandwidth=None, fixed_thro
         # step per completed pass after the first, applied once it sees the pass end.
         allowed_ms = policy.downtime_for_raises(max(0, n - 2)) if stepped else limits.max_downtime_ms
         if dirty * 1000.0 <= bandwidth * allowed_ms:
-            return _outcome(limits, strategy, n, elapsed + dirty / bandwidth, dirty * 1000.0 / bandwidth,
+            return _outcome(limits, strategy, n, elapsed + dirty / final_bandwidth, dirty * 1000.0 / final_bandwidth,
                             sent + dirty, 'converged', dirty, throttle, pass_ends=pass_ends)
         if throttling and dirty > limits.throttle_trigger_percent / 100.0 * to_send:
             high_passes += 1
@@ -320,7 +325,7 @@ def predict(load, path, limits=None, in_flight=None) -> Prediction:
                           **common)
     postcopy_bandwidth = limits.postcopy_bandwidth_bps or link
     paused = _paused(guest, limits, bandwidth)
-    outcomes = tuple(replace(_run(guest, limits, bandwidth, strategy, postcopy_bandwidth=postcopy_bandwidth),
+    outcomes = tuple(replace(_run(guest, limits, bandwidth, strategy, postcopy_bandwidth=postcopy_bandwidth, link=link),
                              allowed=limits.allows(strategy)) for strategy in Strategy.CHOICE_ORDER) + (paused,)
     verdict = next((o.strategy for o in outcomes if o.strategy in Strategy.CHOICE_ORDER and o.meets_limits), 'cold_only')
     prediction = Prediction(outcomes=outcomes, required_bandwidth_bps=_required_bandwidth(guest, limits),
