@@ -49,6 +49,10 @@ def _run(labh, make_guest, records, cell, seed=None):
         entry.update(failure="%s: %s" % (type(exc).__name__, str(exc)[:600]), category=classify(exc),
                      trace=traceback.format_exc()[-2000:])
         raise
+    except Exception as exc:  # the lab or the harness broke (a virtlab step, a timeout): a failure to read too
+        entry.update(failure="%s: %s" % (type(exc).__name__, str(exc)[:600]), category="other failure",
+                     trace=traceback.format_exc()[-2000:])
+        raise
     finally:
         entry["seconds"] = round(time.monotonic() - started, 1)
         records.append(entry)
