@@ -35,7 +35,12 @@ from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constant
     VIR_DOMAIN_PAUSED_POSTCOPY_FAILED as PAUSED_POSTCOPY_FAILED,
     VIR_DOMAIN_PAUSED_STARTING_UP as PAUSED_STARTING_UP,
     VIR_DOMAIN_RUNNING as RUNNING,
+    VIR_DOMAIN_RUNNING_POSTCOPY_FAILED as RUNNING_POSTCOPY_FAILED,
     VIR_DOMAIN_SHUTDOWN as SHUTDOWN,
+    VIR_DOMAIN_SHUTOFF as SHUTOFF,
+    VIR_DOMAIN_SHUTOFF_CRASHED as SHUTOFF_CRASHED,
+    VIR_DOMAIN_SHUTOFF_DESTROYED as SHUTOFF_DESTROYED,
+    VIR_DOMAIN_SHUTOFF_MIGRATED as SHUTOFF_MIGRATED,
 )
 
 STATE_NAMES = {0: 'nostate', 1: 'running', 2: 'blocked', 3: 'paused', 4: 'shutdown',
@@ -44,6 +49,8 @@ STATE_NAMES = {0: 'nostate', 1: 'running', 2: 'blocked', 3: 'paused', 4: 'shutdo
 # destination), not a guest someone paused: it holds no newer state than its peer.
 MIGRATION_PAUSE_REASONS = (PAUSED_MIGRATION, PAUSED_STARTING_UP, PAUSED_POSTCOPY, PAUSED_POSTCOPY_FAILED)
 POSTCOPY_PAUSE_REASONS = (PAUSED_POSTCOPY, PAUSED_POSTCOPY_FAILED)
+# The reasons a report names, so that "shut off" says how (the guest's QEMU crashed, was destroyed, moved).
+SHUTOFF_REASON_NAMES = {SHUTOFF_DESTROYED: 'destroyed', SHUTOFF_CRASHED: 'crashed', SHUTOFF_MIGRATED: 'migrated'}
 
 # Repair actions, in the order they may appear in a plan.
 DESTROY = 'destroy'
@@ -90,6 +97,18 @@ class HostView:
         return self.exists and self.state == PAUSED and self.reason in POSTCOPY_PAUSE_REASONS
 
     @property
+    def in_failed_postcopy(self):
+        """libvirt says this copy is one side of a post-copy that failed: running with pages missing
+        (the destination, libvirt >= 8.5) or paused (either side)."""
+        return self.exists and ((self.state == RUNNING and self.reason == RUNNING_POSTCOPY_FAILED)
+                                or (self.state == PAUSED and self.reason == PAUSED_POSTCOPY_FAILED))
+
+    @property
+    def ended_by_migration(self):
+        """Shut off because its migration completed: QEMU sent every page (the other side is whole)."""
+        return self.exists and self.state == SHUTOFF and self.reason == SHUTOFF_MIGRATED
+
+    @property
     def holds_guest(self):
         """Active and a whole guest: running, or paused for a reason other than a migration
         (its user paused it, an I/O error...). An incoming copy paused by the migration is not."""
@@ -100,7 +119,12 @@ class HostView:
             return 'unreachable'
         if not self.exists:
             return 'absent'
-        text = '%s%s' % (STATE_NAMES.get(self.state, str(self.state)), ' persistent' if self.persistent else ' transient')
+        text = STATE_NAMES.get(self.state, str(self.state))
+        if self.state == SHUTOFF and self.reason in SHUTOFF_REASON_NAMES:
+            text += ' (%s)' % SHUTOFF_REASON_NAMES[self.reason]
+        elif self.state == RUNNING and self.reason == RUNNING_POSTCOPY_FAILED:
+            text += ' (post-copy failed)'
+        text += ' persistent' if self.persistent else ' transient'
         if self.job:
             text += ', %s job active' % self.job
         return text
@@ -182,6 +206,16 @@ def postcopy_lost_problem(src, dst):
             'its disks are intact' % (dst.host, dst.describe(), src.host, src.describe()))
 
 
+def source_half_gone_problem(src, dst):
+    """The source half of a post-copy is gone (its owner destroyed it, its QEMU died) before the
+    destination had fetched every page: the mirror of ``postcopy_lost_problem``."""
+    return ('post-copy had started, so the guest\'s vCPUs ran on %s, fetching the pages not sent yet from %s; '
+            'the copy on %s ended (%s) before every page was fetched, so the copy on %s (%s) is incomplete: it '
+            'stops at its first missing page, and libvirt keeps its incoming job open for a recovery that has no '
+            'source left. The guest\'s memory is lost; its disks are intact'
+            % (dst.host, src.host, src.host, src.describe(), dst.host, dst.describe()))
+
+
 def busy_problem(src, dst):
     jobs = ['%s job on %s' % (v.job, v.host) for v in (src, dst) if v.reachable and v.exists and v.job]
     return ('%s still active; nothing is repaired while a job may still move the guest (wait for it to end, or '
@@ -200,6 +234,9 @@ def assess(src, dst, attempt=None):
     - post-copy has started and the destination has no copy any more => 'postcopy_lost': the
       stale source copy is never resumed; nothing is touched (even while libvirt keeps the
       source's job open for a post-copy recovery).
+    - the source's copy ended in post-copy (not by completing it) while the destination's is in a
+      failed post-copy => 'postcopy_lost' too: the pages not fetched died with the source, and the
+      destination's incoming job, which libvirt keeps open, can never end; nothing is touched.
     - a migration or block job is active on either host => 'busy': nothing is touched.
     - both hosts run guest code => 'both': refuse to choose.
     - the destination holds the guest (running, or paused by its user after the switch-over) and
@@ -219,12 +256,20 @@ def assess(src, dst, attempt=None):
         return Location(running, defined, 'postcopy_split', [], problem=postcopy_split_problem(src, dst))
     if not src.reachable or not dst.reachable:
         who = [v.host for v in (src, dst) if not v.reachable]
-        return Location(running, defined, 'unknown', [],
-                        problem='cannot reach libvirt on %s; the guest was not touched' % ', '.join(who))
+        problem = 'cannot reach libvirt on %s; the guest was not touched' % ', '.join(who)
+        if src.reachable and src.ended_by_migration:
+            problem += ('; %s reports its copy shut off because the migration completed (QEMU sent every page), so the '
+                        'guest most likely runs on %s' % (src.host, dst.host))
+        return Location(running, defined, 'unknown', [], problem=problem)
     if postcopy and src.paused_in_postcopy and not dst.active:
         # libvirt keeps the source's job open after a failed post-copy (for a recovery): no busy
         # wait can end it, and nothing may resume that copy anyway.
         return Location(running, defined, 'postcopy_lost', [], problem=postcopy_lost_problem(src, dst))
+    if ((postcopy or dst.in_failed_postcopy) and not src.active and not src.ended_by_migration
+            and dst.active and dst.in_failed_postcopy):
+        # The source's half ended in post-copy: the destination's open incoming job can never end
+        # (busy would wait for it in vain) and its copy is not the whole guest.
+        return Location(running, defined, 'postcopy_lost', [], problem=source_half_gone_problem(src, dst))
     if (src.exists and src.job) or (dst.exists and dst.job):
         return Location(running, defined, 'busy', [], problem=busy_problem(src, dst))
     if src.live and dst.live:

@@ -510,6 +510,14 @@ def migration_error(job_message, location, advice=None, src_host=None, dst_host=
         return MigrationError('Migration failed: %s. %s.' % (job_message, location.problem),
                               remedy=postcopy_lost_procedure(src_host, dst_host),
                               details={'location': location.as_dict()})
+    if location.verdict == 'unknown':
+        # A host could not be asked: "runs on no host" would be a guess. Say what is known and how to end it.
+        msg = 'Migration failed: %s. Where the guest runs is not known: %s.' % (job_message, location.problem)
+        rerun = ('Once libvirt answers on both %s and %s, run this task again: it finds where the guest runs and '
+                 'completes or undoes this attempt (docs/operations.md). Do not start or undefine the guest by '
+                 'hand meanwhile.' % (src_host, dst_host))
+        return MigrationError(msg, remedy=('%s %s' % (advice, rerun)) if advice else rerun,
+                              details={'location': location.as_dict()})
     where = ', '.join(location.running_on) or 'no host'
     msg = 'Migration failed: %s. The guest now runs on %s.' % (job_message, where)
     if location.verdict == 'busy':
@@ -520,10 +528,11 @@ def migration_error(job_message, location, advice=None, src_host=None, dst_host=
 
 
 def postcopy_lost_procedure(src_host, dst_host):
-    """What an operator does when the destination half of a post-copy died: the memory is gone,
-    the disks are intact. Booting from the disks is the only consistent way back."""
+    """What an operator does when either half of a post-copy died (the destination's copy, or the
+    source's before every page was fetched): the memory is gone, the disks are intact. Booting from
+    the disks is the only consistent way back."""
     return ('The running state of the guest cannot be recovered (docs/operations.md "Post-copy interrupted"). '
-            'Do not resume the copy paused on %(src)s. 1. destroy it there (virsh destroy); 2. on %(dst)s, remove '
-            'what the migration left (virsh destroy if it is still active, virsh undefine --keep-nvram); 3. start '
-            'the guest again from its disks on %(src)s, where it is defined (virsh start), as after a power loss.'
-            % {'src': src_host, 'dst': dst_host})
+            'Do not resume the copy on %(src)s. 1. destroy it there if it is still active (virsh destroy); '
+            '2. on %(dst)s, remove what the migration left (virsh destroy if it is still active, virsh undefine '
+            '--keep-nvram); 3. start the guest again from its disks on %(src)s, where it is defined (virsh start), '
+            'as after a power loss.' % {'src': src_host, 'dst': dst_host})

@@ -27,7 +27,10 @@ from ansible_collections.kvmops.migration.plugins.module_utils._location import 
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
     VIR_DOMAIN_PAUSED_USER as PAUSED_USER,
+    VIR_DOMAIN_RUNNING_POSTCOPY_FAILED as RUNNING_POSTCOPY_FAILED,
     VIR_DOMAIN_SHUTOFF as SHUTOFF,
+    VIR_DOMAIN_SHUTOFF_CRASHED as SHUTOFF_CRASHED,
+    VIR_DOMAIN_SHUTOFF_DESTROYED as SHUTOFF_DESTROYED,
     VIR_DOMAIN_SHUTOFF_MIGRATED as SHUTOFF_MIGRATED,
 )
 
@@ -43,6 +46,12 @@ STATES = {
     'paused_postcopy_failed': dict(exists=True, state=PAUSED, reason=PAUSED_POSTCOPY_FAILED),
     'shutoff': dict(exists=True, state=SHUTOFF, reason=0),
     'shutoff_migrated': dict(exists=True, state=SHUTOFF, reason=SHUTOFF_MIGRATED),
+    'shutoff_destroyed': dict(exists=True, state=SHUTOFF, reason=SHUTOFF_DESTROYED),
+    'shutoff_crashed': dict(exists=True, state=SHUTOFF, reason=SHUTOFF_CRASHED),
+    # The destination of a post-copy whose source went away (libvirt >= 8.5): vCPUs run, pages are
+    # missing, and libvirt keeps the incoming job open for a recovery.
+    'running_postcopy_failed_incoming': dict(exists=True, state=RUNNING, reason=RUNNING_POSTCOPY_FAILED,
+                                             job='incoming migration'),
     'unreachable': dict(reachable=False),
 }
 KINDS = sorted(STATES)
@@ -82,6 +91,9 @@ def steps(location):
     ('running_job_out', 'paused_incoming_job', 'busy', []),
     ('running_blockjob', 'absent', 'busy', []),
     ('paused_migration', 'paused_incoming_job', 'busy', []),
+    ('shutoff_destroyed', 'running_postcopy_failed_incoming', 'postcopy_lost', []),
+    ('shutoff_crashed', 'running_postcopy_failed_incoming', 'postcopy_lost', []),
+    ('shutoff_migrated', 'running_postcopy_failed_incoming', 'busy', []),
 ])
 def test_verdicts_and_repairs(src, dst, verdict, expected):
     location = assess(view('a', src), view('b', dst))
@@ -114,6 +126,23 @@ def test_a_source_is_never_resumed_once_postcopy_started():
     # The same when only the attempt knows post-copy started (libvirt's pause reason says migration).
     location = assess(view('a', 'paused_migration'), view('b', 'absent'), Attempt(postcopy_started=True))
     assert location.verdict == 'postcopy_lost' and location.steps == []
+
+
+def test_a_source_gone_in_postcopy_is_reported_lost_at_once_not_waited_for():
+    """make chaos, seeds 11 and 24 (2026-12-06): the owner destroyed the source copy, or its QEMU was
+    killed, during post-copy. The destination then ran with pages missing and libvirt kept its incoming
+    job open; the task took that for a job that may still move the guest and waited 526 s before it
+    reported 'busy'. The pages not fetched died with the source: the guest's memory is lost."""
+    location = assess(view('a', 'shutoff_destroyed'), view('b', 'running_postcopy_failed_incoming'),
+                      Attempt(postcopy_started=True))
+    assert location.verdict == 'postcopy_lost' and location.steps == []
+    assert 'the copy on a ended (shutoff (destroyed) persistent) before every page was fetched' in location.problem
+    assert 'the copy on b (running (post-copy failed) persistent' in location.problem
+    # A re-run (an attempt that knows nothing of the post-copy) reads it from libvirt's reason alone.
+    assert assess(view('a', 'shutoff_crashed'), view('b', 'running_postcopy_failed_incoming')).verdict == 'postcopy_lost'
+    # A source that completed the migration (shut off, migrated) sent every page: not lost.
+    assert assess(view('a', 'shutoff_migrated'), view('b', 'running_postcopy_failed_incoming'),
+                  Attempt(postcopy_started=True)).verdict == 'busy'
 
 
 def test_nothing_is_repaired_while_a_job_runs_on_either_host():

@@ -189,6 +189,21 @@ def test_other_failures_keep_the_engine_advice():
     assert error.remedy == 'raise the bandwidth'
 
 
+def test_a_destination_that_cannot_be_asked_is_not_reported_as_no_host_and_the_rerun_is_the_remedy():
+    """make chaos, dest_libvirtd_stop@postcopy (2026-12-06): libvirt on the destination was down for the
+    whole task. The report said "The guest now runs on no host" with no remedy, while host-a's copy was
+    shut off because the migration completed: the guest ran on host-b, and a re-run (once host-b
+    answered) is what removes the definition left on host-a."""
+    src = HostView('host-a', exists=True, state=5, reason=4, persistent=True)  # shut off: migrated
+    error = _migration.migration_error('client socket is closed', assess(src, HostView('host-b', reachable=False)),
+                                       src_host='host-a', dst_host='host-b')
+    assert 'runs on no host' not in error.msg
+    assert error.msg.startswith('Migration failed: client socket is closed. Where the guest runs is not known: '
+                                'cannot reach libvirt on host-b')
+    assert 'the migration completed (QEMU sent every page), so the guest most likely runs on host-b' in error.msg
+    assert error.remedy.startswith('Once libvirt answers on both host-a and host-b, run this task again')
+
+
 class _CompletedJob:
     """libvirt's rule: reading a completed job's statistics deletes them unless asked to keep them."""
 
