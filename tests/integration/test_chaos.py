@@ -10,7 +10,7 @@ import traceback
 import pytest
 
 from support import campaign
-from support.chaos_report import classify, write_report
+from support.chaos_report import classify, outcome_category, write_report
 from support.lab import REPO
 
 pytestmark = pytest.mark.chaos
@@ -39,10 +39,11 @@ def healthy_lab_after(labh):
 def _run(labh, make_guest, records, cell, seed=None):
     started = time.monotonic()
     entry = {"cell": cell.name, "seed": seed, "guest": " ".join(cell.guest), "delay_s": cell.delay_s}
+    record = {}  # filled by run_cell as it goes: a failing cell keeps the task's report
     try:
-        record = campaign.run_cell(labh, make_guest, cell,
-                                   guest_name=("ch-%s" % seed) if seed is not None else None)
-        entry.update(record, failure=None, category="ok")
+        campaign.run_cell(labh, make_guest, cell, guest_name=("ch-%s" % seed) if seed is not None else None,
+                          record=record)
+        entry.update(record, failure=None, category=outcome_category(record["outcome"]))
     except campaign.PhaseMissed as exc:
         entry.update(failure=str(exc)[:600], category="phase missed")
     except AssertionError as exc:
@@ -54,6 +55,8 @@ def _run(labh, make_guest, records, cell, seed=None):
                      trace=traceback.format_exc()[-2000:])
         raise
     finally:
+        for key in ("result", "second", "notes", "killed_run"):
+            entry.setdefault(key, record.get(key))
         entry["seconds"] = round(time.monotonic() - started, 1)
         records.append(entry)
 
