@@ -38,7 +38,7 @@ def healthy_lab_after(labh):
 
 def _run(labh, make_guest, records, cell, seed=None):
     started = time.monotonic()
-    entry = {"cell": cell.name, "seed": seed, "guest": " ".join(cell.guest), "delay_s": cell.delay_s}
+    entry = {"cell": cell.name, "seed": seed, "load": " ".join(cell.guest), "delay_s": cell.delay_s}
     record = {}  # filled by run_cell as it goes: a failing cell keeps the task's report
     try:
         campaign.run_cell(labh, make_guest, cell, guest_name=("ch-%s" % seed) if seed is not None else None,

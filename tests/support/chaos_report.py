@@ -71,6 +71,6 @@ def write_report(records, path):
         outcome = record.get("outcome") or "**%s**: %s" % (record.get("category"), (record.get("failure") or "")[:160])
         lines.append("| %s | %s | %s | %s | %s | %s |" % (
             record["cell"], record.get("seed") if record.get("seed") is not None else "",
-            record.get("guest", ""), result.get("verdict") or ("failed" if result.get("failed") else "moved"),
+            record.get("load", ""), result.get("verdict") or ("failed" if result.get("failed") else "moved"),
             outcome.replace("|", "/"), record.get("seconds", "")))
     path.write_text("\n".join(lines) + "\n")
