@@ -257,6 +257,7 @@ def assess(src, dst, attempt=None):
     if not src.reachable or not dst.reachable:
         who = [v.host for v in (src, dst) if not v.reachable]
         problem = 'cannot reach libvirt on %s; the guest was not touched' % ', '.join(who)
+        problem += ''.join('; %s reports its copy %s' % (v.host, v.describe()) for v in (src, dst) if v.reachable)
         if src.reachable and src.ended_by_migration:
             problem += ('; %s reports its copy shut off because the migration completed (QEMU sent every page), so the '
                         'guest most likely runs on %s' % (src.host, dst.host))

@@ -200,6 +200,7 @@ def test_a_destination_that_cannot_be_asked_is_not_reported_as_no_host_and_the_r
     assert 'runs on no host' not in error.msg
     assert error.msg.startswith('Migration failed: client socket is closed. Where the guest runs is not known: '
                                 'cannot reach libvirt on host-b')
+    assert 'host-a reports its copy shutoff (migrated) persistent' in error.msg
     assert 'the migration completed (QEMU sent every page), so the guest most likely runs on host-b' in error.msg
     assert error.remedy.startswith('Once libvirt answers on both host-a and host-b, run this task again')
 
