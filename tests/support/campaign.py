@@ -305,7 +305,7 @@ def check_outcome(labh, name, cell, result, second, snap):
         # completed the migration (the source copy and its definition are gone), then the guest's only
         # QEMU died, as any guest's does when its QEMU is killed. It must be shut off (crashed) where it
         # moved, defined only there, and its memory never rolled back; its owner starts it again.
-        assert [(h, s, p) for h, s, p in found] == [(cell.dst, "shutoff", True)], found
+        assert list(found) == [(cell.dst, "shutoff", True)], found
         invariant.final_check(labh, name)
         return "moved to %s, then its QEMU there was killed by the fault (shut off, defined there)" % cell.dst
     if not active:
