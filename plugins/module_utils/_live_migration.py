@@ -118,7 +118,10 @@ class LiveMigrationSteps:
                     job.error_message(), self.dst_host)
             return self.result
         gave_up = engine.state == 'aborting'
-        reason = job.error_message() or 'the job ended without moving the guest'
+        # No error from libvirt means its job completed: the guest moved, then stopped being there
+        # (its QEMU on the destination died, make chaos seeds 4, 8, 39), as the location below says.
+        reason = job.error_message() or (
+            'libvirt reported the migration complete, but afterwards the guest does not run on %s' % self.dst_host)
         advice = engine.advice() if gave_up else None
         if outcome.location.verdict == 'postcopy_split':
             self.result['postcopy_split'] = postcopy_halves(self.src_host, self.dst_host, job.samples)
