@@ -535,4 +535,6 @@ def postcopy_lost_procedure(src_host, dst_host):
             'Do not resume the copy on %(src)s. 1. destroy it there if it is still active (virsh destroy); '
             '2. on %(dst)s, remove what the migration left (virsh destroy if it is still active, virsh undefine '
             '--keep-nvram); 3. start the guest again from its disks on %(src)s, where it is defined (virsh start), '
-            'as after a power loss.' % {'src': src_host, 'dst': dst_host})
+            'as after a power loss. If libvirt refuses the start with "cannot acquire state change lock" (held by '
+            'the migration call), it still holds the ended migration\'s job: restart libvirtd on %(src)s (its '
+            'running guests keep running) and start the guest again.' % {'src': src_host, 'dst': dst_host})
