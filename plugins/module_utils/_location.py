@@ -266,8 +266,7 @@ def assess(src, dst, attempt=None):
         # libvirt keeps the source's job open after a failed post-copy (for a recovery): no busy
         # wait can end it, and nothing may resume that copy anyway.
         return Location(running, defined, 'postcopy_lost', [], problem=postcopy_lost_problem(src, dst))
-    if ((postcopy or dst.in_failed_postcopy) and not src.active and not src.ended_by_migration
-            and dst.active and dst.in_failed_postcopy):
+    if dst.in_failed_postcopy and not src.active and not src.ended_by_migration:
         # The source's half ended in post-copy: the destination's open incoming job can never end
         # (busy would wait for it in vain) and its copy is not the whole guest.
         return Location(running, defined, 'postcopy_lost', [], problem=source_half_gone_problem(src, dst))
