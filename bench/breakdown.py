@@ -34,7 +34,7 @@ from bench.measure import (
     virtlab,
 )
 
-BREAKDOWN_RUNS = int(os.environ.get("BENCH_BREAKDOWN_RUNS", "2" if PROFILE == "smoke" else "6"))
+BREAKDOWN_RUNS = int(os.environ.get("BENCH_BREAKDOWN_RUNS", "1" if PROFILE == "smoke" else "6"))
 VIRSH_TIMES_RE = re.compile(r"VIRSH_TIMES (\d+\.\d+) (\d+\.\d+)")
 SHARING_PLAYBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ssh_sharing.yml")
 # virt_migrate's phases, in order (its RETURN `timings`).

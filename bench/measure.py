@@ -59,7 +59,7 @@ CELLS_FULL = [Cell(16, 4, 50, 192), Cell(32, 8, 20, 192), Cell(64, 10, 20, 256),
               Cell(96, 4, 20, 256, later=(20, 40)), Cell(96, 40, 20, 256, later=(20, 4))]
 CELLS_SMOKE = [Cell(16, 4, 50, 192)]
 # Idle migrations per tool: even, so each tool runs equally often in each direction.
-IDLE_RUNS = 2 if PROFILE == "smoke" else 8
+IDLE_RUNS = 1 if PROFILE == "smoke" else 8
 CELL_TIMEOUT_S = 150 if PROFILE == "full" else 120
 
 

@@ -11,7 +11,7 @@ BENCH_SECTIONS=idle,blockcopy re-measures only those figures (planner, idle, con
 breakdown, prediction, postcopy, preflight, blockcopy, evacuation, drain); the others keep the figures of the last run in the output
 directory, and the report says which figures were measured again, and when.
 BENCH_NOTE="..." is printed at the top of the report (and kept by later partial runs).
-BENCH_BREAKDOWN_RUNS (default 6, smoke 2) idle migrations per tool and variant in `breakdown`;
+BENCH_BREAKDOWN_RUNS (default 6, smoke 1) idle migrations per tool and variant in `breakdown`;
 BENCH_PREDICTION_FIXED_RUNS (default 1) runs of each fixed strategy per cell in `prediction`.
 VIRTLAB_INSTANCE: the bench drives that lab instance (its inventory; virsh runs inside its hosts).
 Sections added for issues 18 and 20: `breakdown` (bench/breakdown.py), `prediction`
