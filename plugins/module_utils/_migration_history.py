@@ -22,7 +22,7 @@ operator's. What ``virsh dumpxml`` shows::
         <migration at="2026-12-05T10:00:00Z" strategy="postcopy" completed="yes" dirty_rate_bps="20971520"
                    throughput_bps="10485760" passes="1" downtime_ms="45" duration_s="18.2"
                    dirty_set_bytes="83886080" zero_page_share="0.55" throttle_percent="0"
-                   bandwidth_cap_bps="10485760"/>
+                   bandwidth_cap_bps="10485760" resident_bytes="150994944"/>
         ...newest first, at most HISTORY_KEEP entries
       </kvmopshist:history>
     </metadata>
@@ -90,6 +90,12 @@ class HistoryEntry:
         The pre-copy bandwidth cap the migration ran under (None: uncapped).  A capped
         migration's throughput measures the cap, not the path, so predictions do not take it
         for the path's bandwidth (``_prediction_inputs.resolve_bandwidth``).
+    resident_bytes
+        The QEMU process's resident memory where the guest ran just after the job (libvirt's
+        ``rss``).  Pages the guest touches later become resident and may no longer be zero, so the
+        next prediction lowers ``zero_page_share`` by what the resident memory grew since
+        (``_strategy.guest_load``): a share counted soon after boot is not taken for a guest
+        that filled its memory since.
     """
 
     at: str
@@ -104,13 +110,14 @@ class HistoryEntry:
     zero_page_share: float | None = None
     throttle_percent: int | None = None
     bandwidth_cap_bps: float | None = None
+    resident_bytes: int | None = None
 
     def as_dict(self) -> dict:
         """A JSON-friendly view for module results."""
         return dict((field.name, getattr(self, field.name)) for field in fields(self))
 
 
-_INT_FIELDS = ('passes', 'dirty_set_bytes', 'throttle_percent')
+_INT_FIELDS = ('passes', 'dirty_set_bytes', 'throttle_percent', 'resident_bytes')
 _FLOAT_FIELDS = ('dirty_rate_bps', 'throughput_bps', 'downtime_ms', 'duration_s', 'zero_page_share',
                  'bandwidth_cap_bps')
 

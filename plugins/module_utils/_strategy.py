@@ -145,7 +145,10 @@ def guest_load(memory_bytes, measurement=None, history=(), resident_bytes=None) 
     moves at most what is resident.  That is only a floor of the zero pages: the resident memory also
     holds QEMU's own (under TCG its code cache too) and pages the guest zeroed, so
     the share the last migration counted (``HistoryEntry.zero_page_share``, QEMU's zero pages) wins
-    when it is higher."""
+    when it is higher.  That count ages: the pages the guest touched since were zero then and may
+    not be now, and every one of them made the resident memory grow, so the counted share is lowered
+    by the growth since the entry's ``resident_bytes`` (a migration soon after boot counts most of
+    the memory zero; the same guest after filling its memory does not have those zero pages)."""
     rate = share = None
     if measurement is not None and measurement.status == 'measured':
         rate, share = measurement.dirty_rate_bps, measurement.vcpu_busy_share
@@ -155,10 +158,19 @@ def guest_load(memory_bytes, measurement=None, history=(), resident_bytes=None) 
     zero_share = None
     if resident_bytes and memory_bytes:
         floor = min(MAX_ZERO_SHARE_FROM_RSS, max(0.0, 1.0 - float(resident_bytes) / memory_bytes))
-        counted = next((e.zero_page_share for e in history if e.zero_page_share is not None), None)
-        zero_share = round(max(floor, counted or 0.0), 3)
+        zero_share = round(max(floor, counted_zero_share(history, resident_bytes, memory_bytes)), 3)
     return GuestLoad(memory_bytes=int(memory_bytes), dirty_rate_bps=rate, writer_cpu_share=writer,
                      history=tuple(history), zero_page_share=zero_share)
+
+
+def counted_zero_share(history, resident_bytes, memory_bytes):
+    """The zero share the newest migration that counted one found, less what the guest touched since
+    (the growth of its QEMU's resident memory after that migration); 0 without such a migration."""
+    entry = next((e for e in history if e.zero_page_share is not None), None)
+    if entry is None:
+        return 0.0
+    grown = max(0, resident_bytes - entry.resident_bytes) if entry.resident_bytes else 0
+    return max(0.0, entry.zero_page_share - float(grown) / memory_bytes)
 
 
 def decide(requested, prediction, limits) -> Decision | None:
@@ -338,10 +350,12 @@ def strategy_ran(mode, chosen, postcopy_started, throttle_percent, guest_paused=
     return chosen if chosen in PRECOPY_KINDS else Strategy.PRECOPY_STEPS
 
 
-def history_entry(stats, samples, ran, completed, cap_bps=None, completed_job=None, now=None) -> HistoryEntry:
+def history_entry(stats, samples, ran, completed, cap_bps=None, completed_job=None, now=None,
+                  resident_bytes=None) -> HistoryEntry:
     """A HistoryEntry from a job's figures: ``stats`` (``_migration.stats_report``), the compact
-    ``samples``, the strategy that ran, whether the guest moved, the pre-copy cap (bytes/s) and the
-    completed job's raw statistics (for the zero pages)."""
+    ``samples``, the strategy that ran, whether the guest moved, the pre-copy cap (bytes/s), the
+    completed job's raw statistics (for the zero pages) and the resident memory of the QEMU the
+    guest runs in after the job."""
     dirty_sets = [s['remaining'] for s in samples if (s.get('pass') or 0) >= 2 and s.get('remaining')]
     throttles = [s.get('throttle') or 0 for s in samples]
     job = completed_job or {}
@@ -357,7 +371,8 @@ def history_entry(stats, samples, ran, completed, cap_bps=None, completed_job=No
                         duration_s=None if not elapsed_ms else elapsed_ms / 1000.0,
                         dirty_set_bytes=max(dirty_sets) if dirty_sets else None, zero_page_share=zero_share,
                         throttle_percent=max(throttles) if throttles else None,
-                        bandwidth_cap_bps=float(cap_bps) if cap_bps else None)
+                        bandwidth_cap_bps=float(cap_bps) if cap_bps else None,
+                        resident_bytes=int(resident_bytes) if resident_bytes else None)
 
 
 def _number(value):

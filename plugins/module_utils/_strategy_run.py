@@ -193,7 +193,8 @@ class StrategyRun:
             ran = strategy_ran(params['mode'], chosen, job.postcopy_started, throttle, guest_paused)
             entry = history_entry(stats, job.samples, ran,
                                   moved, cap_bps=(params.get('bandwidth') or 0) * MIB or None,
-                                  completed_job=completed_stats(dom) if moved else None)
+                                  completed_job=completed_stats(dom) if moved else None,
+                                  resident_bytes=resident_bytes(dom))
             entries = record_migration(dom, entry)
         except KvmopsError as exc:
             self.ctx.warn('The figures of this migration were not recorded in the history of the guest on %s (%s); '

@@ -27,7 +27,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._migration_histor
 MIB = 1 << 20
 FULL = HistoryEntry(at='2026-12-05T10:00:00Z', strategy='postcopy', completed=True, dirty_rate_bps=20 * MIB,
                     throughput_bps=10 * MIB, passes=1, downtime_ms=45.0, duration_s=18.2, dirty_set_bytes=80 * MIB,
-                    zero_page_share=0.55, throttle_percent=0)
+                    zero_page_share=0.55, throttle_percent=0, resident_bytes=150 * MIB)
 SPARSE = HistoryEntry(at='2026-12-04T09:00:00Z', strategy='precopy_steps', completed=False)
 
 

@@ -148,6 +148,20 @@ class TestGuestLoad:
             return guest_load(192 * MIB, None, history, resident_bytes=154 * MIB).zero_page_share
         assert (share(0.6), share(0.1), share(None)) == (0.6, 0.198, 0.198)
 
+    def test_a_counted_share_ages_by_what_the_guest_touched_since(self):
+        # A migration soon after boot counted 0.6 of 192 MiB zero with 80 MiB resident after it. The
+        # guest has since filled 38.4 MiB more (now 118.4 MiB resident): 0.6 - 38.4/192 = 0.4. Grown by
+        # more than the whole count (40 -> 180 MiB), the resident floor (1 - 180/192 = 0.0625) is what is left.
+        def share(resident_after, resident_now):
+            history = (HistoryEntry(at='x', strategy='precopy', zero_page_share=0.6, resident_bytes=resident_after),)
+            return guest_load(192 * MIB, None, history, resident_bytes=resident_now).zero_page_share
+        assert share(80 * MIB, int(118.4 * MIB)) == 0.4
+        assert share(40 * MIB, 180 * MIB) == 0.062
+        # Resident memory that shrank (the guest freed pages, the balloon took some) does not raise the count.
+        assert share(120 * MIB, 80 * MIB) == 0.6
+        # An entry written before resident_bytes existed is taken as it is.
+        assert share(None, 150 * MIB) == 0.6
+
     def test_an_idle_guest_share_stays_valid(self):
         load = guest_load(256 * MIB, DirtyRateResult('g', 'measured', dirty_rate_bps=0.0, vcpu_busy_share=0.0))
         assert load.writer_cpu_share == pytest.approx(0.01)
@@ -247,12 +261,13 @@ class TestHistory:
 
     def test_the_entry_holds_the_jobs_figures(self):
         entry = history_entry(self.STATS, self.SAMPLES, 'postcopy', True, cap_bps=10 * MIB,
-                              completed_job={'memory_constant': 32768, 'memory_total': 256 * MIB}, now=0)
+                              completed_job={'memory_constant': 32768, 'memory_total': 256 * MIB}, now=0,
+                              resident_bytes=120 * MIB)
         assert entry.as_dict() == {
             'at': '1970-01-01T00:00:00Z', 'strategy': 'postcopy', 'completed': True, 'dirty_rate_bps': 20.0 * MIB,
             'throughput_bps': 10.0 * MIB, 'passes': 2, 'downtime_ms': 45.0, 'duration_s': 18.2,
             'dirty_set_bytes': 90 * MIB, 'zero_page_share': 0.5, 'throttle_percent': 50,
-            'bandwidth_cap_bps': 10.0 * MIB}
+            'bandwidth_cap_bps': 10.0 * MIB, 'resident_bytes': 120 * MIB}
 
     def test_a_failed_attempt_without_figures(self):
         entry = history_entry({}, [], 'precopy_steps', False)

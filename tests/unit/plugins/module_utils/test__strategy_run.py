@@ -32,8 +32,9 @@ MIB = 1 << 20
 class FakeDom:
     """A guest's metadata, memory and completed-job statistics."""
 
-    def __init__(self, libvirt_error, history=(), metadata_error=None, write_error=None):
+    def __init__(self, libvirt_error, history=(), metadata_error=None, write_error=None, rss_kib=None):
         self.error_class = libvirt_error
+        self.rss_kib = rss_kib
         self.text = history_to_xml(history) if history else None
         self.metadata_error, self.write_error = metadata_error, write_error
         self.written = []
@@ -65,6 +66,9 @@ class FakeDom:
 
     def isPersistent(self):  # noqa: N802
         return True
+
+    def memoryStats(self):  # noqa: N802
+        return {'rss': self.rss_kib} if self.rss_kib else {}
 
     def jobStats(self, flags=0):  # noqa: N802
         return {'memory_constant': 16384, 'memory_total': 256 * MIB, 'memory_page_size': 4096}
@@ -223,7 +227,7 @@ SAMPLES = [{'pass': 1, 'remaining': 250 * MIB, 'throttle': 0}, {'pass': 2, 'rema
 
 class TestAfterTheJob:
     def test_records_the_figures_where_the_guest_runs_now(self, libvirt_error, measures):
-        dom = FakeDom(libvirt_error)
+        dom = FakeDom(libvirt_error, rss_kib=100 * 1024)
         run, dummy = prepare(dom, bandwidth=10, auto_converge=False, allow_postcopy=True)
         where, outcome = sides(dom, ['host-b'])
         result = run.after_job(where, 'u-1', outcome, job(SAMPLES, postcopy_started=True), STATS,
@@ -232,6 +236,8 @@ class TestAfterTheJob:
         entry = history_from_xml(dom.text)[0]
         assert (entry.strategy, entry.completed, entry.dirty_set_bytes) == ('postcopy', True, 96 * MIB)
         assert (entry.bandwidth_cap_bps, entry.zero_page_share) == (10 * MIB, 0.25)
+        # What is resident where the guest runs now: the next prediction ages the zero-page count by it.
+        assert entry.resident_bytes == 100 * MIB
         assert 'course' not in result  # post-copy ran under the engine's own rule
 
     def test_a_failed_attempt_is_recorded_on_the_source(self, libvirt_error, measures):
