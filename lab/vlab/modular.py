@@ -83,7 +83,7 @@ def ensure(release, image, mirror, log=print):
     target = artefacts_path(release, version)
     if (target / "build.json").exists():
         return target
-    log("building libvirt %s's modular daemons from Debian's source package (about 3 minutes, once)" % version)
+    log("building libvirt %s's modular daemons from Debian's source package (about four minutes, once)" % version)
     started = time.monotonic()
     ARTEFACTS_DIR.mkdir(parents=True, exist_ok=True)
     work = ARTEFACTS_DIR / (".build-" + target.name)
