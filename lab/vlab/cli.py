@@ -5,7 +5,7 @@ import os
 import sys
 import time
 
-from . import config, faults, guests, images, layout, upgrade_repo
+from . import config, daemons, faults, guests, images, layout, upgrade_repo
 from .lab import Lab, prepare, prepare_lock
 from .proc import LabError
 
@@ -21,6 +21,10 @@ def parser():
                     help="the Debian release a host runs (%s; repeatable; default: %s)" % (
                         ", ".join(sorted(images.RELEASES)),
                         ", ".join("%s=%s" % kv for kv in sorted(layout.DEFAULT_RELEASES.items()))))
+    up.add_argument("--daemons", action="append", default=[], metavar="HOST=LAYOUT",
+                    help="libvirt's daemons on a hypervisor: monolithic (libvirtd) or modular (virtqemud and "
+                         "virtproxyd, built from Debian's source package; repeatable; default: %s)" % (
+                             ", ".join("%s=%s" % kv for kv in sorted(layout.DEFAULT_DAEMONS.items()))))
     up.add_argument("--config", metavar="FILE", help="settings from a TOML file (docs/lab.md)")
     up.add_argument("--firewall", action=argparse.BooleanOptionalAction, default=None,
                     help="run dbus + firewalld on every hypervisor")
@@ -106,7 +110,8 @@ def cmd_up(args):
     lab = Lab()
     started = time.monotonic()
     changes = lab.up(hypervisors=args.hypervisors, firewall=args.firewall, tcp=args.tcp,
-                     releases=layout.parse_releases(args.release), config_file=args.config)
+                     releases=layout.parse_releases(args.release), config_file=args.config,
+                     daemons=layout.parse_daemons(args.daemons))
     rows, healthy = lab.status()
     took = time.monotonic() - started
     if changes:
@@ -114,7 +119,7 @@ def cmd_up(args):
     else:
         print("lab already up and healthy: nothing changed (%.1fs)" % took)
     if not healthy:
-        print_status(rows)
+        print_status(rows, lab)
         raise LabError("lab", "up", "built, but unhealthy (see table)")
     return 0
 
@@ -125,14 +130,16 @@ def cmd_down(args):
     return 0
 
 
-def print_status(rows):
+def print_status(rows, lab):
+    """The health table; RELEASE shows the host's image (`trixie-modular`: modular daemons)."""
     comps = []
     for dummy_name, dummy_ip, dummy_release, checks in rows:
         comps += [c for c in checks if c not in comps]
-    print("%-10s %-13s %-9s %s" % ("HOST", "ADDRESS", "RELEASE", " ".join("%-12s" % c for c in comps)))
+    keys = lab.image_keys()
+    print("%-10s %-13s %-15s %s" % ("HOST", "ADDRESS", "RELEASE", " ".join("%-12s" % c for c in comps)))
     for name, ip, release, checks in rows:
         cells = [("ok" if checks[c] else "FAIL") if c in checks else "-" for c in comps]
-        print("%-10s %-13s %-9s %s" % (name, ip, release, " ".join("%-12s" % c for c in cells)))
+        print("%-10s %-13s %-15s %s" % (name, ip, keys.get(name, release), " ".join("%-12s" % c for c in cells)))
 
 
 def cmd_status(args):
@@ -140,28 +147,31 @@ def cmd_status(args):
     rows, healthy = lab.status()
     if args.json:
         print(json.dumps({"healthy": healthy, "firewall": lab.state.get("firewall"),
-                          "hosts": [{"name": n, "address": a, "release": r, "checks": c} for n, a, r, c in rows]},
+                          "hosts": [{"name": n, "address": a, "release": r, "checks": c,
+                                     "daemons": (lab.state.get("daemons") or {}).get(n) or layout.default_daemons(n)}
+                                    for n, a, r, c in rows]},
                          indent=1))
     else:
         if not lab.state["hypervisors"]:
             print("no lab (run: lab/virtlab up)")
         else:
-            print_status(rows)
+            print_status(rows, lab)
     return 0 if healthy else 1
 
 
 def cmd_images(args):
     if args.build:
         started = time.monotonic()
-        wanted = set(Lab().state.get("releases", {}).values())
-        wanted |= {layout.default_release(name) for name in config.hypervisor_names(layout.DEFAULT_HYPERVISORS)}
+        wanted = set(Lab().image_keys().values())
+        wanted |= {images.image_key(layout.default_release(name), layout.default_daemons(name))
+                   for name in config.hypervisor_names(layout.DEFAULT_HYPERVISORS)}
         wanted.add(layout.STORAGE_RELEASE)
         dummy_paths, changes = prepare(sorted(wanted))
         with prepare_lock():
             upgrade_repo.ensure("bookworm", log=print)
         print("lab images ready in %.0fs%s" % (time.monotonic() - started, "" if changes else ": nothing to build"))
     cached = sorted(p for p in images.IMAGES_DIR.glob("*-*") if p.is_dir()) if images.IMAGES_DIR.is_dir() else []
-    current = {images.image_path(r) for r in images.RELEASES}
+    current = {images.image_path(images.image_key(r, d)) for r in images.RELEASES for d in daemons.LAYOUTS}
     for path in cached:
         record = images.info(path) or {}
         versions = record.get("versions", {})

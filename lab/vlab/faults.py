@@ -119,8 +119,9 @@ def clear(lab, host):
 
 
 def libvirtd(lab, host, start):
-    """start: libvirtd and its sockets; stop: libvirtd and the sockets that would start it
-    again (services.py). Guests keep running either way."""
+    """start: libvirt's daemons and their sockets; stop: the daemons and the sockets that would
+    start them again: libvirtd, or virtqemud, virtproxyd and the other modular daemons
+    (services.py, daemons.py). Guests keep running either way."""
     h = lab.host(host, hypervisor=True)
     if start:
         services.start_libvirt(lab, h)

@@ -7,6 +7,11 @@ package list, the files the recipe writes, RECIPE): change any of them and the n
 builds a new image; otherwise the cached one is used as it is. Hosts never write to an image:
 each boots it through an overlay with its own writable layer (machine.py).
 
+A release's image with libvirt's modular daemons (`<release>-modular`, daemons.py) is the
+release's image plus virtqemud and virtproxyd built from Debian's own source package
+(modular.py), with libvirtd's units off and theirs on: a copy of the release's image, made in
+seconds once the daemons are built (minutes, once per libvirt version).
+
 One image per release serves both host roles (hypervisor and storage): two builds instead of
 three, and the storage host's daemons are simply left disabled on hypervisors and the other
 way round (machine.py). The .deb files are kept in /var/cache/virtlab/apt/<release>, so a
@@ -20,7 +25,7 @@ import shutil
 import threading
 import time
 
-from . import config
+from . import config, daemons, modular
 from .machine import HIERARCHIES, remove_cgroup, supervised, supervisor_env
 from .proc import LabError, run
 
@@ -85,20 +90,40 @@ APT_CONF = 'APT::Install-Recommends "false";\nAPT::Install-Suggests "false";\nAc
 _build_lock = threading.Lock()
 
 
-def digest(release):
+MODULAR_SUFFIX = "-" + daemons.MODULAR
+
+
+def image_key(release, layout=daemons.MONOLITHIC):
+    """The name of the image a host of `release` with the daemon `layout` boots (trixie, trixie-modular)."""
+    return release if layout == daemons.MONOLITHIC else release + "-" + layout
+
+
+def split_key(key):
+    """(release, daemon layout) of an image name."""
+    if key.endswith(MODULAR_SUFFIX):
+        return key[:-len(MODULAR_SUFFIX)], daemons.MODULAR
+    return key, daemons.MONOLITHIC
+
+
+def digest(key):
+    release, layout = split_key(key)
     h = hashlib.sha256()
     for part in (RECIPE, release, MIRROR, " ".join(BOOT_PACKAGES), " ".join(sorted(PACKAGES)),
                  QEMU_CONF, LIBVIRTD_CONF, APT_CONF, " ".join(MASKED_UNITS)):
         h.update(part.encode() + b"\0")
+    if layout == daemons.MODULAR:
+        for part in (layout, modular.build_script("0-0"), " ".join(modular.UNITS + modular.CONFS)):
+            h.update(part.encode() + b"\0")
     return h.hexdigest()[:12]
 
 
-def image_path(release):
-    check_release(release)
-    return IMAGES_DIR / ("%s-%s" % (release, digest(release)))
+def image_path(key):
+    check_release(key)
+    return IMAGES_DIR / ("%s-%s" % (key, digest(key)))
 
 
-def check_release(release):
+def check_release(key):
+    release, dummy_layout = split_key(key)
     if release not in RELEASES:
         raise LabError("lab", "host image", "unknown release %r (known: %s)" % (
             release, ", ".join(sorted(RELEASES))))
@@ -113,7 +138,8 @@ def info(path):
 
 
 def ensure(releases, log=print):
-    """The image of each release, built in parallel where missing. {release: path}."""
+    """The image of each release (image names: `trixie`, `trixie-modular`), built in parallel where
+    missing. {name: path}."""
     wanted = sorted(set(releases))
     for release in wanted:
         check_release(release)
@@ -135,14 +161,17 @@ def ensure(releases, log=print):
     return {r: image_path(r) for r in wanted}
 
 
-def build(release, log=print):
+def build(key, log=print):
     """Build one image unless another process has just built it (a lock per image)."""
-    dest = image_path(release)
+    dest = image_path(key)
+    release, layout = split_key(key)
     IMAGES_DIR.mkdir(parents=True, exist_ok=True)
     with open(str(dest) + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if info(dest) is not None:
             return dest
+        if layout == daemons.MODULAR:
+            return _build_modular(key, dest, build(release, log), log)
         with _build_lock:
             log("building host image %s (debootstrap %s from %s; a few minutes, once)" % (
                 dest.name, release, MIRROR))
@@ -159,6 +188,31 @@ def build(release, log=print):
         os.rename(tmp, dest)
         log("host image %s built in %.0fs" % (dest.name, time.monotonic() - started))
         return dest
+
+
+def _build_modular(key, dest, base, log):
+    """The release's image `base` with the modular daemons in place of libvirtd (module docstring)."""
+    release, dummy_layout = split_key(key)
+    started = time.monotonic()
+    artefacts = modular.ensure(release, base, MIRROR, log=log)
+    tmp = IMAGES_DIR / (".build-" + dest.name)
+    shutil.rmtree(tmp, ignore_errors=True)
+    run(["cp", "-a", "--reflink=auto", str(base), str(tmp)], host="image " + key, step="copy the image")
+    modular.install(tmp, artefacts, LIBVIRTD_CONF)
+    units = daemons.UNITS[daemons.MODULAR]
+    monolithic = daemons.UNITS[daemons.MONOLITHIC]
+    run(["systemctl", "--root=%s" % tmp, "--quiet", "disable"] + list(monolithic.services + monolithic.sockets),
+        host="image " + key, step="disable libvirtd")
+    run(["systemctl", "--root=%s" % tmp, "--quiet", "enable"] + list(units.services + units.sockets),
+        host="image " + key, step="enable the modular daemons")
+    record = info(base)
+    record.update({"release": release, "daemons": daemons.MODULAR, "digest": digest(key),
+                   "modular": json.loads((artefacts / "build.json").read_text()),
+                   "build_seconds": round(time.monotonic() - started), "built": time.strftime("%Y-%m-%dT%H:%M:%S")})
+    _write(tmp, "/etc/virtlab-image.json", json.dumps(record, indent=1) + "\n")
+    os.rename(tmp, dest)
+    log("host image %s built in %.0fs" % (dest.name, time.monotonic() - started))
+    return dest
 
 
 def run_logged(cmd, release, step, logfile, timeout, env=None):

@@ -20,7 +20,7 @@ LAB_POOLS = {"images": config.SHARED_DIR, "local": config.LOCAL_DIR}
 class Lab:
     def __init__(self, log=print):
         self.log = log
-        self.state = {"hosts": {}, "hypervisors": 0, "firewall": False, "releases": {}}
+        self.state = {"hosts": {}, "hypervisors": 0, "firewall": False, "releases": {}, "daemons": {}}
         self._lock = None
         self._conns = {}
         self._machines = {}
@@ -102,7 +102,7 @@ class Lab:
         return self.libvirt(hv).getHostname() == hv.name
 
     # --- up ---------------------------------------------------------------------------
-    def up(self, hypervisors=None, firewall=None, tcp=None, releases=None, config_file=None):
+    def up(self, hypervisors=None, firewall=None, tcp=None, releases=None, config_file=None, daemons=None):
         """Build the lab or repair what is missing. Returns the list of things changed."""
         if os.geteuid() != 0:
             raise LabError("lab", "up", "must run as root (namespaces, mounts, machines)")
@@ -111,6 +111,8 @@ class Lab:
         settings = layout.load_config(config_file) if config_file else {}
         chosen = dict(settings.get("release", {}))
         chosen.update(releases or {})
+        chosen_daemons = dict(settings.get("daemons", {}))
+        chosen_daemons.update(daemons or {})
         hypervisors = hypervisors or settings.get("hypervisors")
         firewall = settings.get("firewall") if firewall is None else firewall
         tcp = settings.get("tcp") if tcp is None else tcp
@@ -123,6 +125,7 @@ class Lab:
         wanted = [config.STORAGE_HOST] + config.hypervisor_names(count)
         # Bad input is refused here, before anything changes.
         host_releases = layout.releases(wanted, chosen, self.state.get("releases") or {})
+        host_daemons = layout.daemon_layouts(wanted, chosen_daemons, self.state.get("daemons") or {})
         old_names = config.hypervisor_names(self.state.get("hypervisors") or 0)
         self.state["hypervisors"] = count
         for name in old_names[count:]:
@@ -132,15 +135,16 @@ class Lab:
         if firewall is not None:
             self.state["firewall"] = firewall
         self.state["releases"] = host_releases
+        self.state["daemons"] = host_daemons
         self.save()
-        image_paths, prepared = prepare(self.state["releases"].values(), log=self.log)
+        image_paths, prepared = prepare(self.image_keys().values(), log=self.log)
         changes += prepared
         if net.ensure_bridge():
             changes.append("bridge " + config.BRIDGE)
         if self._ensure_apt_proxy():
             changes.append("apt proxy")
         for h in [self.storage_host()] + self.hypervisors():
-            changes += self._ensure_layer(h, image_paths[self.state["releases"][h.name]])
+            changes += self._ensure_layer(h, image_paths[self.image_keys()[h.name]])
         hosts = [self.storage_host()] + self.hypervisors()   # (a host made again is a new Machine)
         if inventory.write_trust(hosts, self.hypervisors()):
             changes.append("ssh trust")
@@ -156,7 +160,7 @@ class Lab:
         for hv in booting:
             hv.wait_booted()
             changes.append("%s boot" % hv.name)
-            self.log("%s: booted (%s)" % (hv.name, self.state["releases"][hv.name]))
+            self.log("%s: booted (%s)" % (hv.name, self.image_keys()[hv.name]))
         self.save()
         for hv in self.hypervisors():
             changes += self._ensure(hv, "sshd", lambda: services.ensure_active(hv, "ssh.service"))
@@ -173,6 +177,12 @@ class Lab:
         if config.DEFAULT_INSTANCE and inventory.control_node_blocks(hosts):
             changes.append("control node /etc/hosts and ssh config")
         return changes
+
+    def image_keys(self):
+        """{host: the name of the image it boots} (release, and `-modular` for modular daemons)."""
+        chosen = self.state.get("daemons") or {}
+        return dict((host, images.image_key(release, chosen.get(host) or layout.default_daemons(host)))
+                    for host, release in (self.state.get("releases") or {}).items())
 
     def _ensure_layer(self, h, image):
         """The host's network namespace, root file system on `image` and provisioning; a host

@@ -11,17 +11,25 @@ kept current on every `up`, since it lists the other hosts (inventory.py).
 import os
 import uuid
 
-from . import config
+from . import config, daemons
 from .machine import HYPERVISOR
 from .proc import run
 
 MARKER = "/etc/virtlab-provisioned"
 
-# Each role runs only its own services (Debian enables most of what it installs, not glusterd).
-HYPERVISOR_ONLY_UNITS = ["libvirtd.service", "libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket",
-                         "virtlogd.socket", "virtlogd-admin.socket", "virtlockd.socket", "virtlockd-admin.socket",
-                         "libvirt-guests.service"]
+# Each role runs only its own services (Debian enables most of what it installs, not glusterd); a
+# hypervisor runs the libvirt daemons of its layout (daemons.py), never both.
 STORAGE_ONLY_UNITS = ["glusterd.service", "tgt.service"]
+
+
+def hypervisor_units(m):
+    """(units a hypervisor enables, units it disables): its layout's daemons and sockets and the
+    common ones; the other layout's daemons (and the storage host's services) off."""
+    units = daemons.units_of(m)
+    enable = list(units.services + units.sockets + daemons.COMMON_UNITS)
+    disable = [u for u in daemons.every_daemon_unit() if u not in enable] + STORAGE_ONLY_UNITS
+    return enable, disable
+
 
 SSHD_DROP_IN = """# virtlab: root by key only; the host key is the one the lab's known_hosts pins
 HostKey /etc/ssh/ssh_host_ed25519_key
@@ -92,11 +100,12 @@ def provision(m, all_hosts):
     write_if_changed(m.file("/etc/ssh/sshd_config.d/virtlab.conf"), SSHD_DROP_IN)
     write_if_changed(m.file("/etc/apt/apt.conf.d/90virtlab-proxy"), APT_PROXY_CONF)
     if m.role == HYPERVISOR:
-        set_unit_files(m, "disable", STORAGE_ONLY_UNITS)
-        set_unit_files(m, "enable", HYPERVISOR_ONLY_UNITS)
+        enable, disable = hypervisor_units(m)
+        set_unit_files(m, "disable", disable)
+        set_unit_files(m, "enable", enable)
         _hypervisor_files(m)
     else:
-        set_unit_files(m, "disable", HYPERVISOR_ONLY_UNITS + ["firewalld.service"])
+        set_unit_files(m, "disable", daemons.every_daemon_unit() + list(daemons.COMMON_UNITS) + ["firewalld.service"])
         set_unit_files(m, "enable", STORAGE_ONLY_UNITS)
         _storage_files(m)
     _mask_absent_kernel_features(m)

@@ -1,19 +1,18 @@
 """The systemd units of a lab host that the lab starts, stops and checks: libvirt's, firewalld,
 sshd. Everything goes through systemctl inside the machine, as an operator (or a role) would.
 
-Debian's libvirt (bookworm 9.0 and trixie 11.3 alike) is the monolithic libvirtd, socket
-activated: libvirtd.socket, libvirtd-ro.socket and libvirtd-admin.socket start it on the first
-connection and it exits after 120 s without guests or clients (`--timeout 120`). Debian builds
-no modular daemons (no virtqemud or virtproxyd in any release's packages), so a lab host has
-none either. "libvirtd is stopped" therefore means the service AND its sockets are stopped:
-with a socket still listening, the next connection would start it again.
+libvirt's daemons are socket activated in both layouts (daemons.py): Debian's monolithic libvirtd
+(libvirtd.socket, -ro, -admin), or the modular virtqemud and virtproxyd (their own sockets); each
+daemon exits after 120 s without guests or clients (`--timeout 120`) and the next connection
+starts it again. "libvirt is stopped" therefore means the daemons AND their sockets are stopped:
+with a socket still listening, the next connection would start a daemon again. `fault
+stop-libvirtd` stops whichever layout the host runs: libvirt does not answer there at all, as
+when libvirtd is down.
 """
+from . import daemons
 from .proc import wait_for
 from .provision import set_unit_files, unit_file_enabled
 
-LIBVIRT_SERVICE = "libvirtd.service"
-LIBVIRT_SOCKETS = ["libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket"]
-LIBVIRT_NETWORK_SOCKETS = ["libvirtd-tcp.socket", "libvirtd-tls.socket"]
 FIREWALL_UNIT = "firewalld.service"
 
 
@@ -32,26 +31,29 @@ def enabled(h, unit):
 
 
 def start_libvirt(lab, hv, timeout=60):
-    """libvirtd and its sockets (the network ones only if enabled) started, and answering as
-    this host; True if it was not answering before."""
+    """libvirt's daemons and their sockets (the network ones only if enabled) started, and
+    answering as this host; True if it was not answering before."""
     if _safe(lambda: lab.libvirt_answers(hv)):
         return False
-    units = LIBVIRT_SOCKETS + [s for s in LIBVIRT_NETWORK_SOCKETS if enabled(hv, s)] + [LIBVIRT_SERVICE]
-    hv.systemctl("reset-failed", *units, check=False)
-    hv.systemctl("start", *units, timeout=timeout)
-    wait_for(lambda: lab.libvirt_answers(hv), timeout, "start libvirtd", hv.name)
+    units = daemons.units_of(hv)
+    wanted = list(units.sockets) + [s for s in units.network_sockets if enabled(hv, s)] + list(units.services)
+    hv.systemctl("reset-failed", *wanted, check=False)
+    hv.systemctl("start", *wanted, timeout=timeout)
+    wait_for(lambda: lab.libvirt_answers(hv), timeout, "start libvirt", hv.name)
     return True
 
 
 def stop_libvirt(lab, hv):
-    """libvirtd and every socket that would start it again stopped; its guests keep running
-    (libvirtd.service has KillMode=process)."""
+    """libvirt's daemons and every socket that would start them again stopped; the guests keep
+    running (the daemons' services have KillMode=process)."""
     lab.drop_libvirt(hv)
-    hv.systemctl("stop", *(LIBVIRT_SOCKETS + LIBVIRT_NETWORK_SOCKETS + [LIBVIRT_SERVICE]))
+    units = daemons.units_of(hv)
+    hv.systemctl("stop", *(units.sockets + units.network_sockets + units.services))
 
 
 def libvirt_stopped(hv):
-    return not any(hv.active(u) for u in LIBVIRT_SOCKETS + [LIBVIRT_SERVICE])
+    units = daemons.units_of(hv)
+    return not any(hv.active(u) for u in units.sockets + units.services)
 
 
 def set_firewall(hv, on):
@@ -72,25 +74,27 @@ def set_firewall(hv, on):
 
 
 def set_libvirt_tcp(hv, on):
-    """`up --tcp`: libvirtd also listens on TCP 16509 without authentication (lab only), through
-    its socket unit; `--no-tcp` closes it. systemd refuses to start a socket whose service runs,
-    so libvirtd stops first and starts again with the socket (its guests keep running)."""
-    conf = hv.file("/etc/libvirt/libvirtd.conf")
+    """`up --tcp`: libvirt also listens on TCP 16509 without authentication (lab only), through
+    its listener's socket unit (libvirtd-tcp.socket, or virtproxyd-tcp.socket with modular
+    daemons); `--no-tcp` closes it. systemd refuses to start a socket whose service runs, so the
+    listener stops first and starts again with the socket (the guests keep running)."""
+    units = daemons.units_of(hv)
+    conf = hv.file(units.listener_conf)
     text = conf.read_text()
     changed = False
     if on and 'auth_tcp = "none"' not in text:
         conf.write_text(text + '\n# virtlab up --tcp: no authentication on TCP (lab only)\nauth_tcp = "none"\n')
         changed = True
-    socket = "libvirtd-tcp.socket"
+    socket = units.network_sockets[0]
     if enabled(hv, socket) != on or hv.active(socket) != on:
-        running = hv.active(LIBVIRT_SERVICE)
-        hv.systemctl("stop", LIBVIRT_SERVICE)
+        running = hv.active(units.listener)
+        hv.systemctl("stop", units.listener)
         hv.systemctl("enable" if on else "disable", "--now", socket)
         if running:
-            hv.systemctl("start", LIBVIRT_SERVICE)
+            hv.systemctl("start", units.listener)
         changed = True
-    elif changed and hv.active(LIBVIRT_SERVICE):
-        hv.systemctl("restart", LIBVIRT_SERVICE)
+    elif changed and hv.active(units.listener):
+        hv.systemctl("restart", units.listener)
     return changed
 
 

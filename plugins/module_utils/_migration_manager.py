@@ -131,7 +131,8 @@ class MigrationManager(LiveMigrationSteps):
         if source['host_uuid'] == self._host_uuid(dst_conn):
             raise InvalidInputError('dest %s is the same host as the source (same libvirt host UUID)' % uri,
                                     remedy='Name another hypervisor as dest; if it is another machine, give it '
-                                           'a distinct host_uuid in libvirtd.conf.')
+                                           'a distinct host_uuid in libvirtd.conf (virtqemud.conf with modular '
+                                           'daemons).')
         self.clock.mark('connect')
         dom, dest_dom = source['found'] or self._find_domain(src_conn, dst_conn)
         self.uuid = (dom or dest_dom).UUIDString()

@@ -93,7 +93,8 @@ def check_libvirt_connection(uri, error=None, elapsed_s=None):
                  remedy=('Start the libvirt daemon on the destination (systemctl start libvirtd, or '
                          'virtqemud + the proxy/socket units), make the URI reachable (for qemu+tcp '
                          'listen_tcp/libvirtd-tcp.socket, for qemu+tls certificates and '
-                         'libvirtd-tls.socket, for qemu+ssh a working SSH login), then re-run.'))
+                         'libvirtd-tls.socket; virtproxyd-tcp.socket and virtproxyd-tls.socket with modular '
+                         'daemons; for qemu+ssh a working SSH login), then re-run.'))
 
 
 def check_distinct_hosts(src_hostname, dst_hostname, src_uuid, dst_uuid):
@@ -111,8 +112,8 @@ def check_distinct_hosts(src_hostname, dst_hostname, src_uuid, dst_uuid):
         'connectivity.distinct_hosts', FAIL, 'source and destination look like the same host: %s' % '; '.join(problems),
         remedy=('libvirt refuses to migrate to the same host ("Attempt to migrate guest to the same host"). '
                 'Point dest at the other hypervisor; if it really is another machine, give it a unique '
-                'hostname and host UUID (host_uuid in libvirtd.conf, or fix a cloned /etc/machine-id and '
-                'SMBIOS UUID) and restart libvirtd.'))
+                'hostname and host UUID (host_uuid in libvirtd.conf, virtqemud.conf with modular daemons, or '
+                'fix a cloned /etc/machine-id and SMBIOS UUID) and restart libvirtd (virtqemud).'))
 
 
 # ---------------------------------------------------------------------------
@@ -332,8 +333,9 @@ def check_tcp_port(name, dest, port, result, what):
     if err == 'refused':
         return check(name, FAIL, '%s: nothing listens on %s:%d (connection refused)' % (what, dest, port),
                      remedy=('Make the service listen on the destination: for libvirt over tcp/tls enable '
-                             'libvirtd-tcp.socket / libvirtd-tls.socket (or listen_tcp/listen_tls with libvirtd '
-                             '--listen); for ssh start sshd.'))
+                             'libvirtd-tcp.socket / libvirtd-tls.socket (virtproxyd-tcp.socket / virtproxyd-tls.socket '
+                             'with modular daemons; or listen_tcp/listen_tls with libvirtd --listen); for ssh start '
+                             'sshd.'))
     return check(name, FAIL, '%s: %s:%d %s' % (what, dest, port, describe_connect_error(err)),
                  remedy=firewall_remedy(dest, str(port)))
 

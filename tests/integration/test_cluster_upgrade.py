@@ -13,8 +13,10 @@ import yaml
 from support import invariant
 from support.lab import REPO, run_module, run_playbook, virtlab
 from vlab import config as lab_config  # noqa: E402 (support.lab puts lab/ on the path)
+from vlab import daemons  # noqa: E402
 
 OLD, NEW = "host-a", "host-c"          # bookworm, trixie (lab/vlab/images.py RELEASES)
+MODULAR = "host-d"                      # trixie with virtqemud and virtproxyd (lab/vlab/daemons.py)
 RECAP = re.compile(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 # The dedicated migration network: a VXLAN between the hosts stands for their second NIC (the
 # lab's hosts have one); the role makes the bridge on it and gives each host an address there.
@@ -94,24 +96,31 @@ def test_prepare_hosts_runs_on_the_lab_as_it_is_and_converges(labh, tmp_path):
     print("prepare_hosts second run: %.0f s" % seconds)
 
 
+def tls_socket(labh, host):
+    """The TLS listener's socket unit of the host's libvirt daemons (libvirtd-tls or virtproxyd-tls)."""
+    return daemons.units_of(labh.lab.host(host)).network_sockets[1]
+
+
 def test_live_migration_over_qemu_tls_with_the_roles_pki(labh, make_guest, tmp_path):
-    """libvirt_host in listen mode tls (libvirtd-tls.socket) with its own CA, QEMU's native TLS for
-    the stream; bookworm -> trixie over qemu+tls://, VIR_MIGRATE_TLS; then back to ssh mode."""
-    pair = "%s,%s" % (OLD, NEW)
+    """libvirt_host in listen mode tls with its own CA, QEMU's native TLS for the stream; bookworm
+    (libvirtd, libvirtd-tls.socket) -> trixie with modular daemons (virtproxyd-tls.socket, the
+    layout the role finds by itself) over qemu+tls://, VIR_MIGRATE_TLS; then back to ssh mode."""
+    pair = "%s,%s" % (OLD, MODULAR)
+    assert (tls_socket(labh, OLD), tls_socket(labh, MODULAR)) == ("libvirtd-tls.socket", "virtproxyd-tls.socket")
     try:
         prepare_hosts(tmp_path, TLS_VARS, limit=pair)
-        for host in (OLD, NEW):
-            assert exec_on(host, "systemctl", "is-active", "libvirtd-tls.socket").stdout.strip() == "active"
+        for host in (OLD, MODULAR):
+            assert exec_on(host, "systemctl", "is-active", tls_socket(labh, host)).stdout.strip() == "active"
         name = make_guest("up-tls", OLD)
         snap = invariant.Snapshot(labh, name)
-        res = run_module(OLD, "virt_migrate", {"name": name, "dest": NEW, "transport": "tls", "tls": True})
+        res = run_module(OLD, "virt_migrate", {"name": name, "dest": MODULAR, "transport": "tls", "tls": True})
         assert res["changed"] and not res.get("failed"), res
-        assert "TLS" in res["flags"] and res["location"]["running_on"] == [NEW], res
-        invariant.check(labh, name, expect_on=NEW, snapshot=snap)
+        assert "TLS" in res["flags"] and res["location"]["running_on"] == [MODULAR], res
+        invariant.check(labh, name, expect_on=MODULAR, snapshot=snap)
     finally:
         prepare_hosts(tmp_path, limit=pair)
-    for host in (OLD, NEW):
-        assert exec_on(host, "systemctl", "is-active", "libvirtd-tls.socket", check=False).stdout.strip() != "active"
+    for host in (OLD, MODULAR):
+        assert exec_on(host, "systemctl", "is-active", tls_socket(labh, host), check=False).stdout.strip() != "active"
 
 
 @pytest.fixture

@@ -18,7 +18,8 @@ import pytest
 from support import invariant
 from support.lab import LabHandle, virtlab
 from vlab import config as lab_config
-from vlab import images, layout
+from vlab import daemons, images, layout
+from vlab.lab import LAB_POOLS
 from vlab.guests import elf_kernel, kernel_reports
 from vlab.proc import LabError, alive
 
@@ -52,11 +53,14 @@ def checks_of(host):
     return {h["name"]: h["checks"] for h in status()["hosts"]}[host]
 
 
-def hypervisor_of(release):
-    """A hypervisor of the lab that runs `release` (the default layout has two of each)."""
-    found = [h for h, r in LabHandle().lab.state["releases"].items() if r == release and h != lab_config.STORAGE_HOST]
+def hypervisor_of(release, layout=daemons.MONOLITHIC):
+    """A hypervisor of the lab that runs `release` with libvirt's daemons in `layout` (the default
+    lab has two bookworm hosts, and two trixie hosts: one of each layout)."""
+    keys = LabHandle().lab.image_keys()
+    wanted = images.image_key(release, layout)
+    found = [h for h, key in keys.items() if key == wanted and h != lab_config.STORAGE_HOST]
     if not found:
-        pytest.fail("the lab has no %s hypervisor (layout: %s)" % (release, LabHandle().lab.state["releases"]))
+        pytest.fail("the lab has no %s hypervisor (layout: %s)" % (wanted, keys))
     return found[0]
 
 
@@ -104,6 +108,9 @@ def test_the_default_layout_is_a_cluster_mid_upgrade():
     assert [layout.default_release(h) for h in lab_config.hypervisor_names(4)] == [
         "bookworm", "bookworm", "trixie", "trixie"]
     assert layout.default_release(lab_config.STORAGE_HOST) == "bookworm"
+    # One trixie host of each daemon layout: libvirtd on host-c, virtqemud and virtproxyd on host-d.
+    assert [layout.default_daemons(h) for h in lab_config.hypervisor_names(4)] == [
+        "monolithic", "monolithic", "monolithic", "modular"]
 
 
 @pytest.mark.parametrize("release,libvirt_major", [("bookworm", 9), ("trixie", 11)])
@@ -118,6 +125,31 @@ def test_each_host_is_a_machine_of_its_release_with_systemd_as_pid_1(labh, relea
     for unit in ("libvirtd.socket", "virtlogd.socket", "ssh.service", "firewalld.service",
                  "var-lib-libvirt-images.mount"):
         assert virtlab("exec", host, "--", "systemctl", "is-active", unit).stdout.strip() == "active", unit
+
+
+def test_a_modular_host_runs_virtqemud_and_virtproxyd_built_from_debians_own_source(labh):
+    """host-d: virtqemud, virtproxyd and the other drivers' daemons, socket activated, built from the
+    Debian source package of its own libvirt (the same version as its libvirt0 and QEMU driver
+    module); libvirtd's units are off. Pools, the host's name and its guests' QEMU answer through
+    virtproxyd's socket (libvirt's usual one), as on any host with modular daemons."""
+    host = hypervisor_of("trixie", "modular")
+    image = images.info(images.image_path(labh.lab.image_keys()[host]))
+    assert image["daemons"] == "modular"
+    assert image["modular"]["libvirt"] == image["versions"]["libvirt-daemon"], image["modular"]
+    assert all(url.startswith(images.MIRROR) for url in image["modular"]["sources"]), image["modular"]
+    for unit in ("virtqemud.socket", "virtproxyd.socket", "virtstoraged.socket", "virtlogd.socket"):
+        assert virtlab("exec", host, "--", "systemctl", "is-active", unit).stdout.strip() == "active", unit
+    for unit in ("libvirtd.socket", "libvirtd.service"):
+        assert virtlab("exec", host, "--", "systemctl", "is-enabled", unit, check=False).stdout.strip() == "disabled", unit
+    version = virtlab("exec", host, "--", "virtqemud", "--version").stdout.split()[-1]
+    assert image["modular"]["libvirt"].startswith(version + "-"), (version, image["modular"])
+    conn = labh.libvirt(host)
+    assert conn.getHostname() == host and conn.getLibVersion() // 1000000 == 11
+    assert all(conn.storagePoolLookupByName(name).isActive() for name in LAB_POOLS)  # virtstoraged's
+    # The QEMU driver answers in virtqemud itself (its own socket), not in a monolithic daemon.
+    qemud = virtlab("exec", host, "--", "virsh", "-c", "qemu:///system?socket=/run/libvirt/virtqemud-sock",
+                    "hostname").stdout.strip()
+    assert qemud == host
 
 
 def test_exec_runs_inside_the_host_and_returns_its_exit_code():
@@ -146,14 +178,16 @@ def test_iscsi_target_exports_two_luns(labh):
 def test_host_images_are_cached_and_named_by_their_recipe(labh):
     """A second `ensure` finds every image built (no debootstrap: it returns at once), and a
     change of the package list names another image (that `up` would build)."""
-    used = set(labh.lab.state["releases"].values())
+    used = set(labh.lab.image_keys().values())
+    assert "trixie-modular" in used  # host-d's (the default layout)
     started = time.monotonic()
     paths = images.ensure(used, log=lambda *_: pytest.fail("an image was built again"))
     assert time.monotonic() - started < 5
-    for release, path in paths.items():
+    for key, path in paths.items():
         assert path.parent == lab_config.SHARED_CACHE / "images"
-        assert images.info(path)["release"] == release
-        assert path == images.image_path(release)
+        assert images.info(path)["release"] == images.split_key(key)[0]
+        assert images.info(path).get("daemons", "monolithic") == images.split_key(key)[1]
+        assert path == images.image_path(key)
     before = images.digest("bookworm")
     saved = list(images.PACKAGES)
     try:
@@ -279,17 +313,20 @@ def test_guest_qemu_is_reaped_by_the_machines_systemd(labh, guest):
     assert took < 10, "a 128 MiB guest's migration took %.1fs" % took
 
 
-@pytest.mark.parametrize("release", ["bookworm", "trixie"])
-def test_stop_and_start_libvirtd_are_the_units_and_guests_keep_running(labh, release):
-    host = hypervisor_of(release)
-    name = "lt-daemon-" + release
+@pytest.mark.parametrize("release,layout", [("bookworm", "monolithic"), ("trixie", "monolithic"), ("trixie", "modular")])
+def test_stop_and_start_libvirtd_are_the_units_and_guests_keep_running(labh, release, layout):
+    """`fault stop-libvirtd` stops libvirt's daemons and every socket that would start one again:
+    libvirtd's, or with modular daemons virtqemud's, virtproxyd's and the other drivers'."""
+    host = hypervisor_of(release, layout)
+    name = "lt-daemon-%s-%s" % (release, layout)
     virtlab("guest", "rm", name, check=False)
     virtlab("guest", "create", name, "--on", host)
+    units = daemons.UNITS[layout]
     try:
         snap = invariant.Snapshot(labh, name)
         virtlab("fault", "stop-libvirtd", host)
         try:
-            for unit in ("libvirtd.service", "libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket"):
+            for unit in units.services + units.sockets:
                 state = virtlab("exec", host, "--", "systemctl", "is-active", unit, check=False).stdout.strip()
                 assert state == "inactive", (unit, state, unit_stop_report(host, unit))
             assert checks_of(host)["libvirtd"] is False
@@ -495,6 +532,8 @@ def test_bad_input_is_one_clear_line(tmp_path):
                         (["up", "--release", "host-b"], "is not HOST=RELEASE"),
                         (["up", "--release", "host-b=sid"], "unknown release 'sid'"),
                         (["up", "--release", "host-z=trixie"], "no host host-z"),
+                        (["up", "--daemons", "host-b=fancy"], "unknown daemon layout 'fancy'"),
+                        (["up", "--daemons", "storage-1=modular"], "runs no libvirt"),
                         (["up", "--config", str(config_file)], "unknown release 'sid'"),
                         (["up", "--config", str(tmp_path / "missing.toml")], "missing.toml"),
                         (["guest", "where", "lt-none"], "")):
