@@ -25,23 +25,20 @@ MODULAR_DAEMONS = ("virtqemud", "virtproxyd", "virtstoraged", "virtnetworkd", "v
 
 @dataclass(frozen=True)
 class Units:
-    name: str
     services: tuple           # the daemons' services
     sockets: tuple            # the local sockets that start them
     network_sockets: tuple    # TCP and TLS listeners (off unless enabled)
     listener: str             # the service that listens on the network sockets
     listener_conf: str        # its configuration file
-    conf_files: tuple         # every daemon's configuration file
 
 
 UNITS = {
-    MONOLITHIC: Units(MONOLITHIC, ("libvirtd.service",), ("libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket"),
-                      ("libvirtd-tcp.socket", "libvirtd-tls.socket"), "libvirtd.service", "/etc/libvirt/libvirtd.conf",
-                      ("/etc/libvirt/libvirtd.conf",)),
-    MODULAR: Units(MODULAR, tuple(d + ".service" for d in MODULAR_DAEMONS),
+    MONOLITHIC: Units(("libvirtd.service",), ("libvirtd.socket", "libvirtd-ro.socket", "libvirtd-admin.socket"),
+                      ("libvirtd-tcp.socket", "libvirtd-tls.socket"), "libvirtd.service", "/etc/libvirt/libvirtd.conf"),
+    MODULAR: Units(tuple(d + ".service" for d in MODULAR_DAEMONS),
                    tuple(d + suffix for d in MODULAR_DAEMONS for suffix in (".socket", "-ro.socket", "-admin.socket")),
                    ("virtproxyd-tcp.socket", "virtproxyd-tls.socket"), "virtproxyd.service",
-                   "/etc/libvirt/virtproxyd.conf", tuple("/etc/libvirt/%s.conf" % d for d in MODULAR_DAEMONS)),
+                   "/etc/libvirt/virtproxyd.conf"),
 }
 # What every hypervisor runs whatever the layout: QEMU's log and lock daemons, and the guests'
 # start and stop at boot.

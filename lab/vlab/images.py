@@ -27,7 +27,7 @@ import time
 
 from . import config, daemons, modular
 from .machine import HIERARCHIES, remove_cgroup, supervised, supervisor_env
-from .proc import LabError, run
+from .proc import LabError, run, run_logged
 
 # Bump when the build steps below change in a way the digest inputs do not show.
 RECIPE = "3"
@@ -215,20 +215,10 @@ def _build_modular(key, dest, base, log):
     return dest
 
 
-def run_logged(cmd, release, step, logfile, timeout, env=None):
-    """Run a build step, its output appended to the image's build log."""
-    res = run(["sh", "-c", 'log="$1"; shift; exec "$@" >>"$log" 2>&1', "sh", logfile] + cmd,
-              host="image " + release, step=step, check=False, timeout=timeout, env=env)
-    if res.returncode != 0:
-        tail = open(logfile, errors="replace").read().strip().splitlines()[-3:]
-        raise LabError("image " + release, step, "failed (exit %d): %s (full log: %s)" % (
-            res.returncode, " | ".join(tail), logfile))
-
-
 def _debootstrap(release, root, cache, logfile):
     run_logged(["debootstrap", "--variant=minbase", "--include=" + ",".join(BOOT_PACKAGES),
                 "--cache-dir=%s" % cache, release, str(root), MIRROR],
-               release, "debootstrap", logfile, timeout=1800)
+               "image " + release, "debootstrap", logfile, timeout=1800)
 
 
 def _write(root, path, text, mode=0o644):
@@ -252,7 +242,7 @@ def _install_packages(release, root, cache, logfile):
     nspawn = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", str(root),
               "--bind=%s:/var/cache/apt/archives" % cache, "--resolv-conf=replace-host",
               "--timezone=off", "sh", "-c", script]
-    run_logged(supervised(cgroup, nspawn), release, "apt-get install", logfile, timeout=2400, env=supervisor_env())
+    run_logged(supervised(cgroup, nspawn), "image " + release, "apt-get install", logfile, timeout=2400, env=supervisor_env())
     remove_cgroup(cgroup)
     for hierarchy in HIERARCHIES:   # the parent too, unless the other release's build is in it
         try:

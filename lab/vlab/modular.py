@@ -23,7 +23,7 @@ import urllib.request
 
 from . import config, daemons
 from .machine import supervised, supervisor_env, remove_cgroup
-from .proc import LabError, run
+from .proc import LabError, run, run_logged
 
 ARTEFACTS_DIR = config.SHARED_CACHE / "modular"
 # What the build keeps: the daemons (virtqemud for QEMU, virtproxyd for clients, and one per
@@ -101,21 +101,16 @@ def ensure(release, image, mirror, log=print):
     nspawn = ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", str(root),
               "--bind=%s:/var/cache/apt/archives" % cache, "--resolv-conf=replace-host", "--timezone=off",
               "sh", "-c", build_script(version)]
-    res = run(["sh", "-c", 'log="$1"; shift; exec "$@" >"$log" 2>&1', "sh", logfile] + supervised(cgroup, nspawn),
-              host="image " + release, step="build the modular daemons", check=False, timeout=3600,
-              env=supervisor_env())
-    remove_cgroup(cgroup)
-    if res.returncode != 0:
-        tail = open(logfile, errors="replace").read().strip().splitlines()[-3:]
-        raise LabError("image " + release, "build the modular daemons", "failed (exit %d): %s (full log: %s)" % (
-            res.returncode, " | ".join(tail), logfile))
-    out = work / "out"
-    shutil.move(str(root / "out"), str(out))
-    (out / "build.json").write_text(json.dumps({
+    try:
+        run_logged(supervised(cgroup, nspawn), "image " + release, "build the modular daemons", logfile, timeout=3600,
+                   env=supervisor_env())
+    finally:
+        remove_cgroup(cgroup)
+    (root / "out" / "build.json").write_text(json.dumps({
         "release": release, "libvirt": version, "built": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "build_seconds": round(time.monotonic() - started), "sources": source_files(version, mirror)}, indent=1) + "\n")
     shutil.rmtree(target, ignore_errors=True)
-    os.rename(out, target)
+    os.rename(root / "out", target)
     shutil.rmtree(work, ignore_errors=True)
     log("modular daemons of libvirt %s built in %.0fs" % (version, time.monotonic() - started))
     return target

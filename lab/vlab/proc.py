@@ -125,6 +125,17 @@ def spawn(cmd, log_path, env=None):
     return identity(p.pid)
 
 
+def run_logged(cmd, who, step, logfile, timeout, env=None):
+    """Run a long build step (an image's debootstrap or apt, a compile) with its output appended to
+    `logfile`; LabError with the log's last lines if it fails."""
+    res = run(["sh", "-c", 'log="$1"; shift; exec "$@" >>"$log" 2>&1', "sh", logfile] + cmd,
+              host=who, step=step, check=False, timeout=timeout, env=env)
+    if res.returncode != 0:
+        with open(logfile, errors="replace") as f:
+            tail = f.read().strip().splitlines()[-3:]
+        raise LabError(who, step, "failed (exit %d): %s (full log: %s)" % (res.returncode, " | ".join(tail), logfile))
+
+
 def wait_for(predicate, timeout, what, host, interval=0.2):
     """Poll predicate until it is truthy; LabError naming what we waited for on timeout."""
     deadline = time.monotonic() + timeout

@@ -19,7 +19,7 @@ import time
 
 from . import images
 from .machine import is_mount_point, remove_cgroup, supervised, supervisor_env
-from .proc import LabError, run
+from .proc import LabError, run, run_logged
 
 # What a hypervisor's maintenance upgrades (the rolling_maintenance role's default is libvirt*,
 # qemu*, python3-libvirt: every one of those the image has is named here).
@@ -93,8 +93,8 @@ def _download(release, root, target, logfile):
               "--bind=%s:/var/cache/apt/archives" % target, "--resolv-conf=replace-host",
               "--timezone=off", "sh", "-c", script]
     try:
-        images.run_logged(supervised(cgroup, nspawn), release, "apt-get --download-only " + suite, logfile,
-                          timeout=1800, env=supervisor_env())
+        run_logged(supervised(cgroup, nspawn), "image " + release, "apt-get --download-only " + suite, logfile,
+                   timeout=1800, env=supervisor_env())
     finally:
         remove_cgroup(cgroup)
         for leftover in ("partial", "lock"):
