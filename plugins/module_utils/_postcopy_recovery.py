@@ -35,6 +35,12 @@ from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constant
 )
 
 RESUME_MIN_LIBVIRT = 8005000          # VIR_MIGRATE_POSTCOPY_RESUME, VIR_DOMAIN_ABORT_JOB_POSTCOPY
+# libvirt 11.2.0 and 11.3.x crash on the destination on every resume: the Prepare of a resumed
+# incoming migration hands qemuProcessIncomingDefNew a NULL descriptor pointer, which it reads
+# (a regression of 11.2.0, fixed in 11.4.0: "Fix virtqemud crash when resuming failed post-copy
+# migration"; seen on the lab as a SIGSEGV of libvirtd and of virtqemud, Debian trixie's 11.3.0).
+# No flag or parameter avoids that path, so a resume towards those versions is never tried.
+RESUME_CRASHES_DESTINATION = (11002000, 11004000)   # [first affected, first fixed)
 # QEMU's own stream gets this long without progress, counted from when the destination answers
 # again, before it counts as dead: its TCP connection often survives an outage and retransmits
 # with a backoff of up to two minutes (Linux's largest retransmission timeout is 120 s), and a
@@ -66,6 +72,12 @@ def decide(split, src_libvirt, dst_libvirt, dest_reachable, stalled_s, attempts,
     if oldest is None or oldest < RESUME_MIN_LIBVIRT:
         return GIVE_UP, ('post-copy recovery needs libvirt 8.5 or newer on both hosts (VIR_MIGRATE_POSTCOPY_RESUME); '
                          'source has %s, destination %s' % (format_lib(src_libvirt), format_lib(dst_libvirt)))
+    if RESUME_CRASHES_DESTINATION[0] <= dst_libvirt < RESUME_CRASHES_DESTINATION[1]:
+        return GIVE_UP, ("libvirt %s on the destination crashes when a post-copy migration is resumed (a defect of "
+                         'libvirt 11.2 and 11.3, fixed in 11.4): no resume is tried. Upgrade libvirt on the '
+                         'destination to 11.4 or newer (restarting its daemon keeps both halves of the guest), '
+                         'then resume from the source (virsh migrate --postcopy --postcopy-resume with the '
+                         'original options)' % format_lib(dst_libvirt))
     if daemon_lost:
         return GIVE_UP, ("the destination's libvirt daemon restarted during the resume (it crashed on it): trying "
                          'again would do the same')

@@ -618,7 +618,8 @@ postcopy_recovery:
       or newer on both hosts, once QEMU's own stream has made no progress for 150 seconds while the destination
       answers, the task pauses it (C(VIR_DOMAIN_ABORT_JOB_POSTCOPY)) and resumes the migration on a new connection
       (C(migrateToURI3) with the original flags plus C(VIR_MIGRATE_POSTCOPY) and C(VIR_MIGRATE_POSTCOPY_RESUME)),
-      up to three times, never again after a resume during which the destination's libvirt daemon restarted.
+      up to three times, never again after a resume during which the destination's libvirt daemon restarted, and
+      never towards a destination with libvirt 11.2 or 11.3, whose daemon crashes on a resume (fixed in 11.4).
   returned: when a post-copy failed during the task
   type: dict
   contains:

@@ -21,9 +21,10 @@ from ansible_collections.kvmops.migration.plugins.module_utils._postcopy_recover
     WAIT,
     PostcopyRecovery,
     decide,
+    format_lib,
 )
 
-NEW, OLD = 11003000, 8004000
+NEW, OLD, CRASHING = 11004000, 8004000, 11003000
 UUID = '8b315ef4-505e-4594-a5a2-abdc91383df0'
 
 
@@ -47,6 +48,18 @@ def test_libvirt_older_than_8_5_on_either_host_leaves_the_exact_report():
 ])
 def test_the_decision(reachable, stalled, attempts, since, expected):
     assert decide(True, NEW, NEW, reachable, stalled, attempts, False, since)[0] == expected
+
+
+@pytest.mark.parametrize('destination', [11002000, 11003000, 11003001])
+def test_no_resume_towards_a_libvirt_whose_destination_daemon_crashes_on_it(destination):
+    action, why = decide(True, NEW, destination, True, STALL_S + 50, 0, False, None)
+    assert action == GIVE_UP and 'crashes' in why and '11.4' in why and format_lib(destination) in why
+
+
+@pytest.mark.parametrize('source,destination', [(CRASHING, NEW), (CRASHING, 12009000), (NEW, 11001000)])
+def test_the_crash_is_the_destinations_only(source, destination):
+    # The source's half of a resume does not go through the defective Prepare.
+    assert decide(True, source, destination, True, STALL_S + 50, 0, False, None)[0] == RESUME
 
 
 def test_a_resume_that_cost_the_destination_its_daemon_is_never_repeated():
