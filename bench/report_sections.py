@@ -77,7 +77,17 @@ def prediction_lines(prediction, drain):
                   _pct(summary["verdict_right_share"]), summary["cells"],
                   "; wrong: " + ", ".join(summary["verdict_wrong_cells"]) if summary["verdict_wrong_cells"] else "",
                   _pct(summary["duration_error_median"]), _pct(summary["duration_error_max"]), window,
-                  summary["auto_vs_best_fixed_max"], summary["auto_failed_cells"]), "",
+                  summary["auto_vs_best_fixed_max"], summary["auto_failed_cells"])]
+    steady = summary.get("constant_load")
+    if steady and steady["cells"] and steady["cells"] < summary["cells"]:
+        lines += ["", "The same over the %d cells whose load stays as it was measured (the changing cells' rate "
+                  "changes after the prediction, which no measurement made before the job can see; the engine's "
+                  "course correction answers them, the last two columns): verdict right **%s**%s; median "
+                  "duration error **%s**, max **%s**." % (
+                      steady["cells"], _pct(steady["verdict_right_share"]),
+                      " (wrong: %s)" % ", ".join(steady["verdict_wrong_cells"]) if steady["verdict_wrong_cells"]
+                      else "", _pct(steady["duration_error_median"]), _pct(steady["duration_error_max"]))]
+    lines += ["",
               "Calibration figures (this run): the fixed cost of one migration besides its job (the module's "
               "`timings`, total minus job) %s s, module start %s s; the evacuation forecast counts "
               "`MIGRATION_SETUP_S` per migration (`_evacuation_forecast.py`)." % (

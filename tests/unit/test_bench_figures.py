@@ -87,9 +87,12 @@ def test_a_cell_compares_the_prediction_with_the_measurement(bench):
     assert wrong["verdict_right"] is False
     failed = prediction.cell_summary(cell, dict(runs, auto=[dict(runs["auto"][0], completed=False)]))
     assert failed["auto_failed_where_fixed_finished"] is True
-    total = prediction.prediction_summary([summary, dict(wrong, kind="changing")])
+    total = prediction.prediction_summary([summary, dict(wrong, kind="changing", later=[20, 4])])
     assert total["verdict_right_share"] == 0.5 and total["verdict_wrong_cells"] == ["changing 96/30/20"]
     assert total["duration_error_median"] == 0.2
+    # Again over the cells whose load stays as measured: the changing cell is left out there only.
+    assert total["constant_load"]["cells"] == 1 and total["constant_load"]["verdict_right_share"] == 1.0
+    assert total["constant_load"]["verdict_wrong_cells"] == []
 
 
 def test_the_breakdown_levels_add_up_to_the_wall(bench):
