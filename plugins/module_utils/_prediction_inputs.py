@@ -84,6 +84,9 @@ class GuestLoad:
         95 % (what the lab's TCG guests show).  The measured vCPU busy share bounds it.
     history
         Earlier migrations' ``HistoryEntry`` objects, newest first.
+    measured_working_set_bytes
+        The set a short and a longer dirty-rate sample showed saturated (``_dirtyrate``'s
+        ``probe_working_sets``); history that shows one wins over it (whole migrations).
     """
 
     memory_bytes: int
@@ -95,12 +98,13 @@ class GuestLoad:
     writer_cpu_share: float = 1.0
     write_pattern: str = 'sequential'
     history: tuple = ()
+    measured_working_set_bytes: float | None = None
 
     def __post_init__(self):
         problems = []
         _check(problems, _is_number(self.memory_bytes, 1, allow_none=False),
                'memory_bytes must be a positive number of bytes, got %r' % (self.memory_bytes,))
-        for name in ('dirty_rate_bps', 'dirty_pages_per_s', 'working_set_bytes'):
+        for name in ('dirty_rate_bps', 'dirty_pages_per_s', 'working_set_bytes', 'measured_working_set_bytes'):
             _check(problems, _is_number(getattr(self, name)), '%s must be >= 0 or None, got %r' % (name, getattr(self, name)))
         _check(problems, _is_number(self.page_size, 1, allow_none=False), 'page_size must be positive, got %r' % (self.page_size,))
         _check(problems, self.zero_page_share is None or (_is_number(self.zero_page_share) and self.zero_page_share <= 1),
@@ -268,7 +272,8 @@ def resolve_working_set(load):
     """(bytes, source).  Given, else the largest dirty set of an earlier migration whose passes
     were long enough to saturate it (the guest could have dirtied twice that set in the first
     pass, which the set after it comes from, but did not: the set, not the pass, was the limit),
-    else the whole memory (no saturation: the safe assumption).  The first pass's time comes from
+    else the set two dirty-rate samples showed saturated (``measured``), else the whole memory
+    (no saturation seen: the safe assumption).  The first pass's time comes from
     the memory, zero pages and throughput recorded; without them, the job's average pass, less
     the job's fixed part (JOB_SETUP_S): a short uncapped job is mostly that part, and counted as
     pass time it made the small dirty set of a short first pass look like the working set."""
@@ -285,7 +290,15 @@ def resolve_working_set(load):
             saturated.append(e.dirty_set_bytes)
     if saturated:
         return float(min(max(saturated), load.memory_bytes)), 'history'
+    if load.measured_working_set_bytes is not None:
+        return float(min(load.measured_working_set_bytes, load.memory_bytes)), 'measured'
     return float(load.memory_bytes), 'assumed'
+
+
+def working_set_unknown(load):
+    """True when nothing but the safe assumption gives ``load``'s working set: a longer dirty-rate
+    sample may tell it (``_dirtyrate.probe_working_sets``)."""
+    return resolve_working_set(load)[1] == 'assumed'
 
 
 def resolve_bandwidth(path, history, cap_bps=None):

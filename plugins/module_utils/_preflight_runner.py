@@ -63,7 +63,11 @@ from ansible_collections.kvmops.migration.plugins.module_utils._preflight_spec i
     summarize,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import history_from_domain_xml
-from ansible_collections.kvmops.migration.plugins.module_utils._preflight_prediction import DirtyRateProbe, guest_estimates
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_prediction import (
+    DirtyRateProbe,
+    guest_estimates,
+    set_unknown,
+)
 from ansible_collections.kvmops.migration.plugins.module_utils._preflight_storage_checks import check_disk
 from ansible_collections.kvmops.migration.plugins.module_utils._remote_probe import (
     SshHelper,
@@ -297,8 +301,10 @@ class PreflightRunner:
         timeout = int(self.p.get('connect_timeout') or 5)
         request = self._helper_request(guests)
         if self.p.get('measure_bandwidth'):  # the predictions need the dirty rates: measured meanwhile
-            self.dirty_rates = DirtyRateProbe([self.domains[g['name']] for g in guests if g['active']],
-                                              self.p.get('dirty_rate_seconds') or 1).start()
+            active = [g for g in guests if g['active']]
+            self.dirty_rates = DirtyRateProbe([self.domains[g['name']] for g in active],
+                                              self.p.get('dirty_rate_seconds') or 1,
+                                              probe=[self.domains[g['name']] for g in active if set_unknown(g)]).start()
         ssh = self.ssh_factory(self.endpoint, options=self.p.get('ssh_options') or (), connect_timeout=timeout)
         ssh.start(request)
         dest = {}

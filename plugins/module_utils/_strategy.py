@@ -137,7 +137,8 @@ MAX_ZERO_SHARE_FROM_RSS = 0.95
 
 def guest_load(memory_bytes, measurement=None, history=(), resident_bytes=None) -> GuestLoad:
     """The model's view of the guest from a ``_dirtyrate.DirtyRateResult`` (None or not measured:
-    history alone; ``paused``: it dirties nothing) and its ``HistoryEntry`` list.  The measured vCPU
+    history alone; ``paused``: it dirties nothing; probed: its working set too) and its
+    ``HistoryEntry`` list.  The measured vCPU
     busy share bounds the share the writer needs (a guest busy 5 % of the time cannot need more to
     dirty what it dirties).
     ``resident_bytes``: the QEMU process's resident memory (libvirt's ``rss``). Guest memory the guest
@@ -149,9 +150,9 @@ def guest_load(memory_bytes, measurement=None, history=(), resident_bytes=None) 
     not be now, and every one of them made the resident memory grow, so the counted share is lowered
     by the growth since the entry's ``resident_bytes`` (a migration soon after boot counts most of
     the memory zero; the same guest after filling its memory does not have those zero pages)."""
-    rate = share = None
+    rate = share = working_set = None
     if measurement is not None and measurement.status == 'measured':
-        rate, share = measurement.dirty_rate_bps, measurement.vcpu_busy_share
+        rate, share, working_set = measurement.dirty_rate_bps, measurement.vcpu_busy_share, measurement.working_set_bytes
     elif measurement is not None and measurement.status == 'paused':
         rate = 0.0  # nothing runs in a paused guest, and a live migration keeps it paused: known, not unknown
     writer = 1.0 if share is None else min(1.0, max(MIN_WRITER_SHARE, share))
@@ -160,7 +161,7 @@ def guest_load(memory_bytes, measurement=None, history=(), resident_bytes=None) 
         floor = min(MAX_ZERO_SHARE_FROM_RSS, max(0.0, 1.0 - float(resident_bytes) / memory_bytes))
         zero_share = round(max(floor, counted_zero_share(history, resident_bytes, memory_bytes)), 3)
     return GuestLoad(memory_bytes=int(memory_bytes), dirty_rate_bps=rate, writer_cpu_share=writer,
-                     history=tuple(history), zero_page_share=zero_share)
+                     history=tuple(history), zero_page_share=zero_share, measured_working_set_bytes=working_set)
 
 
 def counted_zero_share(history, resident_bytes, memory_bytes):

@@ -8,7 +8,8 @@
 Before the job: the guest's history (``_migration_history.read_history``; a failure to read it is
 a warning), its dirty rate (``_dirtyrate.measure_dirty_rates``, ``dirty_rate_seconds``), the
 prediction and the decision (``_strategy``), and the refusal when nothing allowed meets the
-limits.  During the job: the course check the engine consults at pass ends (``_course``).  After
+limits, confirmed first by a sample three times as long (``probe_working_sets``: a refusal on one
+noisy second would stop a migration that meets the limits).  During the job: the course check the engine consults at pass ends (``_course``).  After
 the outcome check: the job's figures recorded in the guest's history on the host where it now
 runs (a failure is a warning: the guest has moved by then, or stayed where it was).
 
@@ -27,7 +28,13 @@ from dataclasses import replace
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError, KvmopsError, translated
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import MIB
 from ansible_collections.kvmops.migration.plugins.module_utils._course import CourseCheck
-from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import measure_dirty_rates, resident_bytes
+from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import (
+    SATURATION_SECONDS,
+    measure_dirty_rates,
+    measured_rate,
+    probe_working_sets,
+    resident_bytes,
+)
 from ansible_collections.kvmops.migration.plugins.module_utils._migration import completed_stats
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import read_history, record_migration
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction import predict
@@ -49,8 +56,8 @@ from ansible_collections.kvmops.migration.plugins.module_utils._strategy import 
 )
 
 # Working-set figures the course check keeps from the start prediction (an assumed one is the
-# whole memory: the job's own dirty sets tell more).
-KEPT_WORKING_SET_SOURCES = ('history', 'given')
+# whole memory: the job's own dirty sets tell more; a measured one was seen saturating).
+KEPT_WORKING_SET_SOURCES = ('history', 'given', 'measured')
 NO_BANDWIDTH = ('no bandwidth known (no bandwidth cap, no uncapped migration in the guest\'s history), so no '
                 'prediction and nothing measured: the adaptive policy decides pass by pass, and this migration\'s '
                 'figures are recorded for the next one')
@@ -129,11 +136,23 @@ class StrategyRun:
         if measured is not None and measured.status not in ('measured', 'paused'):  # paused: dirties nothing
             self.ctx.warn('The dirty rate of %s was not measured (%s): %s' % (
                 dom.name(), measured.status, measured.message or 'no reason given'))
-        load = guest_load(memory, measured, history, resident_bytes=resident_bytes(dom))
-        prediction = predict(load, MigrationPath(bandwidth_bps=None, setup_s=JOB_SETUP_S), limits)
-        self.choice = choice_for(requested, params, prediction=prediction, limits=limits, load=load,
-                                 measurement=report.as_dict())
+        rss = resident_bytes(dom)
+        self.choice = self._chosen(requested, params, limits, report, guest_load(memory, measured, history, rss))
+        if self.choice.refused and measured_rate(report, dom.name()):
+            # Before refusing, sample longer: the 1-s sample counts in 2 MiB steps (a 2 MiB/s writer
+            # can read 8 MiB/s) and cannot see the working set; the longer one pools the rate or shows
+            # the set saturated.  3 s more, only for a guest about to be refused.
+            report = probe_working_sets([dom], report, seconds=SATURATION_SECONDS * report.seconds,
+                                        measure=measure_dirty_rates)
+            load = guest_load(memory, report.result(dom.name()), history, rss)
+            self.choice = self._chosen(requested, params, limits, report, load)
         return self._checked(dom, dst_host, params)
+
+    @staticmethod
+    def _chosen(requested, params, limits, report, load):
+        prediction = predict(load, MigrationPath(bandwidth_bps=None, setup_s=JOB_SETUP_S), limits)
+        return choice_for(requested, params, prediction=prediction, limits=limits, load=load,
+                          measurement=report.as_dict())
 
     def _checked(self, dom, dst_host, params):
         """The options of the choice made, or the refusal."""

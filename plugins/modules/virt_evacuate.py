@@ -373,8 +373,10 @@ forecast:
       C(postcopy), C(refused) (no allowed strategy meets the limits; still tried last, each migration decides with
       its own measurement), C(unknown); C(moves) - per guest its C(destination), C(strategy), C(predicted_s),
       C(start_s), C(end_s), C(prediction) and C(decision).
-    - C(not_forecast) - guests that move cold; C(dirty_rate) - the measurement; C(error) when no forecast could
-      be made (the evacuation then goes on in the plan's order).
+    - C(not_forecast) - guests that move cold; C(dirty_rate) - the measurement (guests whose history gives no working
+      set are sampled a second time, three times as long, to see it - C(probe_seconds), and per guest C(samples) and
+      C(working_set_bytes)); C(error) when no forecast could be made (the evacuation then goes on in the plan's
+      order).
   returned: when action is evacuate and a guest is planned to move
   type: dict
 record:

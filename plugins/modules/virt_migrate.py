@@ -243,8 +243,10 @@ options:
         O(dirty_rate_seconds), nothing is migrated), take the bandwidth from the guest's earlier migrations without
         a bandwidth cap (its history, kept in its domain metadata) or else from O(bandwidth), predict every strategy,
         and start the first one that the options allow and that meets O(max_downtime) and O(timeout) - pre-copy,
-        then auto-converge (O(auto_converge)), then post-copy (O(allow_postcopy)). When none does, the task fails
-        before anything moves and RV(decision) and RV(remedy) say what would work, unless O(try_anyway=true).
+        then auto-converge (O(auto_converge)), then post-copy (O(allow_postcopy)). When none does, the guest is
+        sampled again for three times O(dirty_rate_seconds) first (a short sample counts in 2 MiB steps and cannot
+        tell a small working set from the whole memory); if still none does, the task fails before anything moves
+        and RV(decision) and RV(remedy) say what would work, unless O(try_anyway=true).
       - With V(auto) the levers allowed beyond the choice stay as safety nets (QEMU only throttles a guest that
         does not converge; post-copy only starts on a stall), and at every pass end the job's own figures are
         played forward again (RV(course)) - as soon as the chosen strategy will not meet the limits, post-copy
@@ -268,7 +270,8 @@ options:
   dirty_rate_seconds:
     description:
       - Seconds (1 to 10) that libvirt samples the guest's dirty rate for the O(strategy) prediction; the
-        measurement waits at most 1.5 s longer, and RV(dirty_rate) reports what it took.
+        measurement waits at most 1.5 s longer, and RV(dirty_rate) reports what it took. Before a refusal the
+        guest is sampled again for three times as long (see O(strategy)).
     type: int
     default: 1
   timeout:
@@ -513,9 +516,11 @@ decision:
   type: dict
 dirty_rate:
   description:
-    - The dirty-rate measurement - C(seconds) sampled, C(budget_s) (the longest it may wait), C(elapsed_s), and
-      C(results) per guest (C(status) measured, unsupported, paused, not_running, timeout or error; C(dirty_rate_bps);
-      C(vcpu_busy_share); C(measured_at); C(message)).
+    - The dirty-rate measurement - C(seconds) sampled, C(probe_seconds) of the second, longer sample taken before a
+      refusal (0 when none was), C(budget_s) (the longest it may wait), C(elapsed_s), and C(results) per guest
+      (C(status) measured, unsupported, paused, not_running, timeout or error; C(dirty_rate_bps); C(vcpu_busy_share);
+      C(measured_at); C(message); after a second sample C(samples) (each C([seconds, bytes/s])) and
+      C(working_set_bytes), the set they showed saturated, or null).
   returned: with RV(prediction)
   type: dict
 course:

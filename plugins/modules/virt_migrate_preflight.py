@@ -256,8 +256,11 @@ estimates:
             prediction: {verdict: precopy_steps}}]
 dirty_rate:
   description:
-    - The dirty-rate measurement behind RV(estimates) - C(seconds), C(budget_s), C(elapsed_s), and C(results) per
-      guest (C(status), C(dirty_rate_bps), C(vcpu_busy_share), C(measured_at), C(message)); C(error) when it failed.
+    - The dirty-rate measurement behind RV(estimates) - C(seconds), C(probe_seconds), C(budget_s), C(elapsed_s), and
+      C(results) per guest (C(status), C(dirty_rate_bps), C(vcpu_busy_share), C(measured_at), C(message), C(samples),
+      C(working_set_bytes)); C(error) when it failed. Guests whose history gives no working set are sampled a second
+      time, for three times as long (C(probe_seconds)) - where that sample dirtied clearly less than three times the
+      first, the set saturated and C(working_set_bytes) is its size; otherwise the two rates are pooled.
   returned: always (null without O(measure_bandwidth))
   type: dict
 timings:

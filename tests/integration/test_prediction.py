@@ -102,3 +102,25 @@ def test_auto_refuses_before_anything_moves_naming_what_would_work(labh, make_gu
     moved = lab_module("host-a", "virt_migrate", dict(args, allow_postcopy=True, timeout=240))
     assert not moved.get("failed") and moved["strategy"]["started"] == "postcopy", moved
     invariant.check(labh, name, expect_on="host-b", snapshot=snap)
+
+
+def test_a_longer_sample_sees_a_busy_guests_working_set_in_the_evacuation_forecast(labh, make_guest, lab_module):
+    """The benchmark drain's busy guest: 96 MiB rewritten at 64 MiB/s in 256 MiB, with no history.
+    One second reads about 64 MiB/s and cannot tell that set from the whole memory; the forecast
+    samples it again for 3 s (lab: 84-114 MiB dirtied, where a writer that never saturates would
+    dirty about 190) and takes the set it saw saturate.  Check mode: nothing moves."""
+    name = make_guest("pr-set", "host-a", "--memory", "256", "--dirty", "96,64")
+    labh.wait_heartbeat_after(name, labh.heartbeat(name)["counter"] + 2, timeout=60)
+    snap = invariant.Snapshot(labh, name)
+    res = lab_module("host-a", "virt_evacuate", {"hosts": ["host-b"], "migrate_options": {"bandwidth": 20}},
+                     check_mode=True)
+    assert not res.get("failed"), res
+    forecast = res["forecast"]
+    prediction = next(move["prediction"] for move in forecast["moves"] if move["name"] == name)
+    measured = next(result for result in forecast["dirty_rate"]["results"] if result["name"] == name)
+    assert forecast["dirty_rate"]["probe_seconds"] == 3 and len(measured["samples"]) == 2, forecast["dirty_rate"]
+    assert prediction["working_set_source"] == "measured", (prediction, measured)
+    assert 48 * MIB <= prediction["working_set_bytes"] <= 160 * MIB, (prediction, measured)
+    # Measuring all guests twice stays bounded: 1 s and 3 s, each with its grace.
+    assert forecast["dirty_rate"]["elapsed_s"] <= forecast["dirty_rate"]["budget_s"] + 1, forecast["dirty_rate"]
+    invariant.check(labh, name, expect_on="host-a", snapshot=snap)

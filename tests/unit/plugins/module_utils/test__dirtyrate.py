@@ -12,13 +12,19 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import (
+    SATURATION_Z,
     STATS,
     VIR_DOMAIN_DIRTYRATE_MODE_PAGE_SAMPLING,
+    DirtyRateReport,
+    DirtyRateResult,
+    SampleEstimate,
     busy_share,
     calc_status_from_stats,
+    combine_samples,
     dirty_rate_from_stats,
     is_fresh,
     measure_dirty_rates,
+    probe_working_sets,
     vcpu_time_from_stats,
 )
 
@@ -190,3 +196,68 @@ class TestMeasure:
         assert measure_dirty_rates([], conn=object()).results == ()
         with pytest.raises(ValueError, match='seconds must be at least 1'):
             measure_dirty_rates([FakeDomain('a')], seconds=0)
+
+
+class TestCombineSamples:
+    """Rates in MiB/s as the lab measured them (a 64 MiB/s writer in a 96 MiB set, 256 MiB guest)."""
+
+    @pytest.mark.parametrize('short, long_', [(54, 29), (62, 28), (68, 36), (64, 38), (52, 30), (64, 33)])
+    def test_the_lab_writers_set_is_seen_saturated(self, short, long_):
+        estimate = combine_samples(short * MIB, 1, long_ * MIB, 3)
+        assert estimate.working_set_bytes == long_ * 3 * MIB and estimate.rate_bps == short * MIB
+        assert estimate.z >= SATURATION_Z
+
+    def test_a_writer_that_does_not_saturate_is_pooled(self):
+        estimate = combine_samples(20 * MIB, 1, 22 * MIB, 3)
+        assert estimate.working_set_bytes is None and estimate.rate_bps == (20 + 66) * MIB / 4.0
+
+    def test_noise_of_a_few_sampled_pages_is_not_saturation(self):
+        # 16 MiB then 36 MiB: 8 and 18 sampled pages where 24 were expected; within the noise
+        estimate = combine_samples(16 * MIB, 1, 12 * MIB, 3)
+        assert estimate.working_set_bytes is None and estimate.z < SATURATION_Z
+        assert estimate.rate_bps == 13 * MIB
+
+    def test_a_set_dirtied_whole_within_the_short_sample(self):
+        # The set is full after a second: the longer sample dirtied no more than the short one.
+        estimate = combine_samples(40 * MIB, 1, 13 * MIB, 3)
+        assert estimate.working_set_bytes == 40 * MIB
+
+    def test_nothing_dirtied(self):
+        assert combine_samples(0.0, 1, 0.0, 3) == SampleEstimate(rate_bps=0.0, working_set_bytes=None, z=0.0)
+
+    def test_the_long_sample_must_be_longer(self):
+        with pytest.raises(ValueError, match='longer'):
+            combine_samples(MIB, 3, MIB, 3)
+
+
+class TestProbeWorkingSets:
+    def report(self, results, seconds=1, elapsed_s=1.1):
+        return DirtyRateReport(results=tuple(results), seconds=seconds, budget_s=seconds + 1.5, elapsed_s=elapsed_s)
+
+    def test_only_measured_busy_guests_are_sampled_again_and_combined(self):
+        doms = [FakeDomain(name) for name in ('busy', 'idle', 'paused', 'lost')]
+        first = self.report([DirtyRateResult('busy', 'measured', dirty_rate_bps=64.0 * MIB, calc_period_s=1,
+                                             vcpu_busy_share=0.4),
+                             DirtyRateResult('idle', 'measured', dirty_rate_bps=0.0, calc_period_s=1),
+                             DirtyRateResult('paused', 'paused'),
+                             DirtyRateResult('lost', 'measured', dirty_rate_bps=8.0 * MIB, calc_period_s=1)])
+        calls = []
+
+        def measure(domains, seconds):
+            calls.append(([d.name() for d in domains], seconds))
+            return self.report([DirtyRateResult('busy', 'measured', dirty_rate_bps=32.0 * MIB, calc_period_s=3,
+                                                vcpu_busy_share=0.5),
+                                DirtyRateResult('lost', 'timeout')], seconds=seconds, elapsed_s=3.2)
+        probed = probe_working_sets(doms, first, seconds=3, measure=measure)
+        assert calls == [(['busy', 'lost'], 3)]
+        busy = probed.result('busy')
+        assert busy.working_set_bytes == 96 * MIB and busy.dirty_rate_bps == 64 * MIB
+        assert busy.samples == ((1, 64 * MIB), (3, 32 * MIB)) and busy.vcpu_busy_share == 0.5
+        assert probed.result('lost') == first.result('lost')  # its second sample failed: the first stays
+        assert probed.result('idle') == first.result('idle') and probed.result('paused') == first.result('paused')
+        assert probed.probe_seconds == 3 and probed.elapsed_s == pytest.approx(4.3)
+        assert probed.as_dict()['probe_seconds'] == 3
+
+    def test_nothing_to_probe_returns_the_first_report(self):
+        first = self.report([DirtyRateResult('idle', 'measured', dirty_rate_bps=0.0)])
+        assert probe_working_sets([FakeDomain('idle')], first, measure=pytest.fail) is first

@@ -32,6 +32,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._prediction_input
     resolve_dirty_rate,
     limits_from_options,
     resolve_working_set,
+    working_set_unknown,
 )
 
 MIB = 1 << 20
@@ -250,6 +251,17 @@ class TestHistory:
         assert resolve_working_set(GuestLoad(memory_bytes=GIB, history=(short,))) == (GIB, 'assumed')
         assert resolve_working_set(GuestLoad(memory_bytes=GIB, history=(short, long))) == (90 * MIB, 'history')
         assert resolve_working_set(GuestLoad(memory_bytes=GIB, working_set_bytes=2 * GIB)) == (GIB, 'given')
+
+    def test_a_set_two_samples_saw_saturate_stands_in_for_history(self):
+        short = self.entry(dirty_set_bytes=90 * MIB, dirty_rate_bps=20 * MIB, duration_s=40, passes=9)
+        long = self.entry(dirty_set_bytes=90 * MIB, dirty_rate_bps=20 * MIB, duration_s=150, passes=16)
+        sampled = GuestLoad(memory_bytes=GIB, measured_working_set_bytes=96 * MIB, history=(short,))
+        assert resolve_working_set(sampled) == (96 * MIB, 'measured') and not working_set_unknown(sampled)
+        assert resolve_working_set(replace(sampled, history=(long,))) == (90 * MIB, 'history')  # whole migrations win
+        assert resolve_working_set(replace(sampled, measured_working_set_bytes=2 * GIB)) == (GIB, 'measured')
+        assert working_set_unknown(GuestLoad(memory_bytes=GIB, history=(short,)))
+        with pytest.raises(PredictionInputError, match='measured_working_set_bytes'):
+            GuestLoad(memory_bytes=GIB, measured_working_set_bytes=-1)
 
     def test_the_first_pass_tells_whether_the_dirty_set_saturated(self):
         # An uncapped 1.4 s job (1 s of it the job's fixed part): its first pass moved 0.4 GiB at 1 GiB/s,

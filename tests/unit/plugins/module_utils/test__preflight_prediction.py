@@ -9,11 +9,16 @@ measurement); the runner with measure_bandwidth against its fakes."""
 from __future__ import annotations
 
 import threading
+import types
 
 from ansible_collections.kvmops.migration.plugins.module_utils import _preflight_prediction, _preflight_runner
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import DirtyRateReport, DirtyRateResult
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry
-from ansible_collections.kvmops.migration.plugins.module_utils._preflight_prediction import DirtyRateProbe, guest_estimates
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_prediction import (
+    DirtyRateProbe,
+    guest_estimates,
+    set_unknown,
+)
 from ansible_collections.kvmops.migration.plugins.module_utils._prediction_inputs import JOB_SETUP_S
 
 from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.preflight_data import dom_xml
@@ -92,6 +97,21 @@ class TestProbe:
         assert probe.report().result('web1').dirty_rate_bps == MIB and probe.error is None
         assert seen == [(['dom'], 2, 'kvmops-preflight-dirtyrate')]
 
+    def test_guests_without_a_known_working_set_are_sampled_again(self):
+        seen = []
+        dom = types.SimpleNamespace(name=lambda: 'web1')
+
+        def measure(doms, seconds):
+            seen.append(seconds)
+            return DirtyRateReport(results=(DirtyRateResult('web1', 'measured', dirty_rate_bps={1: 64, 3: 32}[seconds] * MIB,
+                                                            calc_period_s=seconds),),
+                                   seconds=seconds, budget_s=seconds + 1.5, elapsed_s=seconds + 0.1)
+        probe = DirtyRateProbe([dom], seconds=1, measure=measure, probe=[dom]).start()
+        assert probe.report().result('web1').working_set_bytes == 96 * MIB and seen == [1, 3]
+        saturated = HistoryEntry(at='2026-12-05T10:00:00Z', strategy='auto_converge', dirty_rate_bps=64.0 * MIB,
+                                 dirty_set_bytes=96 * MIB, duration_s=26.6, passes=4)
+        assert set_unknown(guest()) and not set_unknown(guest(history=(saturated,)))
+
     def test_a_failure_is_reported_not_raised(self):
         def measure(doms, seconds):
             raise RuntimeError('connection reset')
@@ -115,11 +135,11 @@ def test_the_runner_predicts_each_guest_with_measure_bandwidth(tmp_path, monkeyp
                                                                      'dirty_rate_seconds': 2})
     runner.ssh_factory = _listening(runner.ssh_factory)
     result = runner.run()
-    assert measured == [(['vm1'], 2)]
+    assert measured == [(['vm1'], 2), (['vm1'], 6)]  # no history: sampled again, three times as long
     estimate = result['estimates'][0]
     assert estimate['guest'] == 'vm1' and estimate['strategy'] == 'precopy_steps'
     assert result['dirty_rate']['results'][0]['status'] == 'measured'
-    assert result['timings']['dirty_rate_s'] == 1.1
+    assert result['timings']['dirty_rate_s'] == 2.2  # both samples
 
 
 def _listening(factory):

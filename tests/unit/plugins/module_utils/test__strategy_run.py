@@ -139,7 +139,32 @@ class TestBeforeTheJob:
         assert 'nothing was started' in err.value.msg and 'allow_postcopy: true' in err.value.remedy
         details = err.value.details
         assert details['decision']['refused'] is True and details['strategy']['started'] is None
-        assert details['dirty_rate']['elapsed_s'] == 1.2 and measures.calls == [(['web1'], 1)]
+        # the refusal was confirmed by a sample three times as long (the same rate: no working set seen)
+        assert details['dirty_rate']['elapsed_s'] == 2.4 and measures.calls == [(['web1'], 1), (['web1'], 3)]
+        assert details['prediction']['working_set_source'] == 'assumed'
+
+    def test_a_longer_sample_that_shows_a_small_working_set_lifts_the_refusal(self, libvirt_error, monkeypatch):
+        """12 MiB/s over 1 s, 3 MiB/s over 3 s: the writer fills a 12 MiB set, not the whole memory,
+        and pre-copy converges within 2 s of downtime; on the first sample alone it was refused."""
+        calls = []
+
+        def measure(doms, seconds):
+            calls.append(seconds)
+            rate = {1: 12, 3: 3}[seconds] * MIB
+            result = DirtyRateResult('web1', 'measured', dirty_rate_bps=rate, calc_period_s=seconds, vcpu_busy_share=0.05)
+            return DirtyRateReport(results=(result,), seconds=seconds, budget_s=seconds + 1.5, elapsed_s=seconds + 0.2)
+        monkeypatch.setattr(_strategy_run, 'measure_dirty_rates', measure)
+        run, options = prepare(FakeDom(libvirt_error), bandwidth=10, auto_converge=False, max_downtime=2000)
+        report = run.report()
+        assert calls == [1, 3] and report['strategy']['started'] == 'precopy_steps'
+        assert (report['prediction']['working_set_source'], report['prediction']['working_set_bytes']) == \
+            ('measured', 12 * MIB)
+        assert report['dirty_rate']['results'][0]['samples'] == [[1, 12 * MIB], [3, 3 * MIB]]
+        assert run.course(135).load.working_set_bytes == 12 * MIB  # the course check keeps the measured set
+
+    def test_a_guest_that_is_not_refused_is_sampled_once(self, libvirt_error, measures):
+        prepare(FakeDom(libvirt_error), bandwidth=100)
+        assert measures.calls == [(['web1'], 1)]
 
     def test_try_anyway_starts_the_adaptive_policy(self, libvirt_error, measures):
         run, options = prepare(FakeDom(libvirt_error), bandwidth=10, auto_converge=False, try_anyway=True)
