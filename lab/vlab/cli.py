@@ -86,6 +86,8 @@ def parser():
     d.add_argument("host")
     d.add_argument("--size", type=int, default=8, metavar="MiB")
     f.add_parser("stream-reset", help="TCP resets on the migration ports of a hypervisor until clear").add_argument("host")
+    f.add_parser("tcp-give-up", help="TCP on the host gives up on a silent peer after 4 retransmissions (seconds) "
+                 "instead of 15 (minutes), until clear").add_argument("host")
     n = f.add_parser("netem", help="rate limit and packet loss on a host's link")
     n.add_argument("host")
     n.add_argument("--delay", type=int, default=0, metavar="MS")
@@ -168,7 +170,9 @@ def cmd_images(args):
         wanted.add(layout.STORAGE_RELEASE)
         dummy_paths, changes = prepare(sorted(wanted))
         with prepare_lock():
-            upgrade_repo.ensure("bookworm", log=print)
+            # bookworm's: the rolling upgrade test; trixie's: libvirt 12.9 for the post-copy recovery test
+            for release in ("bookworm", "trixie"):
+                upgrade_repo.ensure(release, log=print)
         print("lab images ready in %.0fs%s" % (time.monotonic() - started, "" if changes else ": nothing to build"))
     cached = sorted(p for p in images.IMAGES_DIR.glob("*-*") if p.is_dir()) if images.IMAGES_DIR.is_dir() else []
     current = {images.image_path(images.image_key(r, d)) for r in images.RELEASES for d in daemons.LAYOUTS}
@@ -257,6 +261,8 @@ def cmd_fault(args):
         faults.netem(lab, args.host, args.delay, args.loss, args.rate)
     elif args.fcmd == "stream-reset":
         faults.stream_reset(lab, args.host)
+    elif args.fcmd == "tcp-give-up":
+        faults.tcp_retries(lab, args.host, faults.TCP_RETRIES2_GIVE_UP)
     elif args.fcmd == "clear":
         faults.clear(lab, args.host)
     elif args.fcmd == "disk-full":

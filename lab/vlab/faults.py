@@ -1,6 +1,6 @@
-"""Faults for the fault-injection tests: cut a host's link, shape or drop its traffic,
-stop and start its libvirtd, fill its local image directory, power a hypervisor off and on,
-reboot a host.
+"""Faults for the fault-injection tests: cut a host's link, shape or drop its traffic, make its
+TCP give up on a silent peer in seconds, stop and start its libvirtd, fill its local image
+directory, power a hypervisor off and on, reboot a host.
 
 This kernel has no sch_netem, so there is no way to add delay here: `netem --delay` is
 refused with that reason. Rate limits use tbf (both directions), loss uses nftables'
@@ -12,6 +12,10 @@ from . import config, net, services, storage
 from .proc import LabError, run, stop, wait_for
 
 FAULT_TABLE = "virtlab_fault"
+# The kernel's default net.ipv4.tcp_retries2: 15 retransmissions of unanswered data (about 15
+# minutes) before TCP gives up on a connection; `tcp-give-up` lowers it until `clear`.
+TCP_RETRIES2_DEFAULT = 15
+TCP_RETRIES2_GIVE_UP = 4
 DISK_FULL_SOURCE = "virtlab-disk-full"  # the tmpfs' source name: how `disk-free` finds our mount
 
 
@@ -84,6 +88,17 @@ def stream_reset(lab, host):
             FAULT_TABLE, FAULT_TABLE, FAULT_TABLE, low, high)))
 
 
+def tcp_retries(lab, host, retries):
+    """net.ipv4.tcp_retries2 in the host's network namespace (set from outside it: the machine's
+    /proc/sys is read-only inside).  With 4, a connection whose peer stops answering fails after a
+    few seconds of retransmissions, as any connection does after a long outage (with the default 15,
+    about 15 minutes): a post-copy stream cut off then dies on both hosts instead of resuming when
+    the link is back, which is the case post-copy recovery is for."""
+    h = lab.host(host)
+    run(["ip", "netns", "exec", config.netns_name(h.name), "sysctl", "-q", "-w",
+         "net.ipv4.tcp_retries2=%d" % retries], host=h.name, step="fault tcp-give-up")
+
+
 def disk_full(lab, host, size_mib):
     """Mount a `size_mib` tmpfs over the host's local image directory, in its own mount namespace:
     a destination whose disk is (nearly) full for storage-copy faults. It hides what is there until
@@ -115,6 +130,7 @@ def clear(lab, host):
     for prefix, dev in (([], config.netns_name(h.name)), (["-n", config.netns_name(h.name)], "eth0")):
         run(["tc"] + prefix + ["qdisc", "del", "dev", dev, "root"], host=h.name, check=False)
     h.run(["nft", "delete", "table", "inet", FAULT_TABLE], check=False)
+    tcp_retries(lab, host, TCP_RETRIES2_DEFAULT)
     link(lab, host, up=True)
 
 

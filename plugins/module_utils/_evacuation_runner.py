@@ -46,7 +46,7 @@ MIGRATE_DEFAULTS = option_defaults()
 PASSTHROUGH = ('bandwidth', 'max_downtime', 'allow_postcopy', 'postcopy_bandwidth', 'auto_converge',
                'auto_converge_initial', 'auto_converge_increment', 'timeout', 'poll_interval', 'policy',
                'compression', 'parallel_connections', 'tls', 'tunnelled', 'migrate_uri', 'shutdown_timeout',
-               'force_shutdown', 'strategy', 'try_anyway', 'dirty_rate_seconds')
+               'force_shutdown', 'strategy', 'try_anyway', 'dirty_rate_seconds', 'postcopy_resume_after')
 
 
 def host_uri(host, transport, local_host=None):

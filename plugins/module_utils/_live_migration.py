@@ -110,10 +110,16 @@ class LiveMigrationSteps:
             if adopt else ''
         if moved:
             self._remove_source_copies(sides.src_conn, [d['path'] for d in storage if d['action'].startswith('copy')])
-            self.result['msg'] = '%sMigrated %s from %s to %s in %.1f s (downtime %s ms)%s' % (
-                what, dom.name(), self.src_host, self.dst_host, stats['total_time_ms'] / 1000.0, stats['downtime_ms'],
+            downtime = 'unknown' if stats['downtime_ms'] is None else '%s ms' % stats['downtime_ms']
+            self.result['msg'] = '%sMigrated %s from %s to %s in %.1f s (downtime %s)%s' % (
+                what, dom.name(), self.src_host, self.dst_host, stats['total_time_ms'] / 1000.0, downtime,
                 '; it stays paused, as its user left it' if self.paused_by_user else '')
-            if job.error is not None:
+            resumed = resumed_after_s(self.result.get('postcopy_recovery'))
+            if resumed is not None:
+                self.result['msg'] += ('; its post-copy was interrupted (%s) and resumed on a new connection %.0f s '
+                                       'after the failure (postcopy_recovery); the time above is up to the failure'
+                                       % (job.error_message(), resumed))
+            elif job.error is not None:
                 self.result['msg'] += '; libvirt reported an error (%s) but the guest runs on %s' % (
                     job.error_message(), self.dst_host)
             return self.result
@@ -142,7 +148,9 @@ class LiveMigrationSteps:
         network outage and finish anyway (seen with libvirt 9.0 / QEMU 7.2): while the guest's
         memory is split between the hosts, destroying either half would lose it, so watch both
         hosts until the split resolves or the timeout passes; the caller then reports or repairs."""
-        recovery = PostcopyRecovery(self.uuid, uri, spec, self.result) if spec is not None else None  # (libvirt >= 8.5)
+        recovery = None
+        if spec is not None:  # (libvirt >= 8.5)
+            recovery = PostcopyRecovery(self.uuid, uri, spec, self.result, stall_limit_s=self.p['postcopy_resume_after'])
 
         def settled():
             src_conn = self.client.reopen_if_dead(self.client.uri)
@@ -183,6 +191,13 @@ class LiveMigrationSteps:
                     disk['path'], self.dst_host), remedy='Remove the stale volume on the destination first.')
             created.append(disk['path'])
         return created
+
+
+def resumed_after_s(recovery):
+    """Seconds from the post-copy failure to the resume that succeeded (``postcopy_recovery``'s
+    report), None when no resume succeeded."""
+    attempts = (recovery or {}).get('attempts') or []
+    return next((a['at_s'] for a in attempts if a.get('result') == 'resumed'), None)
 
 
 def postcopy_halves(src_host, dst_host, samples):

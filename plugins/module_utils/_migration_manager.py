@@ -286,6 +286,8 @@ class MigrationManager(LiveMigrationSteps):
             problems.append('shutdown_timeout=%s must be between 1 and 86400 seconds' % p['shutdown_timeout'])
         if p['memory_margin_mib'] is not None and not 0 <= p['memory_margin_mib'] <= 1048576:
             problems.append('memory_margin_mib=%s must be between 0 and 1048576' % p['memory_margin_mib'])
+        if not 10 <= p['postcopy_resume_after'] <= 86400:
+            problems.append('postcopy_resume_after=%s must be between 10 and 86400 seconds' % p['postcopy_resume_after'])
         if not 0 <= p['lock_timeout'] <= 86400:
             problems.append('lock_timeout=%s must be between 0 (refuse at once) and 86400 seconds' % p['lock_timeout'])
         if problems:

@@ -61,6 +61,7 @@ ARGUMENT_SPEC = dict(
     auto_converge_initial=dict(type='int'),
     auto_converge_increment=dict(type='int'),
     allow_postcopy=dict(type='bool', default=False),
+    postcopy_resume_after=dict(type='int', default=150),
     unsafe=dict(type='bool', default=False),
     policy=dict(type='dict', options=POLICY_SPEC),
     strategy=dict(type='str', default='auto', choices=['auto', 'precopy', 'auto_converge', 'postcopy', 'adaptive']),

@@ -42,7 +42,7 @@ RESUME_MIN_LIBVIRT = 8005000          # VIR_MIGRATE_POSTCOPY_RESUME, VIR_DOMAIN_
 # No flag or parameter avoids that path, so a resume towards those versions is never tried.
 RESUME_CRASHES_DESTINATION = (11002000, 11004000)   # [first affected, first fixed)
 # QEMU's own stream gets this long without progress, counted from when the destination answers
-# again, before it counts as dead: its TCP connection often survives an outage and retransmits
+# again, before it counts as dead (virt_migrate's postcopy_resume_after, this by default): its TCP connection often survives an outage and retransmits
 # with a backoff of up to two minutes (Linux's largest retransmission timeout is 120 s), and a
 # stream that goes on finishes by itself (seen on libvirt 9.0 and 11.3), the gentlest outcome.
 # Pausing it for a resume is for a dead stream only.
@@ -59,13 +59,16 @@ def format_lib(version):
     return '%d.%d.%d' % (version // 1000000, (version // 1000) % 1000, version % 1000) if version else 'unknown'
 
 
-def decide(split, src_libvirt, dst_libvirt, dest_reachable, stalled_s, attempts, daemon_lost, since_attempt_s):
+def decide(split, src_libvirt, dst_libvirt, dest_reachable, stalled_s, attempts, daemon_lost, since_attempt_s,
+           stall_limit_s=STALL_S):
     """(action, why) for one look at a split guest.
 
     ``split``: the guest is split by a failed post-copy (source paused post-copy failed, destination
     running or paused by post-copy); ``stalled_s``: seconds without progress of QEMU's stream (None:
     progress unknown, counted from the failure); ``attempts``: resumes tried; ``daemon_lost``: the
-    destination's libvirt daemon restarted during a resume; ``since_attempt_s``: since the last try."""
+    destination's libvirt daemon restarted during a resume; ``since_attempt_s``: since the last try;
+    ``stall_limit_s``: how long the stream may make no progress before it counts as dead
+    (virt_migrate's ``postcopy_resume_after``, default STALL_S)."""
     if not split:
         return NOTHING, 'the guest is not split by a failed post-copy'
     oldest = min(v for v in (src_libvirt, dst_libvirt) if v) if (src_libvirt and dst_libvirt) else None
@@ -85,7 +88,7 @@ def decide(split, src_libvirt, dst_libvirt, dest_reachable, stalled_s, attempts,
         return GIVE_UP, '%d resumes failed' % attempts
     if not dest_reachable:
         return WAIT, 'the destination cannot be reached yet'
-    if stalled_s is not None and stalled_s < STALL_S:
+    if stalled_s is not None and stalled_s < stall_limit_s:
         return WAIT, "QEMU's own stream made progress %.0f s ago: it may still finish by itself" % stalled_s
     if attempts and since_attempt_s is not None and since_attempt_s < RETRY_S:
         return WAIT, 'the last resume failed %.0f s ago' % since_attempt_s
@@ -105,8 +108,9 @@ class PostcopyRecovery:
     typed parameters, ``_migration_flags.MigrationSpec``); ``result`` the module's result, whose
     ``postcopy_recovery`` entry reports what was tried."""
 
-    def __init__(self, uuid, dest_uri, spec, result, clock=time.monotonic):
+    def __init__(self, uuid, dest_uri, spec, result, clock=time.monotonic, stall_limit_s=STALL_S):
         self.uuid = uuid
+        self.stall_limit_s = stall_limit_s
         self.dest_uri = dest_uri
         self.spec = spec
         self.clock = clock
@@ -143,7 +147,8 @@ class PostcopyRecovery:
             self.daemon_lost = True
         action, why = decide(is_split(src_view, dst_view), library_version(src_conn), library_version(dst_conn),
                              dst_view.reachable, stalled_s, len(self.report['attempts']), self.daemon_lost,
-                             None if self.last_attempt is None else now - self.last_attempt)
+                             None if self.last_attempt is None else now - self.last_attempt,
+                             stall_limit_s=self.stall_limit_s)
         self.report.update(action=action, why=why)
         self.result['postcopy_recovery'] = self.report
         if action == RESUME and dom is not None:

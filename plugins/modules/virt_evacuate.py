@@ -191,7 +191,7 @@ options:
     description:
       - Options of M(kvmops.migration.virt_migrate) applied to every migration, e.g. C(bandwidth), C(max_downtime),
         C(timeout), C(allow_postcopy), C(shutdown_timeout), C(force_shutdown), C(strategy), C(try_anyway),
-        C(dirty_rate_seconds). The forecast uses the same limits.
+        C(dirty_rate_seconds), C(postcopy_resume_after). The forecast uses the same limits.
     type: dict
     default: {}
   maintenance:

@@ -129,6 +129,16 @@ options:
   postcopy_bandwidth:
     description: Bandwidth limit of the post-copy phase in MiB/s. Needs O(allow_postcopy=true).
     type: int
+  postcopy_resume_after:
+    description:
+      - Seconds that a failed post-copy's stream (the guest split between the hosts) may make no progress, counted
+        from when the destination answers again, before the task pauses it and resumes the migration on a new
+        connection (RV(postcopy_recovery)). Until then QEMU's own stream may still recover by itself - after an
+        outage TCP retransmits with a backoff of up to two minutes, hence the default.
+      - Lower it where a broken stream is known to be dead at once (e.g. TCP gives up quickly on these hosts);
+        the guest's vCPUs wait for the pages it still needs all that time.
+    type: int
+    default: 150
   max_downtime:
     description:
       - Upper bound, in milliseconds, of the pause at the end of a live migration. The policy starts
@@ -620,8 +630,8 @@ postcopy_split:
 postcopy_recovery:
   description:
     - What the task did about a post-copy whose stream broke (the guest split between the hosts). With libvirt 8.5
-      or newer on both hosts, once QEMU's own stream has made no progress for 150 seconds while the destination
-      answers, the task pauses it (C(VIR_DOMAIN_ABORT_JOB_POSTCOPY)) and resumes the migration on a new connection
+      or newer on both hosts, once QEMU's own stream has made no progress for O(postcopy_resume_after) seconds while the
+      destination answers, the task pauses it (C(VIR_DOMAIN_ABORT_JOB_POSTCOPY)) and resumes the migration on a new connection
       (C(migrateToURI3) with the original flags plus C(VIR_MIGRATE_POSTCOPY) and C(VIR_MIGRATE_POSTCOPY_RESUME)),
       up to three times, never again after a resume during which the destination's libvirt daemon restarted, and
       never towards a destination with libvirt 11.2 or 11.3, whose daemon crashes on a resume (fixed in 11.4).

@@ -290,6 +290,21 @@ def test_netem_loss_and_rate_apply_and_clear_and_delay_is_refused(labh):
     assert virtlab("exec", "host-c", "--", "nft", "list", "table", "inet", "virtlab_fault", check=False).returncode != 0
 
 
+def test_tcp_give_up_lowers_the_hosts_retransmissions_until_clear(labh):
+    """The host's own network namespace: what its QEMU and libvirtd sockets use (not the control node's)."""
+    def retries():
+        return subprocess.run(["ip", "netns", "exec", lab_config.netns_name("host-c"), "sysctl", "-n",
+                               "net.ipv4.tcp_retries2"], capture_output=True, text=True, check=True).stdout.strip()
+    virtlab("fault", "tcp-give-up", "host-c")
+    try:
+        assert retries() == "4"
+        with open("/proc/sys/net/ipv4/tcp_retries2", encoding="utf-8") as handle:
+            assert handle.read().strip() == "15"  # the control node's stays the kernel's default
+    finally:
+        virtlab("fault", "clear", "host-c")
+    assert retries() == "15"
+
+
 def parent_pid(pid):
     with open("/proc/%d/stat" % pid) as stat:
         return int(stat.read().rsplit(")", 1)[1].split()[1])

@@ -9,7 +9,7 @@ import pytest
 
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import InvalidInputError
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import read_domain
-from ansible_collections.kvmops.migration.plugins.module_utils._live_migration import postcopy_halves
+from ansible_collections.kvmops.migration.plugins.module_utils._live_migration import postcopy_halves, resumed_after_s
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_spec import default_timeout_s, dest_uri
 
 
@@ -194,3 +194,11 @@ def test_wait_false_refuses_cold_and_offline_before_doing_anything(monkeypatch):
     for mode in ('cold', 'offline'):
         with pytest.raises(InvalidInputError, match='wait=false is for mode=live'):
             manager(monkeypatch, wait=False, mode=mode).run()
+
+
+def test_the_resume_that_succeeded_is_the_one_reported():
+    recovery = {'action': 'resume', 'attempts': [{'at_s': 150.9, 'error': 'cannot acquire state change lock'},
+                                                 {'at_s': 161.2, 'result': 'resumed'}]}
+    assert resumed_after_s(recovery) == 161.2
+    assert resumed_after_s({'attempts': [{'at_s': 150.9, 'error': 'x'}]}) is None
+    assert resumed_after_s(None) is None

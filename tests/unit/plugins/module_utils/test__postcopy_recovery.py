@@ -50,6 +50,13 @@ def test_the_decision(reachable, stalled, attempts, since, expected):
     assert decide(True, NEW, NEW, reachable, stalled, attempts, False, since)[0] == expected
 
 
+def test_the_operator_sets_how_long_a_stalled_stream_waits():
+    # postcopy_resume_after: 30 where TCP is known to give up at once (the lab's recovery case)
+    assert decide(True, NEW, NEW, True, 30, 0, False, None, stall_limit_s=30)[0] == RESUME
+    assert decide(True, NEW, NEW, True, 29, 0, False, None, stall_limit_s=30)[0] == WAIT
+    assert decide(True, NEW, NEW, True, 30, 0, False, None)[0] == WAIT  # the default: STALL_S
+
+
 @pytest.mark.parametrize('destination', [11002000, 11003000, 11003001])
 def test_no_resume_towards_a_libvirt_whose_destination_daemon_crashes_on_it(destination):
     action, why = decide(True, NEW, destination, True, STALL_S + 50, 0, False, None)
