@@ -31,6 +31,7 @@ from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks
     UNCOMPARABLE_CPU_MODES,
     check_cpu,
     check_machine_type,
+    check_postcopy_versions,
     check_version,
 )
 from ansible_collections.kvmops.migration.plugins.module_utils._libvirt_constants import (
@@ -161,11 +162,13 @@ def guest_checks(guest, source, destination, cpus):
                                versions=(source['qemu'], destination['qemu']))] + cpus.checks(cpu_guest)
 
 
-def guest_compatibility(dom, dst_conn, mode='live'):
+def guest_compatibility(dom, dst_conn, mode='live', postcopy=False):
     """virt_migrate's precheck: the version, machine type and CPU verdicts for moving ``dom`` (a
     virDomain on the source) to the host behind ``dst_conn`` with ``mode``. A live (or paused) move
     judges what runs now and what the guest boots with next; a cold move what it boots with (it is
-    started there); an offline move starts nothing, so nothing is judged. Reads only."""
+    started there); an offline move starts nothing, so nothing is judged. ``postcopy``: a live move
+    that may switch to post-copy, which needs the same QEMU release on both hosts
+    (``check_postcopy_versions``). Reads only."""
     if mode == 'offline':
         return []
     src_conn = dom.connect()
@@ -176,5 +179,8 @@ def guest_compatibility(dom, dst_conn, mode='live'):
         guest = dict(inactive, judge_live_cpu=False, inactive_cpu=inactive['cpu'], cpu=None)
     else:
         guest = dict(parse_domain(dom.XMLDesc(0)), inactive_cpu=inactive['cpu'] if inactive else None)
-    return version_checks(source, destination) + guest_checks(guest, source, destination,
-                                                              CpuQuestions(src_conn, dst_conn))
+    checks = version_checks(source, destination) + guest_checks(guest, source, destination,
+                                                                CpuQuestions(src_conn, dst_conn))
+    if postcopy and mode == 'live':
+        checks.append(check_postcopy_versions(source['qemu'], destination['qemu']))
+    return checks

@@ -252,7 +252,8 @@ class MigrationManager(LiveMigrationSteps):
         guest = facts['name']
         checks = [check_interface(guest, iface, dest_network_facts(dst_conn, iface['network']))
                   for iface in facts['interfaces'] if iface['type'] == 'network']
-        checks.extend(guest_compatibility(dom, dst_conn, self.p['mode']))  # versions, machine type, CPU
+        # versions, machine type, CPU; with allow_postcopy, the same QEMU release on both hosts
+        checks.extend(guest_compatibility(dom, dst_conn, self.p['mode'], postcopy=bool(self.p['allow_postcopy'])))
         if self.domain_active and self.p['mode'] != 'offline':
             checks.append(check_memory(guest, facts['memory_kib'] or 0, dest_available_memory(dst_conn),
                                        self.p['memory_margin_mib']))

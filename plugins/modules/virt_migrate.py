@@ -200,6 +200,10 @@ options:
         O(max_downtime) can send (O(policy.postcopy_start)), and in any case when pre-copy stalls. Post-copy always
         finishes, but a network failure during post-copy can freeze and lose the guest (its memory is split
         between the hosts), so it is never part of the default policy.
+      - With O(precheck=true) (the default) a live migration with post-copy allowed is refused, before anything
+        moves, between hosts of different QEMU releases (major.minor; check C(versions.postcopy)) - the destination
+        reads the guest's device state only at the switch-over, and a refusal there costs the guest in post-copy
+        (pre-copy fails safely instead).
     type: bool
     default: false
   unsafe:

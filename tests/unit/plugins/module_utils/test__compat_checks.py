@@ -12,7 +12,11 @@ import pytest
 from ansible_collections.kvmops.migration.plugins.module_utils import _compat_checks
 from ansible_collections.kvmops.migration.plugins.module_utils._compat_checks import guest_compatibility
 from ansible_collections.kvmops.migration.plugins.module_utils._migration_history import HistoryEntry
-from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks import check_cpu, check_machine_type
+from ansible_collections.kvmops.migration.plugins.module_utils._preflight_checks import (
+    check_cpu,
+    check_machine_type,
+    check_postcopy_versions,
+)
 from ansible_collections.kvmops.migration.plugins.module_utils._domain_xml import parse_capabilities, parse_domain
 from ansible_collections.kvmops.migration.tests.unit.plugins.module_utils.preflight_data import (
     CAPS_XML,
@@ -169,3 +173,26 @@ def test_paused_guests_that_may_move(paused_now, history, qemu):
 
 def test_a_failed_paused_attempt_does_not_count():
     assert _compat_checks.paused_arrival_hazard(True, (_entry('paused', completed=False),), 7002019) is None
+
+
+def test_postcopy_needs_the_same_qemu_release_on_both_hosts():
+    """The lab lost a post-copy guest from QEMU 10.0 to 11.1: the device state is refused only at the
+    switch-over.  The same release (any micro version) is fine; unreadable versions are a warning."""
+    refused = check_postcopy_versions(10000013, 11001003)
+    assert refused['status'] == 'fail' and '10.0.13' in refused['detail'] and '11.1.3' in refused['detail']
+    assert 'without allow_postcopy' in refused['remedy']
+    assert check_postcopy_versions(10000013, 10000002)['status'] == 'ok'
+    assert check_postcopy_versions(None, 10000002)['status'] == 'warn'
+
+
+def test_the_precheck_judges_postcopy_only_when_a_live_move_may_use_it():
+    src = Host(CAPS_XML, BOOKWORM)
+    dst = Host(TRIXIE_CAPS.replace('<machine maxCpus=\'288\'>pc-q35-10.0</machine>',
+                                   "<machine>pc-q35-10.0</machine><machine>pc-i440fx-7.2</machine>"), TRIXIE)
+    assert by_name(guest_compatibility(Dom(src, dom_xml()), dst, postcopy=True))['versions.postcopy']['status'] == 'fail'
+    assert 'versions.postcopy' not in by_name(guest_compatibility(Dom(src, dom_xml()), dst))
+    running = dom_xml()
+    assert 'versions.postcopy' not in by_name(guest_compatibility(Dom(src, running, inactive=running), dst, mode='cold',
+                                                                  postcopy=True))
+    same = Host(CAPS_XML, BOOKWORM)
+    assert by_name(guest_compatibility(Dom(src, dom_xml()), same, postcopy=True))['versions.postcopy']['status'] == 'ok'

@@ -89,7 +89,7 @@ def manager(monkeypatch, free_disk_mib=4096, active=True, compat=(), **params):
     from ansible_collections.kvmops.migration.plugins.module_utils import _migration_manager as mm
     monkeypatch.setattr(mm, 'free_bytes_at', lambda conn, directory, host: free_disk_mib * 1024 ** 2)
     # Versions, machine type and CPU (_compat_checks, tested in test__compat_checks): given here.
-    monkeypatch.setattr(mm, 'guest_compatibility', lambda dom, dst_conn, mode: list(compat))
+    monkeypatch.setattr(mm, 'guest_compatibility', lambda dom, dst_conn, mode, postcopy=False: list(compat))
     mgr = mm.MigrationManager(FakeKvm(**params))
     mgr.domain_active = active
     mgr.dst_host = 'host-b'
