@@ -40,13 +40,13 @@ def wait_for_job(labh, host, name, timeout=60, running=None):
     raise AssertionError("no migration job started for %s on %s" % (name, host))
 
 
-def migrate_with_fault(labh, name, inject, restore, after_s=3.0, args=None):
-    """Run virt_migrate in the background, inject the fault `after_s` into the job, restore."""
+def migrate_with_fault(labh, name, inject, restore, after_s=3.0, args=None, source="host-a"):
+    """Run virt_migrate on `source` in the background, inject the fault `after_s` into the job, restore."""
     params = dict(MIGRATE, name=name, **(args or {}))
     with ThreadPoolExecutor(1) as pool:
-        running = pool.submit(run_module, "host-a", "virt_migrate", params)
+        running = pool.submit(run_module, source, "virt_migrate", params)
         try:
-            wait_for_job(labh, "host-a", name, running=running)
+            wait_for_job(labh, source, name, running=running)
             time.sleep(after_s)
             inject()
             return running.result(timeout=300)
@@ -120,13 +120,19 @@ def test_link_cut_during_precopy(labh, guest):
     rerun_converges(labh, guest, snap)
 
 
-def test_five_percent_packet_loss(labh, guest):
-    snap = invariant.Snapshot(labh, guest)
-    res = migrate_with_fault(labh, guest, lambda: virtlab("fault", "netem", "host-b", "--loss", "5"),
-                             lambda: virtlab("fault", "clear", "host-b"), after_s=0.5)
+def test_five_percent_packet_loss(labh, make_guest):
+    """Run between the trixie hosts (QEMU 10.0): twice in CI runs on 2026-12-06 the guest moved
+    host-a -> host-b (QEMU 7.2) under this loss and its kernel died about 16 s after boot (a panic in
+    error_entry; an instruction fetch from a vmalloc address), the QEMU 7.2 TCG migration defect
+    (docs/lab.md), not the loss, which TCP hides."""
+    src, dst = "host-c", "host-d"
+    name = make_guest("ft-five-percent-loss", src, *GUEST_OPTS)
+    snap = invariant.Snapshot(labh, name)
+    res = migrate_with_fault(labh, name, lambda: virtlab("fault", "netem", dst, "--loss", "5"),
+                             lambda: virtlab("fault", "clear", dst), after_s=0.5, args={"dest": dst}, source=src)
     # TCP hides 5% loss: the migration must still finish (more slowly), never lose the guest.
     assert not res.get("failed"), res
-    invariant.check(labh, guest, expect_on="host-b", snapshot=snap)
+    invariant.check(labh, name, expect_on=dst, snapshot=snap)
 
 
 def test_bandwidth_drops_to_one_mib_per_second_mid_run(labh, guest):
