@@ -24,12 +24,11 @@ of the time cannot need more than 5 % to dirty what it dirties).
 
 A 1-second sample says little about the guest's working set: a writer that fills a 96 MiB set at
 64 MiB/s reads 64 MiB/s, and so does one that sweeps its whole memory.  :func:`probe_working_sets`
-samples again for longer (``SATURATION_SECONDS``) and :func:`combine_samples` compares the two: if
+samples again for ``PROBE_FACTOR`` times as long and :func:`combine_samples` compares the two: if
 the longer period dirtied clearly less than its length times the short one's rate, the set
 saturated and its size is what the longer period dirtied; otherwise both samples are pooled into
-one rate with twice the precision.  The forecast of an evacuation and ``strategy: auto`` (before it
-refuses, or when it would otherwise assume the whole memory dirty) use it for guests whose history
-does not give a working set.
+one rate with twice the precision.  The forecast of an evacuation and the preflight use it for
+guests whose history does not give a working set, ``strategy: auto`` for a guest it would refuse.
 
 The pure helpers (``*_from_stats``, ``combine_samples``) are unit-tested without libvirt.
 """
@@ -75,7 +74,7 @@ SAMPLED_BYTES_PER_PAGE = 2 * MIB
 # saturates reads well under three times the first count (measured on the lab: a 64 MiB/s writer
 # in a 96 MiB set read 52-68 MiB in 1 s and 84-114 MiB in 3 s; in 2 s it read 84-110 MiB, too
 # close to twice the first sample to tell apart from noise).
-SATURATION_SECONDS = 3
+PROBE_FACTOR = 3
 # One-sided z-score above which the longer sample's shortfall is not sampling noise (5 %).
 SATURATION_Z = 1.645
 _UNSUPPORTED_CODES = (VIR_ERR_NO_SUPPORT, VIR_ERR_OPERATION_UNSUPPORTED)
@@ -344,8 +343,8 @@ def measured_rate(report, name):
     return result.dirty_rate_bps if result is not None and result.status == 'measured' else None
 
 
-def probe_working_sets(domains, first, seconds=SATURATION_SECONDS, measure=None) -> DirtyRateReport:
-    """Sample again, for ``seconds``, the guests of ``domains`` (virDomain) whose result in
+def probe_working_sets(domains, first, seconds=None, measure=None) -> DirtyRateReport:
+    """Sample again, for ``seconds`` (default PROBE_FACTOR times ``first``'s period), the guests of ``domains`` (virDomain) whose result in
     ``first`` (a DirtyRateReport) is ``measured``, all at once, and return ``first`` with those
     results combined (:func:`combine_samples`); a guest whose second sample failed keeps its
     first result.  The report's ``elapsed_s`` and ``budget_s`` count both measurements.
@@ -353,6 +352,7 @@ def probe_working_sets(domains, first, seconds=SATURATION_SECONDS, measure=None)
     wanted = [dom for dom in domains if measured_rate(first, dom.name())]  # a guest dirtying nothing has no set
     if not wanted:
         return first
+    seconds = seconds or PROBE_FACTOR * first.seconds
     second = (measure or measure_dirty_rates)(wanted, seconds=seconds)
     results = []
     for result in first.results:

@@ -29,7 +29,6 @@ from __future__ import annotations
 from ansible_collections.kvmops.migration.plugins.module_utils._errors import is_libvirt_error
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import MIB
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import (
-    SATURATION_SECONDS,
     measure_dirty_rates,
     probe_working_sets,
     resident_bytes,
@@ -92,7 +91,7 @@ def _measure(conn, guests, seconds, histories):
     report = measure_dirty_rates(doms, seconds=seconds)
     unknown = [dom for dom in doms
                if working_set_unknown(GuestLoad(memory_bytes=memory[dom.name()], history=histories.get(dom.name(), ())))]
-    report = probe_working_sets(unknown, report, seconds=SATURATION_SECONDS * seconds, measure=measure_dirty_rates)
+    report = probe_working_sets(unknown, report, measure=measure_dirty_rates)
     return dict((result.name, result) for result in report.results), resident, report
 
 

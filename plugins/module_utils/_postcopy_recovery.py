@@ -42,7 +42,8 @@ RESUME_MIN_LIBVIRT = 8005000          # VIR_MIGRATE_POSTCOPY_RESUME, VIR_DOMAIN_
 # No flag or parameter avoids that path, so a resume towards those versions is never tried.
 RESUME_CRASHES_DESTINATION = (11002000, 11004000)   # [first affected, first fixed)
 # QEMU's own stream gets this long without progress, counted from when the destination answers
-# again, before it counts as dead (virt_migrate's postcopy_resume_after, this by default): its TCP connection often survives an outage and retransmits
+# again, before it counts as dead (virt_migrate's postcopy_resume_after; this is its default):
+# its TCP connection often survives an outage and retransmits
 # with a backoff of up to two minutes (Linux's largest retransmission timeout is 120 s), and a
 # stream that goes on finishes by itself (seen on libvirt 9.0 and 11.3), the gentlest outcome.
 # Pausing it for a resume is for a dead stream only.

@@ -22,7 +22,7 @@ import threading
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import MIB
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import (
     DEFAULT_GRACE_S,
-    SATURATION_SECONDS,
+    PROBE_FACTOR,
     measure_dirty_rates,
     probe_working_sets,
 )
@@ -64,7 +64,7 @@ class DirtyRateProbe:
         try:
             report = self._measure(self.domains, seconds=self.seconds)
             if self.probe:
-                report = probe_working_sets(self.probe, report, seconds=SATURATION_SECONDS * self.seconds,
+                report = probe_working_sets(self.probe, report, seconds=PROBE_FACTOR * self.seconds,
                                             measure=self._measure)
             self._report = report
         except Exception as exc:  # pylint: disable=broad-except
@@ -75,7 +75,7 @@ class DirtyRateProbe:
         if self._thread.ident is not None:  # started
             budget = self.seconds + DEFAULT_GRACE_S
             if self.probe:
-                budget += SATURATION_SECONDS * self.seconds + DEFAULT_GRACE_S
+                budget += PROBE_FACTOR * self.seconds + DEFAULT_GRACE_S
             self._thread.join(budget + JOIN_SLACK_S)
             if self._thread.is_alive():
                 self.error = 'the dirty-rate measurement did not return in time'

@@ -29,7 +29,6 @@ from ansible_collections.kvmops.migration.plugins.module_utils._errors import In
 from ansible_collections.kvmops.migration.plugins.module_utils._convergence import MIB
 from ansible_collections.kvmops.migration.plugins.module_utils._course import CourseCheck
 from ansible_collections.kvmops.migration.plugins.module_utils._dirtyrate import (
-    SATURATION_SECONDS,
     measure_dirty_rates,
     measured_rate,
     probe_working_sets,
@@ -142,8 +141,7 @@ class StrategyRun:
             # Before refusing, sample longer: the 1-s sample counts in 2 MiB steps (a 2 MiB/s writer
             # can read 8 MiB/s) and cannot see the working set; the longer one pools the rate or shows
             # the set saturated.  3 s more, only for a guest about to be refused.
-            report = probe_working_sets([dom], report, seconds=SATURATION_SECONDS * report.seconds,
-                                        measure=measure_dirty_rates)
+            report = probe_working_sets([dom], report, measure=measure_dirty_rates)
             load = guest_load(memory, report.result(dom.name()), history, rss)
             self.choice = self._chosen(requested, params, limits, report, load)
         return self._checked(dom, dst_host, params)
